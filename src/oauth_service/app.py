@@ -1,0 +1,68 @@
+"""Composition root: ``create_app(settings)`` builds the FastAPI app; its lifespan builds long-lived parts.
+
+Nothing is built at import time. ``uvicorn --factory oauth_service.app:create_app`` reads settings from the
+environment.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from oauth_service import __version__
+from oauth_service.api import health
+from oauth_service.api.errors import install_error_handlers
+from oauth_service.crypto.passwords import PasswordHasher
+from oauth_service.db.engine import make_engine, make_sessionmaker
+from oauth_service.runtime import Runtime
+from oauth_service.settings import Settings, load_settings
+
+STATIC_DIR = Path(__file__).parent / "api" / "static"
+
+
+async def build_runtime(settings: Settings) -> Runtime:
+    """Build the process-wide collaborators (engine, hasher, keys, caches)."""
+    engine = make_engine(settings)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        passwords=PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_cost,
+            parallelism=settings.argon2_parallelism,
+        ),
+    )
+
+
+async def close_runtime(runtime: Runtime) -> None:
+    """Release what ``build_runtime`` opened."""
+    await runtime.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application for ``settings`` (default: from the environment)."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await build_runtime(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await close_runtime(runtime)
+
+    app = FastAPI(
+        title="oauth-service",
+        version=__version__,
+        description="OAuth 2.0 authorization server: RFC 6749 grants, PKCE, JWT access tokens (RFC 9068).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(health.router)
+    return app

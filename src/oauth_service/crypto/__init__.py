@@ -1,0 +1,1 @@
+"""Cryptographic primitives: JWT signing, password hashing, opaque tokens. Nothing here knows OAuth."""

@@ -1,0 +1,230 @@
+"""SQLModel tables. Table classes never leave ``oauth_service.db``; stores map rows to ``oauth.models``.
+
+Secrets (refresh tokens, codes, client secrets, session ids) are stored only as SHA-256 hex digests.
+Scope and grant-type sets are stored in their wire form: space-separated, sorted.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from oauth_service.db.types import UTCDateTime
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index)
+    )
+
+
+def _fk(target: str, *, nullable: bool = False, index: bool = True) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(
+            String(255),
+            ForeignKey(target, ondelete="CASCADE"),
+            nullable=nullable,
+            index=index,
+        ),
+    )
+
+
+class UserRow(SQLModel, table=True):
+    """A resource owner; ``email_normalized`` makes emails unique case-insensitively."""
+
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=36)
+    email: str = Field(max_length=320)
+    email_normalized: str = Field(max_length=320, unique=True, index=True)
+    password_hash: str = Field(max_length=255)
+    is_active: bool = True
+    is_admin: bool = False
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class ClientRow(SQLModel, table=True):
+    """A registered client."""
+
+    __tablename__ = "clients"
+
+    client_id: str = Field(primary_key=True, max_length=255)
+    secret_hash: str | None = Field(default=None, max_length=128)
+    name: str = Field(max_length=255)
+    is_public: bool = False
+    grant_types: str = Field(default="", sa_column=Column(Text, nullable=False))
+    redirect_uris: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    scopes: str = Field(default="", sa_column=Column(Text, nullable=False))
+    token_endpoint_auth_method: str = Field(
+        default="client_secret_basic", max_length=32
+    )
+    is_first_party: bool = False
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class ScopeRow(SQLModel, table=True):
+    """A scope with the description shown on the consent page."""
+
+    __tablename__ = "scopes"
+
+    name: str = Field(primary_key=True, max_length=128)
+    description: str = Field(default="", max_length=512)
+    created_at: datetime = _ts()
+
+
+class AuthorizationCodeRow(SQLModel, table=True):
+    """An authorization code, bound to client, redirect URI, scope, user, auth time and PKCE challenge."""
+
+    __tablename__ = "authorization_codes"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    client_id: str = _fk("clients.client_id")
+    user_id: str = _fk("users.id")
+    redirect_uri: str | None = Field(
+        default=None, sa_column=Column(Text, nullable=True)
+    )
+    scope: str = Field(default="", sa_column=Column(Text, nullable=False))
+    code_challenge: str | None = Field(default=None, max_length=128)
+    code_challenge_method: str | None = Field(default=None, max_length=8)
+    auth_time: datetime = _ts()
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
+    used_at: datetime | None = _ts(nullable=True)
+    # What the redemption issued, so a replay can revoke it (RFC 6749 §4.1.2).
+    family_id: uuid.UUID | None = Field(default=None, index=True)
+    access_jti: str | None = Field(default=None, max_length=64)
+    access_expires_at: datetime | None = _ts(nullable=True)
+
+
+class RefreshTokenRow(SQLModel, table=True):
+    """A refresh token; rotation links tokens into a family (RFC 9700 §4.14.2)."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        Index("ix_refresh_tokens_family_live", "family_id", "revoked_at"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    family_id: uuid.UUID = Field(index=True)
+    parent_id: uuid.UUID | None = None
+    client_id: str = _fk("clients.client_id")
+    user_id: str | None = _fk("users.id", nullable=True)
+    scope: str = Field(default="", sa_column=Column(Text, nullable=False))
+    auth_time: datetime | None = _ts(nullable=True)
+    issued_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    family_expires_at: datetime = _ts(index=True)
+    rotated_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+    # The access token minted together with this refresh token; revoked with the family.
+    access_jti: str | None = Field(default=None, max_length=64)
+    access_expires_at: datetime | None = _ts(nullable=True)
+
+
+class RevokedTokenRow(SQLModel, table=True):
+    """A revoked access token id, kept until the token would have expired."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = _ts(index=True)
+    revoked_at: datetime = _ts()
+
+
+class SigningKeyRow(SQLModel, table=True):
+    """A JWT signing key shared by every replica.
+
+    ``state``: ``pending`` (published, not yet signing), ``active`` (signing), ``retired`` (published until
+    ``expires_at``, no longer signing).
+    """
+
+    __tablename__ = "signing_keys"
+
+    kid: str = Field(primary_key=True, max_length=64)
+    alg: str = Field(max_length=16)
+    private_key: str = Field(sa_column=Column(Text, nullable=False))
+    public_jwk: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    state: str = Field(default="active", max_length=16, index=True)
+    created_at: datetime = _ts()
+    activates_at: datetime = _ts()
+    retired_at: datetime | None = _ts(nullable=True)
+    expires_at: datetime | None = _ts(nullable=True)
+
+
+class ConsentRow(SQLModel, table=True):
+    """Scopes a user has granted a client, remembered for later authorizations."""
+
+    __tablename__ = "consents"
+
+    user_id: str = Field(
+        sa_column=Column(
+            String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    client_id: str = Field(
+        sa_column=Column(
+            String(255),
+            ForeignKey("clients.client_id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    scope: str = Field(default="", sa_column=Column(Text, nullable=False))
+    granted_at: datetime = _ts()
+
+
+class LoginSessionRow(SQLModel, table=True):
+    """A browser login session; the cookie carries the raw id, the table its hash."""
+
+    __tablename__ = "login_sessions"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = _fk("users.id")
+    auth_time: datetime = _ts()
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
+
+
+class AuthorizationRequestRow(SQLModel, table=True):
+    """A validated authorization request carried across the login and consent pages."""
+
+    __tablename__ = "authorization_requests"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    client_id: str = _fk("clients.client_id")
+    params: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
+
+
+class ServerSecretRow(SQLModel, table=True):
+    """Server-wide secrets (cookie signing) generated once and shared by every replica."""
+
+    __tablename__ = "server_secrets"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts()
+
+
+class NoteRow(SQLModel, table=True):
+    """A note of the sample protected API, owned by the token's subject."""
+
+    __tablename__ = "notes"
+
+    id: uuid.UUID = Field(primary_key=True)
+    owner: str = Field(max_length=255, index=True)
+    title: str = Field(max_length=200)
+    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts()

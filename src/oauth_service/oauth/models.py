@@ -1,0 +1,158 @@
+"""Value objects the protocol core works on (frozen dataclasses, not tables).
+
+Secrets are excluded from ``repr`` so they never reach a log line by accident.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from oauth_service.oauth.errors import InvalidRequestError
+from oauth_service.oauth.scopes import parse_scope
+
+AuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
+
+GRANT_TYPES: frozenset[str] = frozenset(
+    {
+        "authorization_code",
+        "implicit",
+        "password",
+        "client_credentials",
+        "refresh_token",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A registered OAuth client (RFC 6749 §2)."""
+
+    client_id: str
+    name: str
+    is_public: bool
+    grant_types: frozenset[str]
+    redirect_uris: tuple[str, ...]
+    scopes: frozenset[str]
+    token_endpoint_auth_method: AuthMethod = "client_secret_basic"
+    is_first_party: bool = False
+    secret_hash: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A resource owner."""
+
+    id: str
+    email: str
+    is_active: bool = True
+    is_admin: bool = False
+    password_hash: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """How the client presented itself on this request (RFC 6749 §2.3)."""
+
+    client_id: str | None
+    client_secret: str | None = field(default=None, repr=False)
+    method: AuthMethod = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """A parsed token-endpoint request (RFC 6749 §4.1.3, §4.3.2, §4.4.2, §6)."""
+
+    grant_type: str
+    credentials: ClientCredentials
+    scope: frozenset[str] | None = None
+    code: str | None = field(default=None, repr=False)
+    redirect_uri: str | None = None
+    code_verifier: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    email: str | None = None
+    password: str | None = field(default=None, repr=False)
+    client_ip: str | None = None
+
+    @classmethod
+    def from_form(
+        cls,
+        form: Mapping[str, str],
+        credentials: ClientCredentials,
+        *,
+        client_ip: str | None = None,
+    ) -> "TokenRequest":
+        """Build a request from an already de-duplicated form."""
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise InvalidRequestError("Missing 'grant_type' parameter.")
+        raw_scope = form.get("scope")
+        email = form.get("email")
+        username = form.get("username")
+        if email is not None and username is not None and email != username:
+            raise InvalidRequestError(
+                "'email' and 'username' disagree; send one of them."
+            )
+        return cls(
+            grant_type=grant_type,
+            credentials=credentials,
+            scope=parse_scope(raw_scope) if raw_scope is not None else None,
+            code=form.get("code"),
+            redirect_uri=form.get("redirect_uri"),
+            code_verifier=form.get("code_verifier"),
+            refresh_token=form.get("refresh_token"),
+            email=email if email is not None else username,
+            password=form.get("password"),
+            client_ip=client_ip,
+        )
+
+    def require(self, name: str) -> str:
+        """Return a parameter's value, or raise ``invalid_request`` naming it."""
+        value = getattr(self, name)
+        if not isinstance(value, str) or value == "":
+            wire = "email" if name == "email" else name
+            raise InvalidRequestError(f"Missing '{wire}' parameter.")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """The validated outcome of a token request: what ``issue`` will mint.
+
+    ``validate`` returns it (reads only); ``issue`` consumes it (writes).
+    """
+
+    client: Client
+    subject: str | None
+    scope: frozenset[str]
+    with_refresh: bool
+    auth_time: datetime | None = None
+    family_id: UUID | None = None
+    family_expires_at: datetime | None = None
+    code_hash: str | None = field(default=None, repr=False)
+    refresh_hash: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    """RFC 6749 §5.1 successful response."""
+
+    access_token: str = field(repr=False)
+    expires_in: int
+    scope: str
+    token_type: Literal["Bearer"] = "Bearer"
+    refresh_token: str | None = field(default=None, repr=False)
+    jti: str = ""
+
+    def as_dict(self) -> dict[str, str | int]:
+        """Return the JSON body."""
+        body: dict[str, str | int] = {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        return body

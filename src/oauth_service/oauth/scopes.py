@@ -1,0 +1,30 @@
+"""Scope strings and sets (RFC 6749 §3.3).
+
+A scope token is one or more of %x21 / %x23-5B / %x5D-7E, separated by single spaces.
+"""
+
+import re
+from collections.abc import Iterable
+
+from oauth_service.oauth.errors import InvalidScopeError
+
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+
+def parse_scope(raw: str) -> frozenset[str]:
+    """Parse a space-delimited scope string; malformed tokens raise ``invalid_scope``."""
+    tokens = [t for t in raw.split(" ") if t]
+    for token in tokens:
+        if not _SCOPE_TOKEN.match(token):
+            raise InvalidScopeError("The scope parameter is malformed.")
+    return frozenset(tokens)
+
+
+def format_scope(scopes: Iterable[str]) -> str:
+    """Render a scope set in a stable, sorted order."""
+    return " ".join(sorted(scopes))
+
+
+def is_valid_scope_token(token: str) -> bool:
+    """Return whether ``token`` is a syntactically valid scope token."""
+    return bool(_SCOPE_TOKEN.match(token))

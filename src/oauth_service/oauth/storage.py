@@ -1,0 +1,162 @@
+"""Storage protocols the protocol core depends on (implemented in ``oauth_service.db.stores``).
+
+Every token, code and secret is looked up by its hash (``crypto.tokens.token_hash``); raw values are never stored.
+Single use and rotation are decided by conditional updates, so two concurrent requests cannot both win.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from oauth_service.oauth.models import Client, User
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """A stored authorization code (RFC 6749 §4.1.2), bound to everything it was issued for."""
+
+    code_hash: str = field(repr=False)
+    client_id: str
+    user_id: str
+    redirect_uri: str | None
+    scope: frozenset[str]
+    auth_time: datetime
+    expires_at: datetime
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+    used_at: datetime | None = None
+    family_id: UUID | None = None
+    access_jti: str | None = None
+    access_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    """A stored refresh token: one link in a rotation family (RFC 9700 §4.14.2)."""
+
+    id: UUID
+    token_hash: str = field(repr=False)
+    family_id: UUID
+    parent_id: UUID | None
+    client_id: str
+    user_id: str | None
+    scope: frozenset[str]
+    issued_at: datetime
+    expires_at: datetime
+    family_expires_at: datetime
+    auth_time: datetime | None = None
+    rotated_at: datetime | None = None
+    revoked_at: datetime | None = None
+    access_jti: str | None = None
+    access_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRefreshToken:
+    """A refresh token about to be stored (hash only)."""
+
+    id: UUID
+    token_hash: str = field(repr=False)
+    family_id: UUID
+    parent_id: UUID | None
+    client_id: str
+    user_id: str | None
+    scope: frozenset[str]
+    issued_at: datetime
+    expires_at: datetime
+    family_expires_at: datetime
+    auth_time: datetime | None
+    access_jti: str
+    access_expires_at: datetime
+
+
+class ClientStore(Protocol):
+    """Registered clients."""
+
+    async def get(self, client_id: str) -> Client | None:
+        """Return the client, or None."""
+        ...
+
+
+class UserStore(Protocol):
+    """Resource owners."""
+
+    async def get(self, user_id: str) -> User | None:
+        """Return the user by id, or None."""
+        ...
+
+    async def get_by_email(self, email: str) -> User | None:
+        """Return the user by email (case-insensitive), or None."""
+        ...
+
+    async def update_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Store a rehashed password (argon2 parameters changed)."""
+        ...
+
+
+class ScopeStore(Protocol):
+    """Known scopes and their human descriptions."""
+
+    async def all(self) -> dict[str, str]:
+        """Return every scope name mapped to its description."""
+        ...
+
+
+class AuthorizationCodeStore(Protocol):
+    """Authorization codes, stored hashed."""
+
+    async def save(self, code: CodeRecord) -> None:
+        """Store a new code."""
+        ...
+
+    async def get(self, code_hash: str) -> CodeRecord | None:
+        """Return the code by hash, used or not."""
+        ...
+
+    async def consume(
+        self,
+        code_hash: str,
+        at: datetime,
+        *,
+        family_id: UUID,
+        access_jti: str,
+        access_expires_at: datetime,
+    ) -> bool:
+        """Mark the code used, recording what it issued; False when it was already used (atomic)."""
+        ...
+
+
+class RefreshTokenStore(Protocol):
+    """Refresh tokens, stored hashed, grouped in rotation families."""
+
+    async def save(self, token: NewRefreshToken) -> None:
+        """Store a new refresh token."""
+        ...
+
+    async def get(self, token_hash: str) -> RefreshRecord | None:
+        """Return the token by hash, whatever its state."""
+        ...
+
+    async def rotate(self, old_id: UUID, new: NewRefreshToken, at: datetime) -> bool:
+        """Atomically mark ``old_id`` rotated and insert ``new``; False when it was already rotated or revoked."""
+        ...
+
+    async def revoke_family(self, family_id: UUID, at: datetime) -> None:
+        """Revoke every token of the family and the access tokens issued from it.
+
+        Commits on its own connection: the revocation must survive the error response that follows.
+        """
+        ...
+
+
+class RevokedTokenStore(Protocol):
+    """The access-token revocation list (by ``jti``), kept until each token would have expired."""
+
+    async def add(self, jti: str, expires_at: datetime) -> None:
+        """Put a ``jti`` on the list."""
+        ...
+
+    async def contains(self, jti: str) -> bool:
+        """Return whether the ``jti`` is revoked."""
+        ...

@@ -1,0 +1,20 @@
+"""Long-lived collaborators built once per process by the app's lifespan (the composition root's output)."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from oauth_service.crypto.passwords import PasswordHasher
+from oauth_service.oauth.clock import Clock, utcnow
+from oauth_service.settings import Settings
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What every request needs that outlives it. Each field is typed; add one per long-lived collaborator."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    passwords: PasswordHasher
+    clock: Clock = utcnow

@@ -1,0 +1,183 @@
+"""Service configuration, read from the environment once by ``load_settings()``.
+
+Variables are ``OAUTH_*`` plus the conventional ``DATABASE_URL``, ``REDIS_URL`` and ``LOG_LEVEL``.
+Nothing here runs at import time; ``create_app(settings)`` takes an explicit instance.
+"""
+
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./oauth.db"
+
+
+class SettingsError(Exception):
+    """Invalid configuration; the message is one line fit for an operator."""
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item for item in value.replace(",", " ").split() if item]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service, validated at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="OAUTH_", frozen=True, extra="ignore")
+
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str | None = None
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("DATABASE_URL", "OAUTH_DATABASE_URL"),
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "OAUTH_REDIS_URL")
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "OAUTH_LOG_LEVEL")
+    )
+
+    # Lifetimes, in seconds.
+    access_token_ttl: int = Field(default=600, ge=30, le=86_400)
+    refresh_token_ttl: int = Field(default=30 * 86_400, ge=60)
+    refresh_token_idle_ttl: int = Field(default=14 * 86_400, ge=60)
+    authorization_code_ttl: int = Field(default=60, ge=10, le=600)
+    login_session_ttl: int = Field(default=8 * 3600, ge=60)
+    refresh_grace_seconds: int = Field(default=0, ge=0, le=60)
+
+    signing_alg: Literal["RS256", "ES256"] = "RS256"
+    key_encryption_key: str | None = Field(default=None, repr=False)
+    key_publish_delay: int = Field(default=0, ge=0)
+    secret_key: str | None = Field(default=None, repr=False)
+
+    allow_plain_pkce: bool = False
+    enabled_grants: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "authorization_code",
+            "implicit",
+            "password",
+            "client_credentials",
+            "refresh_token",
+        ]
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cookie_secure: bool | None = None
+    seed_demo: bool = False
+
+    # Password hashing: argon2id, at least OWASP's minimum (m >= 19 MiB, t >= 2).
+    argon2_time_cost: int = Field(default=2, ge=2)
+    argon2_memory_cost: int = Field(default=19_456, ge=19_456)
+    argon2_parallelism: int = Field(default=1, ge=1)
+
+    # Database pool (Postgres).
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=5000, ge=100)
+
+    # Caches that keep the database off the hottest paths; each bound is a staleness bound.
+    client_cache_ttl: float = Field(default=5.0, ge=0)
+    revocation_cache_ttl: float = Field(default=2.0, ge=0)
+
+    # Throttling of credential guessing.
+    max_failed_logins: int = Field(default=5, ge=1)
+    lockout_seconds: int = Field(default=300, ge=1)
+
+    max_body_bytes: int = Field(default=65_536, ge=1024)
+    metrics_enabled: bool = True
+
+    @field_validator("enabled_grants", "cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must have no query or fragment (RFC 8414 §2)")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not (
+            value.startswith("sqlite+aiosqlite://")
+            or value.startswith("postgresql+asyncpg://")
+        ):
+            raise ValueError("must be sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("enabled_grants")
+    @classmethod
+    def _grants(cls, value: list[str]) -> list[str]:
+        known = {
+            "authorization_code",
+            "implicit",
+            "password",
+            "client_credentials",
+            "refresh_token",
+        }
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown grant type(s): {', '.join(unknown)}")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "Settings":
+        if self.refresh_token_idle_ttl > self.refresh_token_ttl:
+            raise ValueError(
+                "OAUTH_REFRESH_TOKEN_IDLE_TTL must not exceed OAUTH_REFRESH_TOKEN_TTL"
+            )
+        return self
+
+    @property
+    def resource_audience(self) -> str:
+        """The ``aud`` of access tokens: the configured audience, else the issuer."""
+        return self.audience or self.issuer
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are Secure when configured so, or by default when the issuer is https."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.issuer.startswith("https://")
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the embedded database is in use."""
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (plus explicit overrides).
+
+    Raises:
+        SettingsError: one line naming the offending variable.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = str(first["loc"][0]) if first["loc"] else "settings"
+        env = loc if loc.isupper() else f"OAUTH_{loc.upper()}"
+        if loc == "database_url":
+            env = "DATABASE_URL"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"invalid setting {env}: {message}") from None
