@@ -1,0 +1,307 @@
+"""Administrative service functions shared by the CLI, the admin API and the tests.
+
+Each function works on a caller-owned ``AsyncSession``: it validates everything first (``AdminError``, nothing
+written), then adds or updates rows and flushes. The caller commits. Client secrets are generated here (256 bits,
+RFC 6749 §2.3.1), returned once and stored only as SHA-256; passwords are hashed with argon2id off the event loop.
+"""
+
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from oauth_service.crypto.passwords import PasswordHasher
+from oauth_service.crypto.tokens import new_opaque_token, token_hash
+from oauth_service.db.client_rules import (
+    AdminError,
+    check_client_id,
+    check_grant_types,
+    check_name,
+    check_password,
+    check_redirect_uris,
+    check_scope_name,
+    normalize_email,
+)
+from oauth_service.db.mapping import client_from_row, join_set, user_from_row
+from oauth_service.db.tables import (
+    ClientRow,
+    LoginSessionRow,
+    RefreshTokenRow,
+    ScopeRow,
+    UserRow,
+)
+from oauth_service.oauth.clock import Clock, utcnow
+from oauth_service.oauth.models import Client, User
+
+__all__ = [
+    "AdminError",
+    "Scope",
+    "create_client",
+    "create_scope",
+    "create_user",
+    "deactivate_user",
+    "delete_client",
+    "find_user",
+    "list_clients",
+    "list_scopes",
+    "list_users",
+    "rotate_client_secret",
+    "set_user_password",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A scope and the description shown on the consent page."""
+
+    name: str
+    description: str
+
+
+async def _flush(session: AsyncSession, conflict: str) -> None:
+    # A concurrent writer can still win the race after the pre-check; report it the same way.
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise AdminError(conflict) from None
+
+
+# --- users -------------------------------------------------------------------------------------------------
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    hasher: PasswordHasher,
+    is_admin: bool = False,
+    clock: Clock = utcnow,
+) -> User:
+    """Create a user; emails are unique case-insensitively."""
+    normalized = normalize_email(email)
+    check_password(password)
+    taken = await session.scalar(
+        select(col(UserRow.id)).where(col(UserRow.email_normalized) == normalized)
+    )
+    if taken is not None:
+        raise AdminError(f"a user with email {normalized!r} already exists")
+    now = clock()
+    row = UserRow(
+        id=str(uuid.uuid4()),
+        email=email.strip(),
+        email_normalized=normalized,
+        password_hash=await hasher.hash(password),
+        is_admin=is_admin,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await _flush(session, f"a user with email {normalized!r} already exists")
+    return user_from_row(row)
+
+
+async def _user_row(
+    session: AsyncSession, *, user_id: str | None, email: str | None
+) -> UserRow:
+    if (user_id is None) == (email is None):
+        raise AdminError("identify the user by exactly one of user_id or email")
+    if user_id is not None:
+        row = await session.get(UserRow, user_id)
+    else:
+        row = await session.scalar(
+            select(UserRow).where(
+                col(UserRow.email_normalized) == normalize_email(email or "")
+            )
+        )
+    if row is None:
+        raise AdminError(f"no such user: {user_id or email!r}")
+    return row
+
+
+async def find_user(
+    session: AsyncSession, *, user_id: str | None = None, email: str | None = None
+) -> User:
+    """Return a user by id or email (case-insensitive)."""
+    return user_from_row(await _user_row(session, user_id=user_id, email=email))
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    """Return every user, ordered by email."""
+    rows = await session.scalars(
+        select(UserRow).order_by(col(UserRow.email_normalized))
+    )
+    return [user_from_row(row) for row in rows]
+
+
+async def _end_user_grants(session: AsyncSession, user_id: str, clock: Clock) -> None:
+    # Credentials changed or the account closed: refresh tokens and browser sessions must stop working now.
+    await session.execute(
+        update(RefreshTokenRow)
+        .where(
+            col(RefreshTokenRow.user_id) == user_id,
+            col(RefreshTokenRow.revoked_at).is_(None),
+        )
+        .values(revoked_at=clock())
+    )
+    await session.execute(
+        delete(LoginSessionRow).where(col(LoginSessionRow.user_id) == user_id)
+    )
+
+
+async def deactivate_user(
+    session: AsyncSession,
+    *,
+    user_id: str | None = None,
+    email: str | None = None,
+    clock: Clock = utcnow,
+) -> User:
+    """Deactivate a user and revoke their refresh tokens and login sessions."""
+    row = await _user_row(session, user_id=user_id, email=email)
+    row.is_active = False
+    row.updated_at = clock()
+    await _end_user_grants(session, row.id, clock)
+    await session.flush()
+    return user_from_row(row)
+
+
+async def set_user_password(
+    session: AsyncSession,
+    *,
+    password: str,
+    hasher: PasswordHasher,
+    user_id: str | None = None,
+    email: str | None = None,
+    clock: Clock = utcnow,
+) -> User:
+    """Replace a user's password; existing refresh tokens and login sessions are revoked."""
+    check_password(password)
+    row = await _user_row(session, user_id=user_id, email=email)
+    row.password_hash = await hasher.hash(password)
+    row.updated_at = clock()
+    await _end_user_grants(session, row.id, clock)
+    await session.flush()
+    return user_from_row(row)
+
+
+# --- scopes ------------------------------------------------------------------------------------------------
+
+
+async def create_scope(
+    session: AsyncSession, *, name: str, description: str = "", clock: Clock = utcnow
+) -> Scope:
+    """Create a scope (RFC 6749 §3.3 token syntax)."""
+    check_scope_name(name)
+    description = description.strip()
+    if description:
+        check_name(description, what="scope description", limit=512)
+    if await session.get(ScopeRow, name) is not None:
+        raise AdminError(f"scope {name!r} already exists")
+    session.add(ScopeRow(name=name, description=description, created_at=clock()))
+    await _flush(session, f"scope {name!r} already exists")
+    return Scope(name=name, description=description)
+
+
+async def list_scopes(session: AsyncSession) -> list[Scope]:
+    """Return every scope, ordered by name."""
+    rows = await session.scalars(select(ScopeRow).order_by(col(ScopeRow.name)))
+    return [Scope(name=row.name, description=row.description) for row in rows]
+
+
+# --- clients -----------------------------------------------------------------------------------------------
+
+
+async def _check_scopes_exist(session: AsyncSession, scopes: frozenset[str]) -> None:
+    for name in sorted(scopes):
+        check_scope_name(name)
+    known = set(
+        await session.scalars(
+            select(col(ScopeRow.name)).where(col(ScopeRow.name).in_(scopes))
+        )
+    )
+    missing = sorted(scopes - known)
+    if missing:
+        raise AdminError(
+            f"unknown scope {missing[0]!r} (create it with: scopes create)"
+        )
+
+
+async def create_client(
+    session: AsyncSession,
+    *,
+    name: str,
+    grant_types: Iterable[str],
+    redirect_uris: Iterable[str],
+    scopes: Iterable[str],
+    is_public: bool = False,
+    is_first_party: bool = False,
+    client_id: str | None = None,
+    clock: Clock = utcnow,
+) -> tuple[Client, str | None]:
+    """Register a client; returns it with its plaintext secret (``None`` for public clients), shown once."""
+    name = check_name(name)
+    grants = check_grant_types(grant_types, is_public=is_public)
+    uris = check_redirect_uris(redirect_uris, grants)
+    scope_set = frozenset(scopes)
+    await _check_scopes_exist(session, scope_set)
+    client_id = check_client_id(client_id) if client_id else secrets.token_urlsafe(16)
+    if await session.get(ClientRow, client_id) is not None:
+        raise AdminError(f"client_id {client_id!r} already exists")
+    secret = None if is_public else new_opaque_token()
+    now = clock()
+    row = ClientRow(
+        client_id=client_id,
+        secret_hash=token_hash(secret) if secret is not None else None,
+        name=name,
+        is_public=is_public,
+        grant_types=join_set(grants),
+        redirect_uris=uris,
+        scopes=join_set(scope_set),
+        token_endpoint_auth_method="none" if is_public else "client_secret_basic",
+        is_first_party=is_first_party,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await _flush(session, f"client_id {client_id!r} already exists")
+    return client_from_row(row), secret
+
+
+async def _client_row(session: AsyncSession, client_id: str) -> ClientRow:
+    row = await session.get(ClientRow, client_id)
+    if row is None:
+        raise AdminError(f"no such client: {client_id!r}")
+    return row
+
+
+async def rotate_client_secret(
+    session: AsyncSession, *, client_id: str, clock: Clock = utcnow
+) -> tuple[Client, str]:
+    """Replace a confidential client's secret; the old one stops working at commit."""
+    row = await _client_row(session, client_id)
+    if row.is_public:
+        raise AdminError(f"client {client_id!r} is public and has no secret")
+    secret = new_opaque_token()
+    row.secret_hash = token_hash(secret)
+    row.updated_at = clock()
+    await session.flush()
+    return client_from_row(row), secret
+
+
+async def delete_client(session: AsyncSession, *, client_id: str) -> None:
+    """Delete a client; its codes, refresh tokens and consents go with it (ON DELETE CASCADE)."""
+    await _client_row(session, client_id)
+    await session.execute(
+        delete(ClientRow).where(col(ClientRow.client_id) == client_id)
+    )
+
+
+async def list_clients(session: AsyncSession) -> list[Client]:
+    """Return every client, ordered by client_id."""
+    rows = await session.scalars(select(ClientRow).order_by(col(ClientRow.client_id)))
+    return [client_from_row(row) for row in rows]

@@ -1,0 +1,132 @@
+"""Validation of client registrations, users and scopes before anything is written.
+
+Redirect URIs follow RFC 6749 §3.1.2 (absolute, no fragment), RFC 9700 §2.1 / §4.1 (https, exact match) and
+RFC 8252 §7.1 and §7.3 (native apps: reverse-DNS private-use schemes, loopback http on any port). Scope tokens
+follow RFC 6749 §3.3. Every rule raises ``AdminError`` with one line fit for a terminal.
+"""
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from oauth_service.oauth.models import GRANT_TYPES
+from oauth_service.oauth.scopes import is_valid_scope_token
+
+REDIRECT_GRANTS = frozenset({"authorization_code", "implicit"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024  # bounds the argon2 input; long enough for any passphrase
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,255}$")
+_PRIVATE_SCHEME = re.compile(r"^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+
+
+class AdminError(ValueError):
+    """Rejected administrative input; ``str(error)`` is one clear line."""
+
+
+def check_grant_types(grant_types: Iterable[str], *, is_public: bool) -> frozenset[str]:
+    """Validate the grant types a client may use."""
+    grants = frozenset(grant_types)
+    if not grants:
+        raise AdminError("a client needs at least one grant type")
+    unknown = sorted(grants - GRANT_TYPES)
+    if unknown:
+        known = ", ".join(sorted(GRANT_TYPES))
+        raise AdminError(f"unknown grant type {unknown[0]!r} (known: {known})")
+    if is_public and "client_credentials" in grants:
+        raise AdminError(
+            "a public client cannot use client_credentials (it has no secret)"
+        )
+    if "refresh_token" in grants and not grants & {"authorization_code", "password"}:
+        raise AdminError(
+            "refresh_token needs authorization_code or password (nothing else issues refresh tokens)"
+        )
+    return grants
+
+
+def check_redirect_uri(uri: str) -> str:
+    """Validate one redirect URI (RFC 6749 §3.1.2, RFC 8252 §7.1/§7.3)."""
+    if not uri or not _PRINTABLE.match(uri) or " " in uri:
+        raise AdminError(f"redirect URI {uri!r} is empty or contains whitespace")
+    if "#" in uri:
+        raise AdminError(f"redirect URI {uri!r} must not contain a fragment")
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if not scheme:
+        raise AdminError(f"redirect URI {uri!r} must be absolute")
+    if scheme in {"http", "https"}:
+        try:
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            raise AdminError(f"redirect URI {uri!r} has an invalid port") from None
+        if not parts.hostname or parts.username is not None:
+            raise AdminError(f"redirect URI {uri!r} must be absolute, without userinfo")
+        if scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise AdminError(
+                f"redirect URI {uri!r} must use https (http only for 127.0.0.1, [::1] or localhost)"
+            )
+        return uri
+    if _PRIVATE_SCHEME.match(scheme):
+        return uri
+    raise AdminError(
+        f"redirect URI {uri!r} must be https, loopback http, or a reverse-DNS private-use scheme"
+    )
+
+
+def check_redirect_uris(uris: Iterable[str], grants: frozenset[str]) -> list[str]:
+    """Validate a client's redirect URIs against its grants."""
+    checked: list[str] = []
+    for uri in uris:
+        check_redirect_uri(uri)
+        if uri not in checked:
+            checked.append(uri)
+    needs = sorted(grants & REDIRECT_GRANTS)
+    if needs and not checked:
+        raise AdminError(f"grant type {needs[0]!r} needs at least one redirect URI")
+    return checked
+
+
+def check_client_id(client_id: str) -> str:
+    """Validate a caller-chosen client_id (URL- and Basic-auth-safe characters)."""
+    if not _CLIENT_ID.match(client_id):
+        raise AdminError(
+            f"client_id {client_id!r} must be 1-255 of A-Z a-z 0-9 . _ ~ -"
+        )
+    return client_id
+
+
+def check_name(name: str, *, what: str = "client name", limit: int = 255) -> str:
+    """Validate a display name: non-blank, printable, bounded."""
+    name = name.strip()
+    if not name or len(name) > limit or not _PRINTABLE.match(name):
+        raise AdminError(f"{what} must be 1-{limit} printable characters")
+    return name
+
+
+def check_scope_name(name: str) -> str:
+    """Validate a scope token (RFC 6749 §3.3)."""
+    if not is_valid_scope_token(name) or len(name) > 128:
+        raise AdminError(
+            f"scope {name!r} is not a valid scope token (printable ASCII, no space, quote or backslash)"
+        )
+    return name
+
+
+def normalize_email(email: str) -> str:
+    """Return the comparison form of an email; invalid addresses raise."""
+    email = email.strip()
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise AdminError(f"invalid email address {email!r}")
+    return email.lower()
+
+
+def check_password(password: str) -> str:
+    """Enforce the password length policy."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AdminError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AdminError(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+    return password

@@ -1,0 +1,48 @@
+"""Row ↔ value-object mapping shared by every SQL store.
+
+Table classes never leave ``oauth_service.db``; these functions turn them into the frozen ``oauth.models``
+dataclasses the protocol core works on. Grant-type and scope sets are stored space-separated and sorted
+(their RFC 6749 §3.3 wire form).
+"""
+
+from collections.abc import Iterable
+from typing import cast
+
+from oauth_service.db.tables import ClientRow, UserRow
+from oauth_service.oauth.models import AuthMethod, Client, User
+
+
+def split_set(value: str) -> frozenset[str]:
+    """Parse a stored space-separated set."""
+    return frozenset(item for item in value.split(" ") if item)
+
+
+def join_set(values: Iterable[str]) -> str:
+    """Render a set in its stored form: space-separated and sorted."""
+    return " ".join(sorted(set(values)))
+
+
+def client_from_row(row: ClientRow) -> Client:
+    """Map a ``clients`` row to a ``Client``."""
+    return Client(
+        client_id=row.client_id,
+        name=row.name,
+        is_public=row.is_public,
+        grant_types=split_set(row.grant_types),
+        redirect_uris=tuple(row.redirect_uris),
+        scopes=split_set(row.scopes),
+        token_endpoint_auth_method=cast(AuthMethod, row.token_endpoint_auth_method),
+        is_first_party=row.is_first_party,
+        secret_hash=row.secret_hash,
+    )
+
+
+def user_from_row(row: UserRow) -> User:
+    """Map a ``users`` row to a ``User``."""
+    return User(
+        id=row.id,
+        email=row.email,
+        is_active=row.is_active,
+        is_admin=row.is_admin,
+        password_hash=row.password_hash,
+    )

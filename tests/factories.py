@@ -1,0 +1,56 @@
+"""Factories built on ``oauth_service.db.admin`` (the same code the CLI uses); they commit and return secrets."""
+
+from collections.abc import Iterable
+
+from oauth_service.db import admin
+from oauth_service.oauth.models import Client, User
+from oauth_service.runtime import Runtime
+
+
+async def make_user(
+    runtime: Runtime,
+    *,
+    email: str = "alice@example.com",
+    password: str = "correct horse battery",  # noqa: S107 - test fixture value
+    is_admin: bool = False,
+) -> tuple[User, str]:
+    """Create and commit a user; return it with its plaintext password."""
+    async with runtime.sessionmaker() as session:
+        user = await admin.create_user(
+            session,
+            email=email,
+            password=password,
+            hasher=runtime.passwords,
+            is_admin=is_admin,
+            clock=runtime.clock,
+        )
+        await session.commit()
+    return user, password
+
+
+async def make_client(
+    runtime: Runtime,
+    *,
+    name: str = "app",
+    grant_types: Iterable[str] = ("client_credentials",),
+    redirect_uris: Iterable[str] = (),
+    scopes: Iterable[str] = ("read", "write"),
+    is_public: bool = False,
+    is_first_party: bool = False,
+    client_id: str | None = None,
+) -> tuple[Client, str | None]:
+    """Create and commit a client; return it with its plaintext secret (``None`` when public)."""
+    async with runtime.sessionmaker() as session:
+        result = await admin.create_client(
+            session,
+            name=name,
+            grant_types=grant_types,
+            redirect_uris=redirect_uris,
+            scopes=scopes,
+            is_public=is_public,
+            is_first_party=is_first_party,
+            client_id=client_id,
+            clock=runtime.clock,
+        )
+        await session.commit()
+    return result
