@@ -6,6 +6,7 @@ environment.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from oauth_service.api import health
 from oauth_service.api.errors import install_error_handlers
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.db.engine import make_engine, make_sessionmaker
+from oauth_service.db.keys import ensure_signing_key, load_keyset
 from oauth_service.runtime import Runtime
 from oauth_service.settings import Settings, load_settings
 
@@ -25,6 +27,9 @@ STATIC_DIR = Path(__file__).parent / "api" / "static"
 async def build_runtime(settings: Settings) -> Runtime:
     """Build the process-wide collaborators (engine, hasher, keys, caches)."""
     engine = make_engine(settings)
+    # Retired keys stay published until every token they signed has expired.
+    retire_after = timedelta(seconds=settings.access_token_ttl + 60)
+    await ensure_signing_key(engine, settings.signing_alg, retire_after=retire_after)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -34,6 +39,7 @@ async def build_runtime(settings: Settings) -> Runtime:
             memory_cost=settings.argon2_memory_cost,
             parallelism=settings.argon2_parallelism,
         ),
+        keys=await load_keyset(engine),
     )
 
 

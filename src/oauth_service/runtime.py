@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from oauth_service.crypto.jwt import KeySet
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.settings import Settings
@@ -17,4 +18,6 @@ class Runtime:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     passwords: PasswordHasher
+    # Replaceable: a key reload assigns a new KeySet; readers take the reference once per request.
+    keys: KeySet
     clock: Clock = utcnow
