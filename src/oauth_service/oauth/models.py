@@ -132,6 +132,11 @@ class Grant:
     family_expires_at: datetime | None = None
     code_hash: str | None = field(default=None, repr=False)
     refresh_hash: str | None = field(default=None, repr=False)
+    # Refresh rotation: the presented token, and (grace-window retry) the unused successor it replaces.
+    refresh_id: UUID | None = None
+    superseded_id: UUID | None = None
+    # Password grant: an upgraded argon2 hash to store when the token is issued.
+    password_rehash: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

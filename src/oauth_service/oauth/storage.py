@@ -142,6 +142,19 @@ class RefreshTokenStore(Protocol):
         """Atomically mark ``old_id`` rotated and insert ``new``; False when it was already rotated or revoked."""
         ...
 
+    async def get_successor(self, parent_id: UUID) -> RefreshRecord | None:
+        """Return the newest token rotated from ``parent_id``, or None (grace-window retries)."""
+        ...
+
+    async def replace_successor(
+        self, successor_id: UUID, new: NewRefreshToken, at: datetime
+    ) -> bool:
+        """Atomically revoke an unused successor and insert ``new`` in its place (grace-window retry).
+
+        False when the successor was already used or revoked.
+        """
+        ...
+
     async def revoke_family(self, family_id: UUID, at: datetime) -> None:
         """Revoke every token of the family and the access tokens issued from it.
 
@@ -160,3 +173,16 @@ class RevokedTokenStore(Protocol):
     async def contains(self, jti: str) -> bool:
         """Return whether the ``jti`` is revoked."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The storage collaborators of one request, bound to its database session."""
+
+    clients: ClientStore
+    users: UserStore
+    scopes: ScopeStore
+    refresh_tokens: RefreshTokenStore
+    revoked_tokens: RevokedTokenStore
+    # Set by the authorization-code feature; None where no code store is wired.
+    codes: AuthorizationCodeStore | None = None

@@ -1,0 +1,270 @@
+"""SQL implementations of the ``oauth.storage`` Protocols (all but the authorization-code store).
+
+Refresh-token rotation is a conditional ``UPDATE ... WHERE rotated_at IS NULL AND revoked_at IS NULL``: on
+Postgres the row lock makes concurrent rotations of one token wait and then see zero rows, on SQLite writers are
+serialised, so exactly one request wins on both (RFC 9700 §4.14.2). ``revoke_family`` commits on its own
+connection so the revocation survives the error response that follows it, and it puts the family's unexpired
+access-token ids on the revocation list (RFC 9700 §4.14.2, RFC 7009 §2.1).
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import CursorResult, Row, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlmodel import col
+
+from oauth_service.db.mapping import client_from_row, join_set, split_set, user_from_row
+from oauth_service.db.tables import (
+    ClientRow,
+    RefreshTokenRow,
+    RevokedTokenRow,
+    ScopeRow,
+    UserRow,
+)
+from oauth_service.oauth.clock import Clock, utcnow
+from oauth_service.oauth.models import Client, User
+from oauth_service.oauth.storage import NewRefreshToken, RefreshRecord, Stores
+
+_REFRESH = RefreshTokenRow.__table__  # type: ignore[attr-defined]
+_REVOKED = RevokedTokenRow.__table__  # type: ignore[attr-defined]
+
+
+class SqlClientStore:
+    """``ClientStore`` over the ``clients`` table."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, client_id: str) -> Client | None:
+        """Return the client, or None."""
+        row = await self._session.scalar(
+            select(ClientRow).where(col(ClientRow.client_id) == client_id)
+        )
+        return client_from_row(row) if row is not None else None
+
+
+class SqlUserStore:
+    """``UserStore`` over the ``users`` table (emails match case-insensitively)."""
+
+    def __init__(self, session: AsyncSession, *, clock: Clock = utcnow) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def get(self, user_id: str) -> User | None:
+        """Return the user by id, or None."""
+        row = await self._session.scalar(
+            select(UserRow).where(col(UserRow.id) == user_id)
+        )
+        return user_from_row(row) if row is not None else None
+
+    async def get_by_email(self, email: str) -> User | None:
+        """Return the user by email, or None."""
+        normalized = email.strip().lower()
+        row = await self._session.scalar(
+            select(UserRow).where(col(UserRow.email_normalized) == normalized)
+        )
+        return user_from_row(row) if row is not None else None
+
+    async def update_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Store a rehashed password."""
+        await self._session.execute(
+            update(UserRow)
+            .where(col(UserRow.id) == user_id)
+            .values(password_hash=password_hash, updated_at=self._clock())
+        )
+
+
+class SqlScopeStore:
+    """``ScopeStore`` over the ``scopes`` table."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def all(self) -> dict[str, str]:
+        """Return every scope name mapped to its description."""
+        result = await self._session.execute(
+            select(col(ScopeRow.name), col(ScopeRow.description)).order_by(
+                col(ScopeRow.name)
+            )
+        )
+        return {str(name): str(description) for name, description in result.all()}
+
+
+def _refresh_values(token: NewRefreshToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "token_hash": token.token_hash,
+        "family_id": token.family_id,
+        "parent_id": token.parent_id,
+        "client_id": token.client_id,
+        "user_id": token.user_id,
+        "scope": join_set(token.scope),
+        "auth_time": token.auth_time,
+        "issued_at": token.issued_at,
+        "expires_at": token.expires_at,
+        "family_expires_at": token.family_expires_at,
+        "access_jti": token.access_jti,
+        "access_expires_at": token.access_expires_at,
+    }
+
+
+def _refresh_record(row: Row[Any]) -> RefreshRecord:
+    return RefreshRecord(
+        id=row.id,
+        token_hash=row.token_hash,
+        family_id=row.family_id,
+        parent_id=row.parent_id,
+        client_id=row.client_id,
+        user_id=row.user_id,
+        scope=split_set(row.scope),
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        family_expires_at=row.family_expires_at,
+        auth_time=row.auth_time,
+        rotated_at=row.rotated_at,
+        revoked_at=row.revoked_at,
+        access_jti=row.access_jti,
+        access_expires_at=row.access_expires_at,
+    )
+
+
+async def add_revoked_jtis(
+    conn: AsyncConnection | AsyncSession,
+    entries: Sequence[tuple[str, datetime]],
+    at: datetime,
+) -> None:
+    """Put access-token ids on the revocation list; ids already there are left alone."""
+    if not entries:
+        return
+    dialect = (
+        conn.get_bind().dialect.name
+        if isinstance(conn, AsyncSession)
+        else conn.dialect.name
+    )
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = [{"jti": jti, "expires_at": exp, "revoked_at": at} for jti, exp in entries]
+    await conn.execute(dialect_insert(_REVOKED).values(values).on_conflict_do_nothing())
+
+
+class SqlRefreshTokenStore:
+    """``RefreshTokenStore`` over ``refresh_tokens``: reads and rotation in the request's session."""
+
+    def __init__(self, session: AsyncSession, engine: AsyncEngine) -> None:
+        self._session = session
+        self._engine = engine
+
+    async def save(self, token: NewRefreshToken) -> None:
+        """Store a new refresh token."""
+        await self._session.execute(insert(_REFRESH).values(_refresh_values(token)))
+
+    async def get(self, token_hash: str) -> RefreshRecord | None:
+        """Return the token by hash, whatever its state."""
+        result = await self._session.execute(
+            select(_REFRESH).where(_REFRESH.c.token_hash == token_hash)
+        )
+        row = result.first()
+        return _refresh_record(row) if row is not None else None
+
+    async def get_successor(self, parent_id: UUID) -> RefreshRecord | None:
+        """Return the newest token rotated from ``parent_id``, or None."""
+        result = await self._session.execute(
+            select(_REFRESH)
+            .where(_REFRESH.c.parent_id == parent_id)
+            .order_by(_REFRESH.c.issued_at.desc(), _REFRESH.c.id)
+            .limit(1)
+        )
+        row = result.first()
+        return _refresh_record(row) if row is not None else None
+
+    async def _mark(self, token_id: UUID, at: datetime, *, column: str) -> bool:
+        live = (_REFRESH.c.rotated_at.is_(None), _REFRESH.c.revoked_at.is_(None))
+        result = await self._session.execute(
+            update(_REFRESH)
+            .where(_REFRESH.c.id == token_id, *live)
+            .values({column: at})
+        )
+        if not isinstance(result, CursorResult) or result.rowcount != 1:
+            # Release the write lock (SQLite) before the caller revokes the family on another connection.
+            await self._session.rollback()
+            return False
+        return True
+
+    async def rotate(self, old_id: UUID, new: NewRefreshToken, at: datetime) -> bool:
+        """Atomically mark ``old_id`` rotated and insert ``new``; False when it was already rotated or revoked."""
+        if not await self._mark(old_id, at, column="rotated_at"):
+            return False
+        await self.save(new)
+        return True
+
+    async def replace_successor(
+        self, successor_id: UUID, new: NewRefreshToken, at: datetime
+    ) -> bool:
+        """Revoke an unused successor (and its access token) and insert ``new``; False when it was used."""
+        if not await self._mark(successor_id, at, column="revoked_at"):
+            return False
+        result = await self._session.execute(
+            select(_REFRESH.c.access_jti, _REFRESH.c.access_expires_at).where(
+                _REFRESH.c.id == successor_id, _REFRESH.c.access_jti.is_not(None)
+            )
+        )
+        entries = [
+            (jti, exp) for jti, exp in result.all() if exp is not None and exp > at
+        ]
+        await add_revoked_jtis(self._session, entries, at)
+        await self.save(new)
+        return True
+
+    async def revoke_family(self, family_id: UUID, at: datetime) -> None:
+        """Revoke the family and its unexpired access tokens, committed on a connection of its own."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(_REFRESH)
+                .where(
+                    _REFRESH.c.family_id == family_id, _REFRESH.c.revoked_at.is_(None)
+                )
+                .values(revoked_at=at)
+            )
+            result = await conn.execute(
+                select(_REFRESH.c.access_jti, _REFRESH.c.access_expires_at).where(
+                    _REFRESH.c.family_id == family_id,
+                    _REFRESH.c.access_jti.is_not(None),
+                    _REFRESH.c.access_expires_at > at,
+                )
+            )
+            await add_revoked_jtis(conn, [(jti, exp) for jti, exp in result.all()], at)
+
+
+class SqlRevokedTokenStore:
+    """``RevokedTokenStore`` over ``revoked_tokens``."""
+
+    def __init__(self, session: AsyncSession, *, clock: Clock = utcnow) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def add(self, jti: str, expires_at: datetime) -> None:
+        """Put a ``jti`` on the list (idempotent)."""
+        await add_revoked_jtis(self._session, [(jti, expires_at)], self._clock())
+
+    async def contains(self, jti: str) -> bool:
+        """Return whether the ``jti`` is revoked."""
+        found = await self._session.scalar(
+            select(col(RevokedTokenRow.jti)).where(col(RevokedTokenRow.jti) == jti)
+        )
+        return found is not None
+
+
+def build_stores(
+    session: AsyncSession, engine: AsyncEngine, *, clock: Clock = utcnow
+) -> Stores:
+    """Bind every SQL store to one request's session."""
+    return Stores(
+        clients=SqlClientStore(session),
+        users=SqlUserStore(session, clock=clock),
+        scopes=SqlScopeStore(session),
+        refresh_tokens=SqlRefreshTokenStore(session, engine),
+        revoked_tokens=SqlRevokedTokenStore(session, clock=clock),
+    )

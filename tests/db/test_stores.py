@@ -1,0 +1,222 @@
+"""The SQL stores on SQLite and Postgres: mapping, rotation atomicity, family revocation committed on its own."""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from oauth_service.db.engine import make_sessionmaker
+from oauth_service.db.stores import build_stores
+from oauth_service.oauth.storage import NewRefreshToken, Stores
+from oauth_service.runtime import Runtime
+from tests.factories import make_client, make_user
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def _new_token(
+    client_id: str,
+    user_id: str | None,
+    *,
+    family: uuid.UUID,
+    parent: uuid.UUID | None = None,
+    jti: str | None = None,
+    at: datetime = T0,
+) -> NewRefreshToken:
+    token_id = uuid.uuid4()
+    return NewRefreshToken(
+        id=token_id,
+        token_hash=f"hash-{token_id.hex}",
+        family_id=family,
+        parent_id=parent,
+        client_id=client_id,
+        user_id=user_id,
+        scope=frozenset({"read", "write"}),
+        issued_at=at,
+        expires_at=at + timedelta(days=1),
+        family_expires_at=at + timedelta(days=30),
+        auth_time=at,
+        access_jti=jti or token_id.hex,
+        access_expires_at=at + timedelta(minutes=10),
+    )
+
+
+async def _revoked_jtis(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        return {
+            row[0] for row in await conn.execute(text("SELECT jti FROM revoked_tokens"))
+        }
+
+
+@pytest.fixture
+async def session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+    async with runtime.sessionmaker() as value:
+        yield value
+
+
+@pytest.fixture
+def stores(session: AsyncSession, runtime: Runtime) -> Stores:
+    return build_stores(session, runtime.engine)
+
+
+async def test_client_store_get_maps_row(runtime: Runtime, stores: Stores) -> None:
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    found = await stores.clients.get(client.client_id)
+    assert found == client
+    assert found is not None
+    assert found.secret_hash is not None
+    assert await stores.clients.get("nope") is None
+
+
+async def test_user_store_get_by_email_is_case_insensitive(
+    runtime: Runtime, stores: Stores
+) -> None:
+    user, _ = await make_user(runtime, email="Alice@Example.com")
+    assert await stores.users.get_by_email("  alice@EXAMPLE.com ") == user
+    assert await stores.users.get(user.id) == user
+    assert await stores.users.get_by_email("bob@example.com") is None
+    assert await stores.users.get("missing") is None
+
+
+async def test_user_store_update_password_hash_persists(
+    runtime: Runtime, stores: Stores, session: AsyncSession
+) -> None:
+    user, _ = await make_user(runtime)
+    await stores.users.update_password_hash(user.id, "new-hash")
+    await session.commit()
+    reloaded = await stores.users.get(user.id)
+    assert reloaded is not None
+    assert reloaded.password_hash == "new-hash"
+
+
+async def test_scope_store_all_lists_seeded_scopes(stores: Stores) -> None:
+    assert set(await stores.scopes.all()) == {"read", "write", "admin"}
+
+
+async def test_refresh_store_save_and_get_round_trip(
+    runtime: Runtime, stores: Stores, session: AsyncSession
+) -> None:
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    user, _ = await make_user(runtime)
+    new = _new_token(client.client_id, user.id, family=uuid.uuid4())
+    await stores.refresh_tokens.save(new)
+    await session.commit()
+    record = await stores.refresh_tokens.get(new.token_hash)
+    assert record is not None
+    assert (record.id, record.family_id, record.scope) == (
+        new.id,
+        new.family_id,
+        new.scope,
+    )
+    assert (record.expires_at, record.auth_time, record.access_jti) == (
+        new.expires_at,
+        T0,
+        new.access_jti,
+    )
+    assert record.rotated_at is None
+    assert record.revoked_at is None
+    assert await stores.refresh_tokens.get("unknown") is None
+
+
+async def test_refresh_store_rotate_wins_once(
+    runtime: Runtime, stores: Stores, session: AsyncSession
+) -> None:
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    family = uuid.uuid4()
+    first = _new_token(client.client_id, None, family=family)
+    await stores.refresh_tokens.save(first)
+    await session.commit()
+    second = _new_token(client.client_id, None, family=family, parent=first.id)
+    assert await stores.refresh_tokens.rotate(first.id, second, T0) is True
+    await session.commit()
+    third = _new_token(client.client_id, None, family=family, parent=first.id)
+    assert await stores.refresh_tokens.rotate(first.id, third, T0) is False
+    assert await stores.refresh_tokens.get(third.token_hash) is None
+    successor = await stores.refresh_tokens.get_successor(first.id)
+    assert successor is not None
+    assert successor.id == second.id
+    rotated = await stores.refresh_tokens.get(first.token_hash)
+    assert rotated is not None
+    assert rotated.rotated_at == T0
+
+
+async def test_refresh_store_revoke_family_survives_rollback(
+    runtime: Runtime, stores: Stores, session: AsyncSession, database: AsyncEngine
+) -> None:
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    family = uuid.uuid4()
+    first = _new_token(client.client_id, None, family=family, jti="jti-1")
+    second = _new_token(
+        client.client_id, None, family=family, parent=first.id, jti="jti-2"
+    )
+    old = _new_token(
+        client.client_id, None, family=family, jti="jti-old", at=T0 - timedelta(hours=1)
+    )
+    other = _new_token(client.client_id, None, family=uuid.uuid4(), jti="jti-other")
+    for token in (first, second, old, other):
+        await stores.refresh_tokens.save(token)
+    await session.commit()
+    await stores.refresh_tokens.revoke_family(family, T0)
+    await (
+        session.rollback()
+    )  # the request's own transaction fails; the revocation must stay
+    async with make_sessionmaker(database)() as fresh:
+        check = build_stores(fresh, database)
+        for token in (first, second, old):
+            record = await check.refresh_tokens.get(token.token_hash)
+            assert record is not None
+            assert record.revoked_at == T0
+        untouched = await check.refresh_tokens.get(other.token_hash)
+        assert untouched is not None
+        assert untouched.revoked_at is None
+        # The access token of "old" had already expired: nothing to revoke.
+        assert await _revoked_jtis(database) == {"jti-1", "jti-2"}
+        assert await check.revoked_tokens.contains("jti-1") is True
+        assert await check.revoked_tokens.contains("jti-other") is False
+    await stores.refresh_tokens.revoke_family(family, T0)  # idempotent
+    assert await _revoked_jtis(database) == {"jti-1", "jti-2"}
+
+
+async def test_refresh_store_replace_successor_revokes_unused_successor(
+    runtime: Runtime, stores: Stores, session: AsyncSession, database: AsyncEngine
+) -> None:
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    family = uuid.uuid4()
+    first = _new_token(client.client_id, None, family=family)
+    lost = _new_token(
+        client.client_id, None, family=family, parent=first.id, jti="jti-lost"
+    )
+    await stores.refresh_tokens.save(first)
+    await stores.refresh_tokens.rotate(first.id, lost, T0)
+    await session.commit()
+    retry = _new_token(
+        client.client_id,
+        None,
+        family=family,
+        parent=first.id,
+        at=T0 + timedelta(seconds=1),
+    )
+    assert await stores.refresh_tokens.replace_successor(lost.id, retry, T0) is True
+    await session.commit()
+    lost_record = await stores.refresh_tokens.get(lost.token_hash)
+    assert lost_record is not None
+    assert lost_record.revoked_at == T0
+    assert await _revoked_jtis(database) == {"jti-lost"}
+    successor = await stores.refresh_tokens.get_successor(first.id)
+    assert successor is not None
+    assert successor.id == retry.id
+    again = _new_token(client.client_id, None, family=family, parent=first.id)
+    assert await stores.refresh_tokens.replace_successor(lost.id, again, T0) is False
+
+
+async def test_revoked_store_add_is_idempotent(
+    stores: Stores, session: AsyncSession
+) -> None:
+    await stores.revoked_tokens.add("jti-x", T0)
+    await stores.revoked_tokens.add("jti-x", T0)
+    await session.commit()
+    assert await stores.revoked_tokens.contains("jti-x") is True
+    assert await stores.revoked_tokens.contains("jti-y") is False
