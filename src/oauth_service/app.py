@@ -15,9 +15,12 @@ from fastapi.staticfiles import StaticFiles
 from oauth_service import __version__
 from oauth_service.api import health
 from oauth_service.api.errors import install_error_handlers
+from oauth_service.api.metrics import install_metrics, instrument_pool
+from oauth_service.api.middleware import install_middleware
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.db.engine import make_engine, make_sessionmaker
 from oauth_service.db.keys import ensure_signing_key, load_keyset
+from oauth_service.logs import configure_logging
 from oauth_service.runtime import Runtime
 from oauth_service.settings import Settings, load_settings
 
@@ -51,14 +54,17 @@ async def close_runtime(runtime: Runtime) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment)."""
     settings = settings or load_settings()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(settings)
         app.state.runtime = runtime
+        stop_pool_metrics = instrument_pool(runtime.engine)
         try:
             yield
         finally:
+            stop_pool_metrics()
             await close_runtime(runtime)
 
     app = FastAPI(
@@ -69,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_middleware(app, settings)
+    install_metrics(app, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)
     return app

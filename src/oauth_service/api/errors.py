@@ -16,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from oauth_service.metrics import record_oauth_error
 from oauth_service.oauth.errors import (
     OAuthError,
     ServerError,
@@ -60,6 +61,7 @@ def render_error_page(request: Request, exc: OAuthError) -> Response:
 
 def render_oauth_error(request: Request, exc: OAuthError) -> Response:
     """Render any ``OAuthError``: redirect, HTML page or JSON."""
+    record_oauth_error(exc.error)
     if exc.detail:
         logger.info("oauth error %s: %s", exc.error, exc.detail)
     if exc.redirect is not None:

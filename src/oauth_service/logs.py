@@ -1,0 +1,209 @@
+"""Structured JSON logs: one object per line, the request's context attached, secrets never written.
+
+``configure_logging(level)`` installs the JSON formatter on the root logger (idempotently) and routes uvicorn's
+loggers through it; the per-request access line comes from ``api.middleware``. ``audit(event, **fields)`` emits
+the security events of RFC 9700 §4 worth keeping (logins, issuance, refresh reuse, code replay, revocation,
+throttling) as log lines on the ``oauth_service.audit`` logger, dropping any field whose name looks like a secret.
+Secrets are kept out three ways: secret-named ``extra`` fields are redacted, ``key=value`` pairs and
+``Basic``/``Bearer`` credentials in message text are masked, and tracebacks are scrubbed the same way.
+"""
+
+import json
+import logging
+import re
+import sys
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+REDACTED = "[redacted]"
+
+# Substrings that mark a field name as secret-bearing; matched case-insensitively against the whole name.
+_SECRET_MARKERS = (
+    "password",
+    "secret",
+    "token",
+    "authorization",
+    "cookie",
+    "code",
+    "verifier",
+    "assertion",
+    "credential",
+    "api_key",
+    "private_key",
+)
+# Names that contain a marker but are safe labels, not secrets.
+_SAFE_NAMES = frozenset(
+    {"status_code", "error_code", "token_type", "token_type_hint", "grant_type"}
+)
+
+_SECRET_TEXT = re.compile(
+    r"(?i)\b(password|client_secret|secret|code_verifier|code|refresh_token|access_token|id_token"
+    r"|token|assertion)=([^&\s\"']+)"
+    r"|\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=-]+"
+)
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What the log formatter attaches to every line written while a request is served.
+
+    Mutable on purpose: code deeper in the stack (the token endpoint, once it has authenticated the client)
+    fills ``client_id`` in, and the access log written by the outer middleware sees it even when the inner
+    code ran in a copied ``contextvars`` context.
+    """
+
+    request_id: str
+    client_id: str | None = None
+    client_ip: str | None = None
+
+
+_request: ContextVar[RequestContext | None] = ContextVar(
+    "oauth_request_context", default=None
+)
+
+
+def current_request() -> RequestContext | None:
+    """The context of the request being served, if any."""
+    return _request.get()
+
+
+def bind_request(context: RequestContext) -> object:
+    """Make ``context`` current; returns a token for ``unbind_request``."""
+    return _request.set(context)
+
+
+def unbind_request(token: object) -> None:
+    """Restore the context that was current before ``bind_request``."""
+    _request.reset(token)  # type: ignore[arg-type]
+
+
+def bind_client_id(client_id: str) -> None:
+    """Record the authenticated client of the current request (for the access log and audit events)."""
+    context = _request.get()
+    if context is not None:
+        context.client_id = client_id
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a field called ``name`` could carry a password, secret, code or token."""
+    lowered = name.lower()
+    if lowered in _SAFE_NAMES:
+        return False
+    return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+def scrub(text: str) -> str:
+    """Mask ``secret=value`` pairs and ``Basic``/``Bearer`` credentials in free text."""
+    if "=" not in text and "Basic" not in text and "Bearer" not in text:
+        return text
+    return _SECRET_TEXT.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match.group(1):
+        return f"{match.group(1)}={REDACTED}"
+    return f"{match.group(3)} {REDACTED}"
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(item) for item in value]
+    return scrub(str(value))
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record as one JSON object: ``ts``, ``level``, ``logger``, ``msg``, request context, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format ``record``; secret-named extras are redacted and message text is scrubbed."""
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": scrub(record.getMessage()),
+        }
+        context = _request.get()
+        if context is not None:
+            line["request_id"] = context.request_id
+            if context.client_id is not None:
+                line["client_id"] = context.client_id
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
+                line[key] = REDACTED if is_secret_name(key) else _plain(value)
+        if record.exc_info:
+            line["exc_info"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is at emit time (survives test capture swapping the stream)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        """Ignore: the stream is always the current ``sys.stderr``."""
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Install JSON logging on the root logger at ``level``; safe to call more than once.
+
+    uvicorn's own loggers are routed through the root handler, and its access logger is silenced because
+    ``api.middleware`` writes a richer (and scrubbed) access line.
+    """
+    root = logging.getLogger()
+    if not any(isinstance(handler, _StderrHandler) for handler in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+_audit_logger = logging.getLogger("oauth_service.audit")
+
+
+def audit(event: str, **fields: Any) -> None:
+    """Emit one audit event, e.g. ``audit("token.issued", grant_type="password", client_id=..., subject=...)``.
+
+    Fields whose names look secret (``password``, ``client_secret``, ``code``, ``*token*``…) are dropped and
+    their names listed under ``dropped_fields``, so a careless call can never leak a credential. The current
+    request's id, client and IP are added when known.
+    """
+    if not _audit_logger.isEnabledFor(logging.INFO):
+        return
+    extra: dict[str, Any] = {"event": event, "audit": True}
+    dropped = sorted(name for name in fields if is_secret_name(name))
+    context = _request.get()
+    if context is not None:
+        if context.client_id is not None:
+            extra["client_id"] = context.client_id
+        if context.client_ip is not None:
+            extra["client_ip"] = context.client_ip
+    for name, value in fields.items():
+        if name not in dropped and name not in _RECORD_ATTRS:
+            extra[name] = value
+    if dropped:
+        extra["dropped_fields"] = dropped
+    _audit_logger.info(event, extra=extra)
