@@ -98,7 +98,9 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     # Serve /metrics on its own port (off the public listener) instead of on the main app.
     metrics_port: int | None = Field(default=None, ge=1, le=65_535)
-    request_id_header: str = Field(default="X-Request-ID", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    request_id_header: str = Field(
+        default="X-Request-ID", pattern=r"^[A-Za-z0-9-]{1,64}$"
+    )
 
     @field_validator("enabled_grants", "cors_origins", "trusted_proxies", mode="before")
     @classmethod
