@@ -2,4 +2,4 @@
 
 from oauth_service.cli import main
 
-main()
+raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""``oauth-service clients``: register, list, delete clients and rotate their secrets (RFC 6749 §2)."""
+
+from typing import Annotated, Any
+
+import typer
+
+from oauth_service.cli.common import (
+    Context,
+    client_json,
+    emit_json,
+    run_in_transaction,
+    split_words,
+)
+from oauth_service.db import admin
+from oauth_service.oauth.models import Client
+
+app = typer.Typer(help="Manage OAuth clients.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ClientIdArg = Annotated[str, typer.Argument(help="The client_id.")]
+
+
+def _show_with_secret(client: Client, secret: str | None, as_json: bool) -> None:
+    if as_json:
+        body: dict[str, Any] = client_json(client)
+        body["client_secret"] = secret
+        emit_json(body)
+        return
+    typer.echo(f"client_id:     {client.client_id}")
+    if secret is None:
+        typer.echo("client_secret: (none: public client, use PKCE)")
+    else:
+        typer.echo(f"client_secret: {secret}")
+        typer.echo("Store the secret now: it is shown only once.")
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    grant_types: Annotated[
+        str,
+        typer.Option(
+            "--grant-types",
+            help='Space-separated, e.g. "authorization_code refresh_token".',
+        ),
+    ],
+    redirect_uris: Annotated[
+        str,
+        typer.Option(
+            "--redirect-uris", help='Space-separated; "" when no redirect-based grant.'
+        ),
+    ] = "",
+    scope: Annotated[
+        str,
+        typer.Option("--scope", help="Space-separated scopes the client may request."),
+    ] = "read",
+    public: Annotated[
+        bool, typer.Option("--public", help="No secret (browser or native app; PKCE).")
+    ] = False,
+    first_party: Annotated[
+        bool, typer.Option("--first-party", help="Trusted: consent is not asked.")
+    ] = False,
+    client_id: Annotated[
+        str | None,
+        typer.Option("--client-id", help="Fixed client_id (default: random)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a client; a confidential client's secret is printed once."""
+
+    async def work(ctx: Context) -> tuple[Client, str | None]:
+        return await admin.create_client(
+            ctx.session,
+            name=name,
+            grant_types=split_words(grant_types),
+            redirect_uris=split_words(redirect_uris),
+            scopes=split_words(scope),
+            is_public=public,
+            is_first_party=first_party,
+            client_id=client_id,
+        )
+
+    client, secret = run_in_transaction(work)
+    _show_with_secret(client, secret, as_json)
+
+
+@app.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """List clients (secrets are never shown again)."""
+
+    async def work(ctx: Context) -> list[Client]:
+        return await admin.list_clients(ctx.session)
+
+    clients = run_in_transaction(work)
+    if as_json:
+        emit_json([client_json(client) for client in clients])
+        return
+    for client in clients:
+        kind = "public" if client.is_public else "confidential"
+        grants = ",".join(sorted(client.grant_types))
+        typer.echo(f"{client.client_id}  {client.name}  {kind}  {grants}")
+
+
+@app.command("delete")
+def delete(client_id: ClientIdArg, as_json: JsonOpt = False) -> None:
+    """Delete a client with its codes, refresh tokens and consents."""
+
+    async def work(ctx: Context) -> None:
+        await admin.delete_client(ctx.session, client_id=client_id)
+
+    run_in_transaction(work)
+    if as_json:
+        emit_json({"client_id": client_id, "deleted": True})
+    else:
+        typer.echo(f"deleted client {client_id}")
+
+
+@app.command("rotate-secret")
+def rotate_secret(client_id: ClientIdArg, as_json: JsonOpt = False) -> None:
+    """Replace a confidential client's secret; the old one stops working at once."""
+
+    async def work(ctx: Context) -> tuple[Client, str]:
+        return await admin.rotate_client_secret(ctx.session, client_id=client_id)
+
+    client, secret = run_in_transaction(work)
+    _show_with_secret(client, secret, as_json)

@@ -1,0 +1,86 @@
+"""``oauth-service serve`` (uvicorn with the app factory) and ``oauth-service migrate`` (Alembic upgrade)."""
+
+import asyncio
+import importlib.util
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from alembic.util import CommandError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from oauth_service.cli.common import EXIT_FAILURE, fail, settings_or_exit
+from oauth_service.cli.demo import demo, seed_and_report
+from oauth_service.db.engine import make_engine
+from oauth_service.db.migrations import upgrade
+from oauth_service.settings import Settings
+
+
+def uvicorn_options(
+    settings: Settings, *, host: str, port: int, workers: int
+) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run``.
+
+    Forwarded headers (``X-Forwarded-For``/``-Proto``) are honoured only from ``OAUTH_TRUSTED_PROXIES``; with
+    none configured they are ignored, so a client cannot spoof its address or scheme.
+    """
+    fast_loop = importlib.util.find_spec("uvloop") is not None
+    fast_http = importlib.util.find_spec("httptools") is not None
+    return {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "loop": "uvloop" if fast_loop else "asyncio",
+        "http": "httptools" if fast_http else "h11",
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
+        "log_level": settings.log_level.lower(),
+        "server_header": False,
+    }
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the server (settings from the environment; invalid settings stop here)."""
+    settings = settings_or_exit()
+    if settings.seed_demo:
+        seed_and_report(settings, as_json=False)
+    uvicorn.run(
+        "oauth_service.app:create_app",
+        **uvicorn_options(settings, host=host, port=port, workers=workers),
+    )
+
+
+def migrate(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the database schema (works from a checkout or an installed wheel)."""
+    settings = settings_or_exit()
+
+    async def run() -> None:
+        engine = make_engine(settings)
+        try:
+            await upgrade(engine, revision)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except CommandError as exc:
+        fail(f"migration failed: {exc}")
+    except (DBAPIError, OSError) as exc:
+        fail(f"migration failed: {str(exc).strip().splitlines()[0]}", EXIT_FAILURE)
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    typer.echo(f"database {url} migrated to {revision}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve``, ``migrate`` and ``demo`` to the root command."""
+    app.command("serve")(serve)
+    app.command("migrate")(migrate)
+    app.command("demo")(demo)

@@ -1,0 +1,539 @@
+"""The ``oauth-service`` CLI, run in-process against the test database (SQLite, and Postgres when configured).
+
+Bad input must print exactly one line on stderr, exit 2 and leave the database unchanged.
+"""
+
+import json
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from sqlalchemy import func, select, table
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+
+from oauth_service.cli import main
+from oauth_service.cli.server import uvicorn_options
+from oauth_service.crypto.tokens import token_hash
+from oauth_service.db.tables import ClientRow
+from oauth_service.settings import Settings
+from tests.conftest import ISSUER, make_settings
+
+Result = tuple[int, str, str]
+Cli = Callable[..., Awaitable[Result]]
+
+
+@pytest.fixture
+def cli(
+    db_url: str,
+    database: AsyncEngine,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Cli:
+    """Run ``main(argv)`` in a worker thread (it calls ``asyncio.run``); return (code, stdout, stderr)."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("OAUTH_ISSUER", ISSUER)
+
+    async def run(*argv: str) -> Result:
+        capsys.readouterr()
+        code = await anyio.to_thread.run_sync(main, list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+async def _count(engine: AsyncEngine, name: str) -> int:
+    async with engine.connect() as conn:
+        result = await conn.execute(select(func.count()).select_from(table(name)))
+        return int(result.scalar_one())
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+# --- users -------------------------------------------------------------------------------------------------
+
+
+async def test_users_create_json_prints_user_without_hash(cli: Cli) -> None:
+    code, out, err = await cli(
+        "users",
+        "create",
+        "--email",
+        "Ann@Example.com",
+        "--password",
+        "s3cret-pass",
+        "--json",
+    )
+    assert (code, err) == (0, "")
+    body = json.loads(out)
+    assert set(body) == {"id", "email", "is_active", "is_admin"}
+    assert body["email"] == "Ann@Example.com"
+    assert (body["is_active"], body["is_admin"]) == (True, False)
+
+
+async def test_users_create_admin_text_output(cli: Cli) -> None:
+    code, out, _ = await cli(
+        "users",
+        "create",
+        "--email",
+        "root@example.com",
+        "--password",
+        "s3cret-pass",
+        "--admin",
+    )
+    assert code == 0
+    assert out.startswith("created user root@example.com (id ")
+    assert out.rstrip().endswith(" admin")
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "message"),
+    [
+        (
+            "ANN@example.com",
+            "s3cret-pass",
+            "error: a user with email 'ann@example.com' already exists",
+        ),
+        ("bob@example.com", "short", "error: password must be at least 8 characters"),
+        ("not-an-email", "s3cret-pass", "error: invalid email address 'not-an-email'"),
+    ],
+    ids=["duplicate-email", "short-password", "bad-email"],
+)
+async def test_users_create_bad_input_exits_2_and_writes_nothing(
+    cli: Cli, database: AsyncEngine, email: str, password: str, message: str
+) -> None:
+    await cli(
+        "users", "create", "--email", "ann@example.com", "--password", "s3cret-pass"
+    )
+    code, out, err = await cli(
+        "users", "create", "--email", email, "--password", password
+    )
+    assert (code, out) == (2, "")
+    assert _one_error_line(err) == message
+    assert await _count(database, "users") == 1
+
+
+async def test_users_list_json_and_deactivate(cli: Cli) -> None:
+    await cli(
+        "users", "create", "--email", "b@example.com", "--password", "s3cret-pass"
+    )
+    await cli(
+        "users", "create", "--email", "a@example.com", "--password", "s3cret-pass"
+    )
+    code, out, _ = await cli("users", "deactivate", "--email", "B@example.com")
+    assert code == 0
+    assert out.startswith("deactivated user b@example.com")
+    code, out, _ = await cli("users", "list", "--json")
+    assert code == 0
+    assert [(u["email"], u["is_active"]) for u in json.loads(out)] == [
+        ("a@example.com", True),
+        ("b@example.com", False),
+    ]
+
+
+async def test_users_set_password_unknown_user_exits_2(cli: Cli) -> None:
+    code, _, err = await cli(
+        "users",
+        "set-password",
+        "--email",
+        "ghost@example.com",
+        "--password",
+        "s3cret-pass",
+    )
+    assert code == 2
+    assert _one_error_line(err) == "error: no such user: 'ghost@example.com'"
+
+
+# --- clients -----------------------------------------------------------------------------------------------
+
+
+async def test_clients_create_json_shape_and_hashed_secret(
+    cli: Cli, database: AsyncEngine
+) -> None:
+    code, out, err = await cli(
+        "clients", "create", "--name", "Web", "--grant-types", "authorization_code refresh_token",
+        "--redirect-uris", "https://app.example.com/cb http://127.0.0.1:8765/cb",
+        "--scope", "read write", "--client-id", "web", "--json",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    body: dict[str, Any] = json.loads(out)
+    secret = body.pop("client_secret")
+    assert body == {
+        "client_id": "web",
+        "name": "Web",
+        "is_public": False,
+        "is_first_party": False,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": ["https://app.example.com/cb", "http://127.0.0.1:8765/cb"],
+        "scope": "read write",
+        "token_endpoint_auth_method": "client_secret_basic",
+    }
+    async with database.connect() as conn:
+        stored = await conn.scalar(select(col(ClientRow.secret_hash)))
+    assert stored == token_hash(secret)
+
+
+async def test_clients_create_public_json_has_null_secret(cli: Cli) -> None:
+    code, out, _ = await cli(
+        "clients", "create", "--name", "SPA", "--grant-types", "authorization_code",
+        "--redirect-uris", "com.example.app:/cb", "--public", "--json",
+    )  # fmt: skip
+    assert code == 0
+    body = json.loads(out)
+    assert body["client_secret"] is None
+    assert body["token_endpoint_auth_method"] == "none"
+
+
+async def test_clients_create_text_shows_secret_once(cli: Cli) -> None:
+    code, out, _ = await cli(
+        "clients", "create", "--name", "svc", "--grant-types", "client_credentials",
+        "--redirect-uris", "", "--client-id", "svc",
+    )  # fmt: skip
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "client_id:     svc"
+    assert lines[1].startswith("client_secret: ")
+    assert lines[2] == "Store the secret now: it is shown only once."
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--grant-types", "client_credentials teleport"],
+            "error: unknown grant type 'teleport' (known: authorization_code, client_credentials, implicit, password, refresh_token)",
+        ),
+        (
+            ["--grant-types", "client_credentials", "--scope", "read delete_all"],
+            "error: unknown scope 'delete_all' (create it with: scopes create)",
+        ),
+        (
+            [
+                "--grant-types",
+                "authorization_code",
+                "--redirect-uris",
+                "https://a.example/cb#top",
+            ],
+            "error: redirect URI 'https://a.example/cb#top' must not contain a fragment",
+        ),
+        (
+            [
+                "--grant-types",
+                "authorization_code",
+                "--redirect-uris",
+                "http://a.example/cb",
+            ],
+            "error: redirect URI 'http://a.example/cb' must use https (http only for 127.0.0.1, [::1] or localhost)",
+        ),
+        (
+            ["--grant-types", "client_credentials", "--public"],
+            "error: a public client cannot use client_credentials (it has no secret)",
+        ),
+        (
+            ["--grant-types", "authorization_code", "--redirect-uris", ""],
+            "error: grant type 'authorization_code' needs at least one redirect URI",
+        ),
+        (
+            ["--grant-types", "implicit", "--redirect-uris", "myapp:/cb"],
+            "error: redirect URI 'myapp:/cb' must be https, loopback http, or a reverse-DNS private-use scheme",
+        ),
+        (
+            ["--grant-types", "client_credentials", "--client-id", "existing"],
+            "error: client_id 'existing' already exists",
+        ),
+        (["--grant-types"], "error: Option '--grant-types' requires an argument."),
+    ],
+    ids=[
+        "unknown-grant",
+        "unknown-scope",
+        "fragment",
+        "http-not-loopback",
+        "public-client-credentials",
+        "code-without-redirect",
+        "custom-scheme",
+        "duplicate-client-id",
+        "usage",
+    ],
+)
+async def test_clients_create_bad_input_exits_2_and_writes_nothing(
+    cli: Cli, database: AsyncEngine, args: list[str], message: str
+) -> None:
+    await cli(
+        "clients",
+        "create",
+        "--name",
+        "x",
+        "--grant-types",
+        "client_credentials",
+        "--client-id",
+        "existing",
+    )
+    code, out, err = await cli("clients", "create", "--name", "new", *args)
+    assert (code, out) == (2, "")
+    assert _one_error_line(err) == message
+    assert await _count(database, "clients") == 1
+
+
+async def test_clients_list_json_never_shows_secrets(cli: Cli) -> None:
+    await cli(
+        "clients",
+        "create",
+        "--name",
+        "b",
+        "--grant-types",
+        "client_credentials",
+        "--client-id",
+        "b",
+    )
+    await cli(
+        "clients",
+        "create",
+        "--name",
+        "a",
+        "--grant-types",
+        "client_credentials",
+        "--client-id",
+        "a",
+    )
+    code, out, _ = await cli("clients", "list", "--json")
+    assert code == 0
+    listed = json.loads(out)
+    assert [c["client_id"] for c in listed] == ["a", "b"]
+    assert all("client_secret" not in c for c in listed)
+
+
+async def test_clients_delete_then_unknown_exits_2(
+    cli: Cli, database: AsyncEngine
+) -> None:
+    await cli(
+        "clients",
+        "create",
+        "--name",
+        "a",
+        "--grant-types",
+        "client_credentials",
+        "--client-id",
+        "a",
+    )
+    assert await cli("clients", "delete", "a", "--json") == (
+        0,
+        '{\n  "client_id": "a",\n  "deleted": true\n}\n',
+        "",
+    )
+    assert await _count(database, "clients") == 0
+    code, _, err = await cli("clients", "delete", "a")
+    assert code == 2
+    assert _one_error_line(err) == "error: no such client: 'a'"
+
+
+async def test_clients_rotate_secret_prints_new_secret(cli: Cli) -> None:
+    _, out, _ = await cli(
+        "clients",
+        "create",
+        "--name",
+        "a",
+        "--grant-types",
+        "client_credentials",
+        "--client-id",
+        "a",
+        "--json",
+    )
+    old = json.loads(out)["client_secret"]
+    code, out, _ = await cli("clients", "rotate-secret", "a", "--json")
+    assert code == 0
+    assert json.loads(out)["client_secret"] not in {old, None}
+
+
+# --- scopes ------------------------------------------------------------------------------------------------
+
+
+async def test_scopes_create_and_list_json(cli: Cli) -> None:
+    code, out, _ = await cli(
+        "scopes", "create", "notes:read", "--description", "Read notes", "--json"
+    )
+    assert code == 0
+    assert json.loads(out) == {"name": "notes:read", "description": "Read notes"}
+    code, out, _ = await cli("scopes", "list", "--json")
+    assert [s["name"] for s in json.loads(out)] == [
+        "admin",
+        "notes:read",
+        "read",
+        "write",
+    ]
+
+
+async def test_scopes_create_invalid_token_exits_2(
+    cli: Cli, database: AsyncEngine
+) -> None:
+    code, _, err = await cli("scopes", "create", 'bad"scope')
+    assert code == 2
+    assert _one_error_line(err).startswith(
+        "error: scope 'bad\"scope' is not a valid scope token"
+    )
+    assert await _count(database, "scopes") == 3
+
+
+# --- settings, usage, database errors ----------------------------------------------------------------------
+
+
+async def test_invalid_settings_exit_2_with_one_line(
+    cli: Cli, database: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OAUTH_SIGNING_ALG", "HS256")
+    code, out, err = await cli(
+        "users", "create", "--email", "a@example.com", "--password", "s3cret-pass"
+    )
+    assert (code, out) == (2, "")
+    assert (
+        _one_error_line(err)
+        == "error: invalid setting OAUTH_SIGNING_ALG: Input should be 'RS256' or 'ES256'"
+    )
+    assert await _count(database, "users") == 0
+
+
+async def test_missing_option_exits_2_with_one_line(cli: Cli) -> None:
+    code, _, err = await cli("clients", "create", "--grant-types", "client_credentials")
+    assert code == 2
+    assert _one_error_line(err) == "error: Missing option '--name'."
+
+
+async def test_unreachable_database_exits_1_with_one_line(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    code, _, err = await cli("users", "list")
+    assert code == 1
+    assert _one_error_line(err).startswith("error: cannot reach the database: ")
+
+
+async def test_unmigrated_database_exits_1_naming_migrate(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/empty.db")
+    code, _, err = await cli("clients", "list")
+    assert code == 1
+    assert _one_error_line(err) == (
+        "error: database error: no such table: clients (is it up and migrated? run: oauth-service migrate)"
+    )
+
+
+# --- migrate, serve ----------------------------------------------------------------------------------------
+
+
+async def test_migrate_fresh_sqlite_then_bad_revision_exits_2(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/fresh.db"
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert await cli("migrate") == (0, f"database {url} migrated to head\n", "")
+    assert (await cli("scopes", "list"))[0] == 0
+    code, _, err = await cli("migrate", "--revision", "nope")
+    assert code == 2
+    assert (
+        _one_error_line(err)
+        == "error: migration failed: Can't locate revision identified by 'nope'"
+    )
+
+
+def test_uvicorn_options_trust_forwarded_headers_only_from_configured_proxies() -> None:
+    base = make_settings("sqlite+aiosqlite:///x.db")
+    options = uvicorn_options(base, host="192.0.2.1", port=9000, workers=4)
+    assert options["factory"] is True
+    assert (options["host"], options["port"], options["workers"]) == (
+        "192.0.2.1",
+        9000,
+        4,
+    )
+    assert (options["loop"], options["http"]) == ("uvloop", "httptools")
+    assert (options["proxy_headers"], options["forwarded_allow_ips"]) == (False, None)
+    proxied: Settings = make_settings(
+        "sqlite+aiosqlite:///x.db", trusted_proxies="10.0.0.1, 10.0.0.2"
+    )
+    options = uvicorn_options(proxied, host="127.0.0.1", port=8000, workers=1)
+    assert (options["proxy_headers"], options["forwarded_allow_ips"]) == (
+        True,
+        "10.0.0.1,10.0.0.2",
+    )
+
+
+# --- demo --------------------------------------------------------------------------------------------------
+
+
+async def test_demo_json_seeds_user_and_one_client_per_grant(
+    cli: Cli, database: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "demo.json"
+    code, out, err = await cli("demo", "--json", "--file", str(path))
+    assert (code, err) == (0, "")
+    body = json.loads(out)
+    assert body["docs_url"] == f"{ISSUER}/docs"
+    assert body["user"]["email"] == "demo@example.com"
+    clients = {c["client_id"]: c for c in body["clients"]}
+    assert {k: (c["grant_types"], c["is_public"]) for k, c in clients.items()} == {
+        "demo-service": (["client_credentials"], False),
+        "demo-password": (["password", "refresh_token"], False),
+        "demo-web": (["authorization_code", "refresh_token"], False),
+        "demo-spa": (["authorization_code", "refresh_token"], True),
+        "demo-implicit": (["implicit"], True),
+    }
+    assert clients["demo-spa"]["client_secret"] is None
+    service_secret = clients["demo-service"]["client_secret"]
+    assert body["commands"]["client_credentials"] == (
+        f"curl -u demo-service:{service_secret} -d 'grant_type=client_credentials&scope=read' {ISSUER}/oauth/token"
+    )
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text())["secrets"]["demo-service"] == service_secret
+    assert (await _count(database, "clients"), await _count(database, "users")) == (
+        5,
+        1,
+    )
+
+
+async def test_demo_second_run_reuses_credentials(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "demo.json"
+    first = json.loads((await cli("demo", "--json", "--file", str(path)))[1])
+    second = json.loads((await cli("demo", "--json", "--file", str(path)))[1])
+    assert second["user"] == first["user"]
+    assert second["clients"] == first["clients"]
+
+
+async def test_demo_with_lost_file_heals_credentials(
+    cli: Cli, database: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "demo.json"
+    first = json.loads((await cli("demo", "--json", "--file", str(path)))[1])
+    path.unlink()
+    code, out, _ = await cli("demo", "--json", "--file", str(path))
+    healed = json.loads(out)
+    assert code == 0
+    assert healed["user"]["password"] != first["user"]["password"]
+    secret = {c["client_id"]: c["client_secret"] for c in healed["clients"]}["demo-web"]
+    async with database.connect() as conn:
+        stored = await conn.scalar(
+            select(col(ClientRow.secret_hash)).where(
+                col(ClientRow.client_id) == "demo-web"
+            )
+        )
+    assert stored == token_hash(secret)
+    assert (await _count(database, "clients"), await _count(database, "users")) == (
+        5,
+        1,
+    )
+
+
+async def test_demo_text_prints_docs_url_and_curl_commands(
+    cli: Cli, tmp_path: Path
+) -> None:
+    code, out, _ = await cli("demo", "--file", str(tmp_path / "demo.json"))
+    assert code == 0
+    assert f"  API docs:  {ISSUER}/docs" in out
+    assert "grant_type=password&email=demo%40example.com&password=" in out
+    assert out.count("curl ") == 6
