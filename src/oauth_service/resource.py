@@ -1,0 +1,265 @@
+"""Protect any FastAPI API with this server's access tokens: the public resource-server dependency.
+
+RFC 6750 §2.1 (the token comes from the ``Authorization: Bearer`` header only; a token in the query string or
+the body is ignored), RFC 6750 §3 (``WWW-Authenticate: Bearer`` challenges: a bare one when no token was sent,
+``invalid_token`` 401, ``insufficient_scope`` 403 with the needed ``scope``), RFC 9068 §4 (local verification,
+``oauth_service.oauth.access_tokens``) and RFC 7662 §2 (remote verification through the introspection endpoint,
+for APIs deployed apart from the server, with a short cache).
+
+Usage::
+
+    oauth = ResourceProtector(IntrospectionVerifier(url, client_id="api", client_secret=secret))
+    oauth.install(app)
+
+    @app.get("/notes")
+    async def notes(token: Annotated[AccessToken, Depends(oauth.require_scopes("read"))]) -> ...: ...
+
+This module imports nothing from the server's database layer.
+"""
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Protocol
+
+import httpx
+from fastapi import FastAPI, Request, Security
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
+from fastapi.security.base import SecurityBase
+
+from oauth_service.crypto.tokens import token_hash
+from oauth_service.oauth.access_tokens import (
+    AccessToken,
+    LocalTokenVerifier,
+    TtlCache,
+)
+from oauth_service.oauth.errors import (
+    BearerTokenError,
+    InsufficientScopeError,
+    InvalidTokenError,
+    MissingTokenError,
+    OAuthError,
+    TemporarilyUnavailableError,
+)
+from oauth_service.oauth.scopes import format_scope
+
+__all__ = [
+    "AccessToken",
+    "IntrospectionVerifier",
+    "LocalTokenVerifier",
+    "ResourceProtector",
+    "TokenVerifier",
+    "bearer_token",
+    "require_scopes",
+]
+
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+Dependency = Callable[..., Awaitable[AccessToken]]
+
+
+class InvalidBearerRequestError(BearerTokenError):
+    """The request carries more than one Authorization header (RFC 6750 §3.1 ``invalid_request``)."""
+
+    error = "invalid_request"
+    status_code = 400
+    default_description = "Send exactly one Authorization header."
+
+
+class TokenVerifier(Protocol):
+    """Turns a bearer token into an ``AccessToken`` or raises ``InvalidTokenError``."""
+
+    async def verify(self, token: str) -> AccessToken:
+        """Verify the token completely."""
+        ...
+
+
+def bearer_token(request: Request) -> str:
+    """Return the bearer token of the ``Authorization`` header (never the query string or the body).
+
+    Raises:
+        MissingTokenError: no Bearer credentials were sent (bare challenge).
+        InvalidBearerRequestError: several Authorization headers.
+        InvalidTokenError: the header is not ``Bearer <b64token>``.
+    """
+    values = request.headers.getlist("authorization")
+    if not values:
+        raise MissingTokenError
+    if len(values) > 1:
+        raise InvalidBearerRequestError
+    scheme, _, credentials = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise MissingTokenError
+    token = credentials.strip()
+    if not _B64TOKEN.match(token):
+        raise InvalidTokenError("The access token is malformed.")
+    return token
+
+
+class IntrospectionVerifier:
+    """Verifies tokens by asking the server's introspection endpoint (RFC 7662), with a short cache.
+
+    Active answers are kept ``cache_ttl`` seconds at most (never past the token's ``exp``), so a revocation is
+    seen within that bound; inactive answers are kept ``cache_ttl`` seconds too.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        audience: str | None = None,
+        cache_ttl: float = 30.0,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 5.0,
+    ) -> None:
+        self._endpoint = endpoint
+        self._auth = httpx.BasicAuth(client_id, client_secret)
+        self._audience = audience
+        self._ttl = cache_ttl
+        self._http = http
+        self._clock = clock
+        self._timeout = timeout
+        # One-element tuples, so an inactive answer (None) can be cached too.
+        self._cache: TtlCache[str, tuple[AccessToken | None]] = TtlCache(clock=clock)
+
+    async def _post(self, token: str) -> dict[str, Any]:
+        data = {"token": token, "token_type_hint": "access_token"}
+        try:
+            if self._http is not None:
+                response = await self._http.post(
+                    self._endpoint, data=data, auth=self._auth, timeout=self._timeout
+                )
+            else:
+                async with httpx.AsyncClient(timeout=self._timeout) as http:
+                    response = await http.post(
+                        self._endpoint, data=data, auth=self._auth
+                    )
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise TemporarilyUnavailableError(
+                detail=f"introspection failed: {type(exc).__name__}"
+            ) from None
+        if not isinstance(body, dict):
+            raise TemporarilyUnavailableError(detail="introspection answered non-JSON")
+        return body
+
+    def _to_access_token(self, body: dict[str, Any]) -> AccessToken | None:
+        if body.get("active") is not True:
+            return None
+        aud = body.get("aud")
+        audience = tuple(aud) if isinstance(aud, list) else (str(aud),) if aud else ()
+        if self._audience is not None and self._audience not in audience:
+            return None
+        exp, sub, client_id = body.get("exp"), body.get("sub"), body.get("client_id")
+        if not isinstance(exp, int) or not isinstance(client_id, str):
+            return None
+        scope = body.get("scope", "")
+        return AccessToken(
+            subject=sub if isinstance(sub, str) else client_id,
+            client_id=client_id,
+            scopes=frozenset(str(scope).split()),
+            jti=str(body.get("jti", "")),
+            expires_at=exp,
+            issued_at=body.get("iat") if isinstance(body.get("iat"), int) else None,
+            audience=audience,
+            issuer=str(body.get("iss", "")),
+            claims=body,
+        )
+
+    async def verify(self, token: str) -> AccessToken:
+        """Introspect (or reuse a cached answer) and return the active token.
+
+        Raises:
+            InvalidTokenError: inactive, expired, revoked, or meant for another audience.
+            TemporarilyUnavailableError: the introspection endpoint could not be reached.
+        """
+        key = token_hash(token)
+        now = self._clock()
+        answer = self._cache.get(key)
+        if answer is None:
+            answer = (self._to_access_token(await self._post(token)),)
+            until = now + self._ttl
+            if answer[0] is not None:
+                until = min(until, answer[0].expires_at)
+            self._cache.put(key, answer, until=until)
+        access = answer[0]
+        if access is None or access.expires_at <= now:
+            raise InvalidTokenError(detail="token is not active")
+        return access
+
+
+class ResourceProtector:
+    """Builds FastAPI dependencies that demand a valid bearer token carrying given scopes."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        *,
+        scheme: SecurityBase | None = None,
+    ) -> None:
+        self.verifier = verifier
+        # Only documents the requirement in OpenAPI; the token itself is read by ``bearer_token``.
+        self.scheme = scheme or HTTPBearer(auto_error=False, bearerFormat="JWT")
+
+    async def authenticate(
+        self, request: Request, required: frozenset[str]
+    ) -> AccessToken:
+        """Verify the request's bearer token and check it carries every ``required`` scope."""
+        access = await self.verifier.verify(bearer_token(request))
+        if not required <= access.scopes:
+            raise InsufficientScopeError(scope=format_scope(required))
+        return access
+
+    def require_scopes(self, *scopes: str) -> Dependency:
+        """Return a dependency yielding the ``AccessToken`` when it carries every one of ``scopes``."""
+        return _dependency(lambda _request: self, scopes, self.scheme)
+
+    def install(self, app: FastAPI) -> None:
+        """Render this module's errors (401/403 with ``WWW-Authenticate``) in an app of your own."""
+        app.add_exception_handler(OAuthError, _render_error)
+
+
+async def _render_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)  # noqa: S101 - registered for OAuthError only
+    headers = {**_NO_STORE, **exc.headers()}
+    return JSONResponse(exc.body(), status_code=exc.http_status, headers=headers)
+
+
+def _dependency(
+    protector_of: Callable[[Request], ResourceProtector],
+    scopes: tuple[str, ...],
+    scheme: SecurityBase,
+) -> Dependency:
+    required = frozenset(scopes)
+
+    async def dependency(
+        request: Request,
+        _documented: Annotated[Any, Security(scheme, scopes=list(scopes))],
+    ) -> AccessToken:
+        return await protector_of(request).authenticate(request, required)
+
+    return dependency
+
+
+def _app_protector(request: Request) -> ResourceProtector:
+    protector: ResourceProtector = request.app.state.resource_protector
+    return protector
+
+
+def require_scopes(*scopes: str, scheme: SecurityBase | None = None) -> Dependency:
+    """Like ``ResourceProtector.require_scopes``, for the protector stored at ``app.state.resource_protector``.
+
+    Lets routers be declared at import time while the protector is built by the app's lifespan.
+    """
+    return _dependency(
+        _app_protector,
+        scopes,
+        scheme or HTTPBearer(auto_error=False, bearerFormat="JWT"),
+    )
