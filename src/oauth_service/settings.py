@@ -180,9 +180,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = str(first["loc"][0]) if first["loc"] else "settings"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:  # a cross-field rule; its message names the variables
+            raise SettingsError(f"invalid settings: {message}") from None
+        loc = str(first["loc"][0])
         env = loc if loc.isupper() else f"OAUTH_{loc.upper()}"
         if loc == "database_url":
             env = "DATABASE_URL"
-        message = str(first["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"invalid setting {env}: {message}") from None

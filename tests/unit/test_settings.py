@@ -1,0 +1,177 @@
+"""Settings: defaults from the issue, environment parsing, and one-line errors naming the variable."""
+
+import os
+
+import pytest
+
+from oauth_service.settings import Settings, SettingsError, load_settings
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A clean environment: no OAUTH_* or conventional variables leak in from the machine."""
+    for name in list(os.environ):
+        if name.startswith("OAUTH_") or name in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "LOG_LEVEL",
+        }:
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_defaults_match_the_specification(env: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.database_url == "sqlite+aiosqlite:///./oauth.db"
+    assert settings.issuer == "http://127.0.0.1:8000"
+    assert settings.access_token_ttl == 600
+    assert settings.refresh_token_ttl == 30 * 86_400
+    assert settings.refresh_token_idle_ttl == 14 * 86_400
+    assert settings.authorization_code_ttl == 60
+    assert settings.signing_alg == "RS256"
+    assert settings.cors_origins == []
+    assert settings.seed_demo is False
+    assert settings.secure_cookies is False
+    assert settings.is_sqlite
+
+
+def test_environment_variables_are_read(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DATABASE_URL", "postgres://u:p@db:5432/oauth")
+    env.setenv("OAUTH_ISSUER", "https://auth.example.com/")
+    env.setenv("OAUTH_SIGNING_ALG", "ES256")
+    env.setenv("OAUTH_CORS_ORIGINS", "https://a.example.com, https://b.example.com")
+    env.setenv("OAUTH_ENABLED_GRANTS", "authorization_code refresh_token")
+    env.setenv("OAUTH_SEED_DEMO", "true")
+    env.setenv("LOG_LEVEL", "DEBUG")
+    settings = load_settings()
+    assert settings.database_url == "postgresql+asyncpg://u:p@db:5432/oauth"
+    assert settings.issuer == "https://auth.example.com"
+    assert settings.signing_alg == "ES256"
+    assert settings.cors_origins == ["https://a.example.com", "https://b.example.com"]
+    assert settings.enabled_grants == ["authorization_code", "refresh_token"]
+    assert settings.seed_demo is True
+    assert settings.log_level == "DEBUG"
+    assert settings.secure_cookies is True  # https issuer
+    assert not settings.is_sqlite
+
+
+def test_settings_are_frozen_and_hide_secrets(env: pytest.MonkeyPatch) -> None:
+    env.setenv("OAUTH_SECRET_KEY", "super-secret-value")
+    settings = load_settings()
+    assert "super-secret-value" not in repr(settings)
+    with pytest.raises(Exception, match="frozen"):
+        settings.issuer = "http://other"  # type: ignore[misc]
+
+
+def test_overrides_win_over_environment(env: pytest.MonkeyPatch) -> None:
+    env.setenv("OAUTH_ACCESS_TOKEN_TTL", "900")
+    assert load_settings(access_token_ttl=120).access_token_ttl == 120
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "OAUTH_ISSUER",
+            "ftp://auth.example.com",
+            "invalid setting OAUTH_ISSUER: must be an absolute http(s) URL",
+        ),
+        (
+            "OAUTH_ISSUER",
+            "https://a.example.com/?x=1",
+            "invalid setting OAUTH_ISSUER: must have no query or fragment (RFC 8414 §2)",
+        ),
+        (
+            "DATABASE_URL",
+            "mysql://db/oauth",
+            "invalid setting DATABASE_URL: must be sqlite+aiosqlite:// or postgresql+asyncpg://",
+        ),
+        (
+            "OAUTH_ACCESS_TOKEN_TTL",
+            "5",
+            "invalid setting OAUTH_ACCESS_TOKEN_TTL: Input should be greater than or equal to 30",
+        ),
+        (
+            "OAUTH_ACCESS_TOKEN_TTL",
+            "ten",
+            "invalid setting OAUTH_ACCESS_TOKEN_TTL: Input should be a valid integer, unable to parse string as an integer",
+        ),
+        (
+            "OAUTH_AUTHORIZATION_CODE_TTL",
+            "3600",
+            "invalid setting OAUTH_AUTHORIZATION_CODE_TTL: Input should be less than or equal to 600",
+        ),
+        (
+            "OAUTH_SIGNING_ALG",
+            "HS256",
+            "invalid setting OAUTH_SIGNING_ALG: Input should be 'RS256' or 'ES256'",
+        ),
+        (
+            "OAUTH_ENABLED_GRANTS",
+            "password teleport",
+            "invalid setting OAUTH_ENABLED_GRANTS: unknown grant type(s): teleport",
+        ),
+        (
+            "OAUTH_COOKIE_SECURE",
+            "maybe",
+            "invalid setting OAUTH_COOKIE_SECURE: Input should be a valid boolean, unable to interpret input",
+        ),
+        (
+            "OAUTH_ARGON2_MEMORY_COST",
+            "1024",
+            "invalid setting OAUTH_ARGON2_MEMORY_COST: Input should be greater than or equal to 19456",
+        ),
+        (
+            "LOG_LEVEL",
+            "LOUD",
+            "invalid setting LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'",
+        ),
+        (
+            "OAUTH_REFRESH_TOKEN_IDLE_TTL",
+            str(60 * 86_400),
+            "invalid settings: OAUTH_REFRESH_TOKEN_IDLE_TTL must not exceed OAUTH_REFRESH_TOKEN_TTL",
+        ),
+    ],
+    ids=[
+        "issuer-scheme",
+        "issuer-query",
+        "database-driver",
+        "ttl-too-short",
+        "ttl-not-int",
+        "code-ttl-too-long",
+        "alg",
+        "grant",
+        "cookie-bool",
+        "argon2-weak",
+        "log-level",
+        "idle-exceeds-absolute",
+    ],
+)
+def test_invalid_setting_raises_one_line_naming_variable(
+    env: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    env.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == message
+    assert "\n" not in str(caught.value)
+
+
+def test_invalid_database_url_message_hides_credentials(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("DATABASE_URL", "mysql://user:hunter2@db/oauth")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value)
+
+
+def test_resource_audience_defaults_to_issuer(env: pytest.MonkeyPatch) -> None:
+    assert (
+        Settings(issuer="https://a.example.com").resource_audience
+        == "https://a.example.com"
+    )
+    assert (
+        Settings(issuer="https://a.example.com", audience="api").resource_audience
+        == "api"
+    )
