@@ -50,6 +50,8 @@ _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict
     "asctime",
     "taskName",
 }
+# Extras that are never written: uvicorn's ANSI-coloured duplicate of the message.
+_DROPPED_EXTRAS = _RECORD_ATTRS | {"color_message"}
 
 
 @dataclass(slots=True)
@@ -143,7 +145,7 @@ class JsonFormatter(logging.Formatter):
             if context.client_id is not None:
                 line["client_id"] = context.client_id
         for key, value in record.__dict__.items():
-            if key not in _RECORD_ATTRS and not key.startswith("_"):
+            if key not in _DROPPED_EXTRAS and not key.startswith("_"):
                 line[key] = REDACTED if is_secret_name(key) else _plain(value)
         if record.exc_info:
             line["exc_info"] = scrub(self.formatException(record.exc_info))

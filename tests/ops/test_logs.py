@@ -53,6 +53,13 @@ def test_log_line_inside_request_carries_request_and_client_ids(
     }
 
 
+def test_log_line_drops_uvicorn_color_message(json_logs: LogCapture) -> None:
+    logger.info("Started %d", 7, extra={"color_message": "Started \x1b[36m%d\x1b[0m"})
+    (line,) = json_logs.by_logger("oauth_service.test")
+    assert "color_message" not in line
+    assert line["msg"] == "Started 7"
+
+
 def test_log_extra_with_secret_name_is_redacted(json_logs: LogCapture) -> None:
     logger.info(
         "x",

@@ -57,6 +57,9 @@ def instrument_pool(engine: AsyncEngine) -> Callable[[], None]:
     event.listen(sync_engine, "checkout", on_checkout)
     event.listen(sync_engine, "checkin", on_checkin)
     metrics.pool_size(POOL_LABEL, size)
+    metrics.pool_checked_out(
+        POOL_LABEL, 0
+    )  # the series exists before the first checkout
 
     def stop() -> None:
         event.remove(sync_engine, "checkout", on_checkout)
