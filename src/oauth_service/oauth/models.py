@@ -135,6 +135,8 @@ class Grant:
     # Refresh rotation: the presented token, and (grace-window retry) the unused successor it replaces.
     refresh_id: UUID | None = None
     superseded_id: UUID | None = None
+    # Refresh: the scope the new refresh token keeps when the access token was narrowed (RFC 6749 §6).
+    refresh_scope: frozenset[str] | None = None
     # Password grant: an upgraded argon2 hash to store when the token is issued.
     password_rehash: str | None = field(default=None, repr=False)
 

@@ -28,3 +28,18 @@ def format_scope(scopes: Iterable[str]) -> str:
 def is_valid_scope_token(token: str) -> bool:
     """Return whether ``token`` is a syntactically valid scope token."""
     return bool(_SCOPE_TOKEN.match(token))
+
+
+def narrow_scope(
+    requested: frozenset[str] | None, allowed: frozenset[str]
+) -> frozenset[str]:
+    """Return the granted scope: ``requested`` if within ``allowed``, or ``allowed`` when none was asked.
+
+    Raises:
+        InvalidScopeError: the request asks for more than ``allowed`` (RFC 6749 §3.3, §5.2).
+    """
+    if not requested:
+        return allowed
+    if not requested <= allowed:
+        raise InvalidScopeError("The requested scope exceeds what may be granted.")
+    return requested

@@ -1,0 +1,48 @@
+"""Client authentication at the token endpoint (RFC 6749 §2.3.1, §3.2.1; RFC 8414 ``none`` for public clients).
+
+``client_secret_basic`` and ``client_secret_post`` are accepted for confidential clients, ``none`` only for
+public clients and only where the grant allows public clients. Secrets are compared in constant time against
+their stored SHA-256 digest; an unknown client still pays for one digest comparison so timing does not reveal
+which client ids exist.
+"""
+
+from oauth_service.crypto.tokens import token_hash, verify_token_hash
+from oauth_service.oauth.errors import InvalidClientError
+from oauth_service.oauth.models import Client, ClientCredentials
+from oauth_service.oauth.storage import ClientStore
+
+# Compared against when the client is unknown or has no secret, to keep timing flat.
+_DUMMY_SECRET_HASH = token_hash("no such client: dummy secret for timing")
+
+
+async def authenticate_client(
+    credentials: ClientCredentials, clients: ClientStore, *, allow_public: bool
+) -> Client:
+    """Return the authenticated client.
+
+    Raises:
+        InvalidClientError: unknown client, wrong secret, a confidential client without a secret, or a public
+            client where the grant needs an authenticated one (401 with a Basic challenge when Basic was used).
+    """
+    used_basic = credentials.method == "client_secret_basic"
+    failure = InvalidClientError(used_basic=used_basic)
+    if not credentials.client_id:
+        raise failure
+    client = await clients.get(credentials.client_id)
+    secret = credentials.client_secret
+    if client is None:
+        verify_token_hash(secret or "", _DUMMY_SECRET_HASH)
+        raise failure
+    if client.is_public:
+        # A public client holds no secret: presenting one, or using it where the grant needs a confidential
+        # client (client_credentials), is a failed authentication.
+        if credentials.method != "none" or not allow_public:
+            raise failure
+        return client
+    if credentials.method == "none" or secret is None:
+        raise failure
+    if not verify_token_hash(secret, client.secret_hash or _DUMMY_SECRET_HASH):
+        raise failure
+    if client.secret_hash is None:
+        raise failure
+    return client

@@ -1,0 +1,49 @@
+"""The token endpoint's dispatcher (RFC 6749 §3.2, §5.2): strategy lookup, client authentication, then the grant.
+
+The order is fixed: an unknown ``grant_type`` is refused before any database work; the client is authenticated
+with the strategy's public-client allowance; a client may only use grants it is registered for
+(``unauthorized_client``); the strategy validates (reads) and then issues (writes).
+"""
+
+from collections.abc import Mapping
+
+from oauth_service.oauth.client_auth import authenticate_client
+from oauth_service.oauth.errors import (
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
+from oauth_service.oauth.grants import GrantStrategy
+from oauth_service.oauth.models import TokenRequest, TokenResponse
+from oauth_service.oauth.storage import ClientStore
+
+
+class TokenDispatcher:
+    """Looks a grant up by ``grant_type`` and runs it; nothing else."""
+
+    def __init__(
+        self, strategies: Mapping[str, GrantStrategy], clients: ClientStore
+    ) -> None:
+        self._strategies = dict(strategies)
+        self._clients = clients
+
+    @property
+    def grant_types(self) -> frozenset[str]:
+        """The grant types this server supports (feeds RFC 8414 ``grant_types_supported``)."""
+        return frozenset(self._strategies)
+
+    async def dispatch(self, request: TokenRequest) -> TokenResponse:
+        """Run one token request to its response, or raise an ``OAuthError``."""
+        strategy = self._strategies.get(request.grant_type)
+        if strategy is None:
+            raise UnsupportedGrantTypeError("The grant type is not supported.")
+        client = await authenticate_client(
+            request.credentials,
+            self._clients,
+            allow_public=strategy.allows_public_clients,
+        )
+        if request.grant_type not in client.grant_types:
+            raise UnauthorizedClientError(
+                "The client is not allowed to use this grant type."
+            )
+        grant = await strategy.validate(request, client)
+        return await strategy.issue(grant)

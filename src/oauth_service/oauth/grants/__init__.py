@@ -1,0 +1,86 @@
+"""The grant registry: one stateless strategy per ``grant_type`` (RFC 6749 §4, §6).
+
+A strategy validates (reads only) and returns a ``Grant``; ``issue`` performs every state change and mints
+through the shared ``TokenIssuer``. Adding a grant is one module and one line in ``build_strategies``; RFC 8414
+metadata reads the registry's keys.
+"""
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import ClassVar, Protocol
+
+from oauth_service.oauth.clock import Clock, utcnow
+from oauth_service.oauth.grants.client_credentials import ClientCredentialsGrant
+from oauth_service.oauth.grants.password import PasswordGrant, PasswordVerifier
+from oauth_service.oauth.grants.refresh_token import RefreshTokenGrant
+from oauth_service.oauth.issuer import TokenIssuer
+from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
+from oauth_service.oauth.storage import Stores
+
+
+class GrantStrategy(Protocol):
+    """One grant type: ``validate`` reads and decides, ``issue`` writes and mints."""
+
+    grant_type: ClassVar[str]
+    allows_public_clients: ClassVar[bool]
+
+    async def validate(self, request: TokenRequest, client: Client) -> Grant:
+        """Check the request against stored state; raise an ``OAuthError`` or return the grant."""
+        ...
+
+    async def issue(self, grant: Grant) -> TokenResponse:
+        """Perform the grant's state changes and mint its tokens."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class GrantConfig:
+    """The few settings strategies need (narrow config, not ``Settings``)."""
+
+    refresh_grace: timedelta = timedelta(0)
+    allow_plain_pkce: bool = False
+
+
+StrategyFactory = Callable[[], GrantStrategy]
+
+
+def build_strategies(
+    *,
+    stores: Stores,
+    issuer: TokenIssuer,
+    passwords: PasswordVerifier,
+    enabled: Collection[str],
+    config: GrantConfig = GrantConfig(),
+    clock: Clock = utcnow,
+) -> dict[str, GrantStrategy]:
+    """Build the strategies of the enabled grant types, keyed by ``grant_type``."""
+    factories: dict[str, StrategyFactory] = {
+        "client_credentials": lambda: ClientCredentialsGrant(issuer),
+        "password": lambda: PasswordGrant(
+            stores.users,
+            passwords,
+            issuer,
+            refresh_enabled="refresh_token" in enabled,
+            clock=clock,
+        ),
+        "refresh_token": lambda: RefreshTokenGrant(
+            stores.refresh_tokens,
+            stores.users,
+            issuer,
+            grace=config.refresh_grace,
+            clock=clock,
+        ),
+    }
+    return {name: make() for name, make in factories.items() if name in enabled}
+
+
+__all__ = [
+    "ClientCredentialsGrant",
+    "GrantConfig",
+    "GrantStrategy",
+    "PasswordGrant",
+    "PasswordVerifier",
+    "RefreshTokenGrant",
+    "build_strategies",
+]

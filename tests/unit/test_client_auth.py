@@ -1,0 +1,78 @@
+"""Client authentication (RFC 6749 §2.3.1): methods, public clients, constant-time failures."""
+
+import dataclasses
+
+import pytest
+
+from oauth_service.oauth.client_auth import authenticate_client
+from oauth_service.oauth.errors import InvalidClientError
+from oauth_service.oauth.models import AuthMethod, ClientCredentials
+from tests.fakes import (
+    CLIENT_SECRET,
+    FakeClientStore,
+    confidential_client,
+    public_client,
+)
+
+STORE = FakeClientStore([confidential_client(), public_client()])
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+async def test_client_auth_confidential_with_secret_succeeds(
+    method: AuthMethod,
+) -> None:
+    creds = ClientCredentials("conf", CLIENT_SECRET, method)
+    client = await authenticate_client(creds, STORE, allow_public=False)
+    assert client.client_id == "conf"
+
+
+async def test_client_auth_public_with_none_succeeds_when_allowed() -> None:
+    client = await authenticate_client(
+        ClientCredentials("spa"), STORE, allow_public=True
+    )
+    assert client.client_id == "spa"
+
+
+@pytest.mark.parametrize(
+    ("creds", "allow_public", "basic"),
+    [
+        (ClientCredentials("conf", "wrong", "client_secret_basic"), False, True),
+        (ClientCredentials("conf", "wrong", "client_secret_post"), False, False),
+        (ClientCredentials("conf", None, "none"), True, False),
+        (ClientCredentials("ghost", CLIENT_SECRET, "client_secret_basic"), False, True),
+        (ClientCredentials("ghost", None, "none"), True, False),
+        (ClientCredentials(None, None, "none"), True, False),
+        (ClientCredentials("spa", None, "none"), False, False),
+        (ClientCredentials("spa", "anything", "client_secret_post"), True, False),
+    ],
+    ids=[
+        "wrong-secret-basic",
+        "wrong-secret-post",
+        "confidential-skips-auth",
+        "unknown-client-basic",
+        "unknown-client-none",
+        "no-client-id",
+        "public-where-grant-needs-confidential",
+        "public-with-secret",
+    ],
+)
+async def test_client_auth_failure_is_invalid_client(
+    creds: ClientCredentials, allow_public: bool, basic: bool
+) -> None:
+    with pytest.raises(InvalidClientError) as caught:
+        await authenticate_client(creds, STORE, allow_public=allow_public)
+    assert caught.value.body() == {
+        "error": "invalid_client",
+        "error_description": "Client authentication failed.",
+    }
+    assert caught.value.http_status == (401 if basic else 400)
+    assert ("WWW-Authenticate" in caught.value.headers()) is basic
+
+
+async def test_client_auth_confidential_without_stored_secret_fails() -> None:
+    store = FakeClientStore(
+        [dataclasses.replace(confidential_client("broken"), secret_hash=None)]
+    )
+    creds = ClientCredentials("broken", CLIENT_SECRET, "client_secret_post")
+    with pytest.raises(InvalidClientError):
+        await authenticate_client(creds, store, allow_public=False)
