@@ -126,6 +126,13 @@ class AuthorizationCodeStore(Protocol):
         """Mark the code used, recording what it issued; False when it was already used (atomic)."""
         ...
 
+    async def revoke_issued(self, code_hash: str, at: datetime) -> None:
+        """Put the access token a redeemed code issued on the revocation list (code replay, RFC 6749 §4.1.2).
+
+        Commits on its own connection: the revocation must survive the error response that follows.
+        """
+        ...
+
 
 class RefreshTokenStore(Protocol):
     """Refresh tokens, stored hashed, grouped in rotation families."""

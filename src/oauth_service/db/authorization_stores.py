@@ -1,0 +1,296 @@
+"""SQL stores of the authorization endpoint: codes, consents, login sessions, pending requests, server secrets.
+
+Codes, session ids and pending-request ids are stored only as SHA-256 digests. Single use of a code is a
+conditional ``UPDATE ... WHERE used_at IS NULL`` (RFC 6749 §4.1.2), so two concurrent redemptions cannot both win.
+Everything runs on SQLite and Postgres with portable SQLAlchemy constructs.
+"""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
+
+from oauth_service.crypto.tokens import new_opaque_token, token_hash
+from oauth_service.db.mapping import join_set, split_set
+from oauth_service.db.tables import (
+    AuthorizationCodeRow,
+    AuthorizationRequestRow,
+    ConsentRow,
+    LoginSessionRow,
+    RevokedTokenRow,
+    ServerSecretRow,
+)
+from oauth_service.oauth.authorization import AuthorizationRequest
+from oauth_service.oauth.clock import Clock
+from oauth_service.oauth.storage import CodeRecord
+
+
+def _code_from_row(row: AuthorizationCodeRow) -> CodeRecord:
+    return CodeRecord(
+        code_hash=row.code_hash,
+        client_id=row.client_id,
+        user_id=row.user_id,
+        redirect_uri=row.redirect_uri,
+        scope=split_set(row.scope),
+        auth_time=row.auth_time,
+        expires_at=row.expires_at,
+        code_challenge=row.code_challenge,
+        code_challenge_method=row.code_challenge_method,
+        used_at=row.used_at,
+        family_id=row.family_id,
+        access_jti=row.access_jti,
+        access_expires_at=row.access_expires_at,
+    )
+
+
+class SqlAuthorizationCodeStore:
+    """``oauth.storage.AuthorizationCodeStore`` on the request's session.
+
+    ``revoke_issued`` writes on its own connection: it must survive the error response that follows it.
+    """
+
+    def __init__(
+        self, session: AsyncSession, engine: AsyncEngine, clock: Clock
+    ) -> None:
+        self._session = session
+        self._engine = engine
+        self._clock = clock
+
+    async def save(self, code: CodeRecord) -> None:
+        """Store a new code (hash only)."""
+        self._session.add(
+            AuthorizationCodeRow(
+                code_hash=code.code_hash,
+                client_id=code.client_id,
+                user_id=code.user_id,
+                redirect_uri=code.redirect_uri,
+                scope=join_set(code.scope),
+                code_challenge=code.code_challenge,
+                code_challenge_method=code.code_challenge_method,
+                auth_time=code.auth_time,
+                created_at=self._clock(),
+                expires_at=code.expires_at,
+            )
+        )
+        await self._session.flush()
+
+    async def get(self, code_hash: str) -> CodeRecord | None:
+        """Return the code by hash, used or not."""
+        row = await self._session.get(AuthorizationCodeRow, code_hash)
+        return _code_from_row(row) if row is not None else None
+
+    async def consume(
+        self,
+        code_hash: str,
+        at: datetime,
+        *,
+        family_id: UUID,
+        access_jti: str,
+        access_expires_at: datetime,
+    ) -> bool:
+        """Mark the code used if nobody did yet; the row lock makes a concurrent redemption wait, then lose."""
+        statement = (
+            update(AuthorizationCodeRow)
+            .where(col(AuthorizationCodeRow.code_hash) == code_hash)
+            .where(col(AuthorizationCodeRow.used_at).is_(None))
+            .values(
+                used_at=at,
+                family_id=family_id,
+                access_jti=access_jti,
+                access_expires_at=access_expires_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        result: CursorResult[Any] = await self._session.execute(statement)  # type: ignore[assignment]
+        return result.rowcount == 1
+
+    async def revoke_issued(self, code_hash: str, at: datetime) -> None:
+        """Put the access token the code's redemption issued on the revocation list, committed at once."""
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        col(AuthorizationCodeRow.access_jti),
+                        col(AuthorizationCodeRow.access_expires_at),
+                    ).where(col(AuthorizationCodeRow.code_hash) == code_hash)
+                )
+            ).first()
+            if row is None or row.access_jti is None or row.access_expires_at is None:
+                return
+            if row.access_expires_at <= at:
+                return  # already dead; nothing to list
+            known = await conn.scalar(
+                select(col(RevokedTokenRow.jti)).where(
+                    col(RevokedTokenRow.jti) == row.access_jti
+                )
+            )
+            if known is None:
+                await conn.execute(
+                    RevokedTokenRow.__table__.insert().values(  # type: ignore[attr-defined]
+                        jti=row.access_jti,
+                        expires_at=row.access_expires_at,
+                        revoked_at=at,
+                    )
+                )
+
+
+class SqlConsentStore:
+    """Scopes each user granted each client (remembered consent)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, user_id: str, client_id: str) -> frozenset[str] | None:
+        """Return the remembered scopes, or None when the user never consented."""
+        row = await self._session.get(ConsentRow, (user_id, client_id))
+        return split_set(row.scope) if row is not None else None
+
+    async def grant(
+        self, user_id: str, client_id: str, scope: frozenset[str], at: datetime
+    ) -> None:
+        """Remember ``scope`` in addition to what was granted before."""
+        row = await self._session.get(ConsentRow, (user_id, client_id))
+        if row is None:
+            self._session.add(
+                ConsentRow(
+                    user_id=user_id,
+                    client_id=client_id,
+                    scope=join_set(scope),
+                    granted_at=at,
+                )
+            )
+        else:
+            row.scope = join_set(split_set(row.scope) | scope)
+            row.granted_at = at
+        await self._session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSession:
+    """A signed-in browser: who, and when they last proved it (``auth_time``)."""
+
+    user_id: str
+    auth_time: datetime
+
+
+class SqlLoginSessionStore:
+    """Browser login sessions; the cookie carries the raw id, the table only its hash."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def create(
+        self, user_id: str, *, auth_time: datetime, expires_at: datetime
+    ) -> str:
+        """Start a session and return its raw id (for the cookie)."""
+        raw = new_opaque_token()
+        self._session.add(
+            LoginSessionRow(
+                id_hash=token_hash(raw),
+                user_id=user_id,
+                auth_time=auth_time,
+                created_at=auth_time,
+                expires_at=expires_at,
+            )
+        )
+        await self._session.flush()
+        return raw
+
+    async def get(self, raw_id: str, now: datetime) -> LoginSession | None:
+        """Return the live session for ``raw_id``, or None when unknown or expired."""
+        row = await self._session.get(LoginSessionRow, token_hash(raw_id))
+        if row is None or row.expires_at <= now:
+            return None
+        return LoginSession(user_id=row.user_id, auth_time=row.auth_time)
+
+    async def delete(self, raw_id: str) -> None:
+        """End a session (logout, or replaced by a fresh login)."""
+        await self._session.execute(
+            delete(LoginSessionRow).where(
+                col(LoginSessionRow.id_hash) == token_hash(raw_id)
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """A validated authorization request waiting for login or consent."""
+
+    request: AuthorizationRequest
+    created_at: datetime
+
+
+class SqlAuthorizationRequestStore:
+    """Validated authorization requests carried across pages, keyed by the hash of an opaque id."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def save(
+        self,
+        request: AuthorizationRequest,
+        *,
+        created_at: datetime,
+        expires_at: datetime,
+    ) -> str:
+        """Store ``request`` and return the raw id that names it in forms and URLs."""
+        raw = new_opaque_token()
+        self._session.add(
+            AuthorizationRequestRow(
+                id_hash=token_hash(raw),
+                client_id=request.client_id,
+                params=request.to_params(),
+                created_at=created_at,
+                expires_at=expires_at,
+            )
+        )
+        await self._session.flush()
+        return raw
+
+    async def get(self, raw_id: str, now: datetime) -> PendingRequest | None:
+        """Return the pending request, or None when unknown, finished or expired."""
+        row = await self._session.get(AuthorizationRequestRow, token_hash(raw_id))
+        if row is None or row.expires_at <= now:
+            return None
+        return PendingRequest(
+            AuthorizationRequest.from_params(row.params), row.created_at
+        )
+
+    async def delete(self, raw_id: str) -> None:
+        """Finish a request so its id cannot be used twice."""
+        await self._session.execute(
+            delete(AuthorizationRequestRow).where(
+                col(AuthorizationRequestRow.id_hash) == token_hash(raw_id)
+            )
+        )
+
+
+async def server_secret(engine: AsyncEngine, name: str, clock: Clock) -> bytes:
+    """Return the shared secret ``name``, generating it once for every replica (first writer wins)."""
+    for _ in range(2):
+        async with engine.begin() as conn:
+            value = await conn.scalar(
+                select(col(ServerSecretRow.value)).where(
+                    col(ServerSecretRow.name) == name
+                )
+            )
+            if value is not None:
+                return bytes.fromhex(value)
+        try:
+            async with engine.begin() as conn:
+                fresh = secrets.token_hex(32)
+                await conn.execute(
+                    ServerSecretRow.__table__.insert().values(  # type: ignore[attr-defined]
+                        name=name, value=fresh, created_at=clock()
+                    )
+                )
+                return bytes.fromhex(fresh)
+        except IntegrityError:
+            continue  # another replica inserted it first; read theirs
+    raise RuntimeError(f"server secret {name!r} could not be read or created")
