@@ -1,0 +1,201 @@
+"""The per-request context of the browser pages (authorize, login, consent) and the step they share.
+
+``BrowserFlow`` bundles the stores bound to the request's session; ``advance`` runs the decision of
+``oauth.consent.next_step`` and turns it into a redirect: to the login page, to the consent page, or to the client
+with the authorization response (RFC 6749 §4.1.2, §4.2.2). Pending requests live server-side for
+``PENDING_TTL``, so any replica can serve the next page.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import Depends, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oauth_service.api.deps import RuntimeDep, SessionDep
+from oauth_service.api.errors import NO_STORE
+from oauth_service.api.sessions import read_session_cookie, signing_key
+from oauth_service.db.authorization_stores import (
+    LoginSession,
+    PendingRequest,
+    SqlAuthorizationCodeStore,
+    SqlAuthorizationRequestStore,
+    SqlConsentStore,
+    SqlLoginSessionStore,
+)
+from oauth_service.db.stores import (
+    SqlClientStore,
+    SqlScopeStore,
+    SqlUserStore,
+)
+from oauth_service.oauth.authorization import AuthorizationRequest
+from oauth_service.oauth.consent import NextStep, next_step
+from oauth_service.oauth.errors import InvalidRequestError
+from oauth_service.oauth.models import Client, User
+from oauth_service.oauth.response_types import (
+    ResponseTypeHandler,
+    build_response_types,
+)
+from oauth_service.runtime import Runtime
+
+PENDING_TTL = timedelta(minutes=10)
+
+
+@dataclass(slots=True)
+class BrowserFlow:
+    """What the browser pages need for one request."""
+
+    runtime: Runtime
+    session: AsyncSession
+    key: bytes
+    clients: SqlClientStore
+    users: SqlUserStore
+    consents: SqlConsentStore
+    logins: SqlLoginSessionStore
+    pending: SqlAuthorizationRequestStore
+    scopes: SqlScopeStore
+    handlers: dict[str, ResponseTypeHandler]
+    session_id: str | None = None
+
+    def now(self) -> datetime:
+        """The injected clock's time."""
+        return self.runtime.clock()
+
+    async def login(self) -> LoginSession | None:
+        """The browser's live login session, if its cookie is valid."""
+        if self.session_id is None:
+            return None
+        return await self.logins.get(self.session_id, self.now())
+
+    async def client(self, client_id: str) -> Client:
+        """The request's client; it vanished only if deleted since the request was validated."""
+        client = await self.clients.get(client_id)
+        if client is None:
+            raise InvalidRequestError("The client no longer exists.")
+        return client
+
+
+async def get_flow(
+    request: Request, runtime: RuntimeDep, session: SessionDep
+) -> BrowserFlow:
+    """Build the browser-page context for this request."""
+    settings = runtime.settings
+    key = await signing_key(request, runtime)
+    codes = SqlAuthorizationCodeStore(session, runtime.engine, runtime.clock)
+    handlers = build_response_types(
+        codes=codes,
+        minter=None,
+        code_ttl=timedelta(seconds=settings.authorization_code_ttl),
+        clock=runtime.clock,
+        enabled_grants=settings.enabled_grants,
+    )
+    return BrowserFlow(
+        runtime=runtime,
+        session=session,
+        key=key,
+        clients=SqlClientStore(session),
+        users=SqlUserStore(session, clock=runtime.clock),
+        consents=SqlConsentStore(session),
+        logins=SqlLoginSessionStore(session),
+        pending=SqlAuthorizationRequestStore(session),
+        scopes=SqlScopeStore(session),
+        handlers=handlers,
+        session_id=read_session_cookie(request, key),
+    )
+
+
+FlowDep = Annotated[BrowserFlow, Depends(get_flow)]
+
+
+def page_url(path: str, request_id: str) -> str:
+    """The URL of a login or consent page for a pending request."""
+    return f"{path}?{urlencode({'request': request_id})}"
+
+
+def redirect(location: str, *, status_code: int = 302) -> RedirectResponse:
+    """A redirect that no cache keeps (it may carry a code or token)."""
+    return RedirectResponse(location, status_code=status_code, headers=NO_STORE)
+
+
+async def respond(
+    flow: BrowserFlow,
+    request: AuthorizationRequest,
+    client: Client,
+    user: User,
+    auth_time: datetime,
+    *,
+    request_id: str | None,
+    status_code: int,
+) -> RedirectResponse:
+    """Issue the authorization response, finish the pending request and commit before redirecting."""
+    result = await flow.handlers[request.response_type](
+        request, client, user, auth_time
+    )
+    if request_id is not None:
+        await flow.pending.delete(request_id)
+    await flow.session.commit()
+    return redirect(result.location(), status_code=status_code)
+
+
+async def advance(
+    flow: BrowserFlow,
+    request: AuthorizationRequest,
+    *,
+    request_id: str | None,
+    requested_at: datetime,
+    status_code: int = 302,
+) -> RedirectResponse | tuple[NextStep, str, Client, User | None]:
+    """Run the next step: respond at once, or return (step, pending id, client, user) for a page.
+
+    Raises:
+        OAuthError: with a redirect (``prompt=none``, ``admin`` scope refused).
+    """
+    client = await flow.client(request.client_id)
+    login = await flow.login()
+    user = await flow.users.get(login.user_id) if login is not None else None
+    remembered = await flow.consents.get(user.id, client.client_id) if user else None
+    step = next_step(
+        request,
+        client,
+        user=user,
+        auth_time=login.auth_time if login else None,
+        requested_at=requested_at,
+        remembered=remembered,
+    )
+    if step is NextStep.RESPOND:
+        assert user is not None  # noqa: S101 - next_step guarantees it
+        assert login is not None  # noqa: S101
+        return await respond(
+            flow,
+            request,
+            client,
+            user,
+            login.auth_time,
+            request_id=request_id,
+            status_code=status_code,
+        )
+    if request_id is None:
+        request_id = await flow.pending.save(
+            request, created_at=requested_at, expires_at=requested_at + PENDING_TTL
+        )
+        await flow.session.commit()
+    return step, request_id, client, user
+
+
+async def load_pending(flow: BrowserFlow, request_id: str | None) -> PendingRequest:
+    """Return the pending request named in a page URL or form; unknown or expired is an error page."""
+    pending = await flow.pending.get(request_id, flow.now()) if request_id else None
+    if pending is None:
+        raise InvalidRequestError(
+            "This sign-in request is unknown or expired. Return to the application and start again."
+        )
+    return pending
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The urlencoded form's text fields (first value of each)."""
+    form = await request.form()
+    return {name: value for name, value in form.items() if isinstance(value, str)}

@@ -1,0 +1,105 @@
+"""``GET/POST /oauth/login``: the sign-in page of the authorization endpoint.
+
+A generic failure message never tells which of email or password was wrong; unknown emails burn the same argon2
+time (``PasswordHasher.verify(None, ...)``). Success replaces any previous session (no fixation), sets the signed
+cookie and answers 303, so a reload never re-posts the password.
+"""
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from oauth_service.api.browser_flow import (
+    FlowDep,
+    load_pending,
+    page_url,
+    read_form,
+    redirect,
+)
+from oauth_service.api.pages import render_page
+from oauth_service.api.sessions import csrf_token, csrf_valid, set_session_cookie
+from oauth_service.db.authorization_stores import PendingRequest
+from oauth_service.oauth.errors import InvalidRequestError
+from oauth_service.oauth.models import User
+
+router = APIRouter(tags=["authorization"], include_in_schema=False)
+
+LOGIN_FAILED = "Invalid email or password."
+
+
+async def _render(
+    request: Request,
+    flow: FlowDep,
+    pending: PendingRequest,
+    request_id: str,
+    *,
+    email: str = "",
+    error: str | None = None,
+) -> HTMLResponse:
+    client = await flow.client(pending.request.client_id)
+    context = {
+        "client_name": client.name,
+        "request_id": request_id,
+        "csrf_token": csrf_token(flow.key, "login", request_id),
+        "email": email,
+        "error": error,
+    }
+    return render_page(
+        request, "login.html", context, status_code=400 if error else 200
+    )
+
+
+@router.get("/oauth/login")
+async def login_page(request: Request, flow: FlowDep) -> Response:
+    """Show the sign-in form for a pending authorization request."""
+    request_id = request.query_params.get("request")
+    pending = await load_pending(flow, request_id)
+    assert request_id is not None  # noqa: S101 - load_pending refused it otherwise
+    return await _render(request, flow, pending, request_id)
+
+
+async def _authenticate(flow: FlowDep, email: str, password: str) -> User | None:
+    user = await flow.users.get_by_email(email) if email else None
+    usable = user is not None and user.is_active
+    stored = user.password_hash if usable and user is not None else None
+    check = await flow.runtime.passwords.verify(stored, password)
+    if not check.ok or user is None:
+        return None
+    if check.new_hash is not None:
+        await flow.users.update_password_hash(user.id, check.new_hash)
+    return user
+
+
+@router.post("/oauth/login")
+async def login_submit(request: Request, flow: FlowDep) -> Response:
+    """Check the credentials; on success start a session and continue to consent with a 303."""
+    form = await read_form(request)
+    request_id = form.get("request")
+    pending = await load_pending(flow, request_id)
+    assert request_id is not None  # noqa: S101 - load_pending refused it otherwise
+    if not csrf_valid(flow.key, form.get("csrf_token"), "login", request_id):
+        raise InvalidRequestError("The form expired. Go back and try again.")
+    email = form.get("email", "").strip()
+    user = await _authenticate(flow, email, form.get("password", ""))
+    if user is None:
+        return await _render(
+            request, flow, pending, request_id, email=email, error=LOGIN_FAILED
+        )
+    if flow.session_id is not None:
+        await flow.logins.delete(flow.session_id)
+    now = flow.now()
+    ttl = flow.runtime.settings.login_session_ttl
+    raw = await flow.logins.create(
+        user.id, auth_time=now, expires_at=now + timedelta(seconds=ttl)
+    )
+    await flow.session.commit()
+    response = redirect(page_url("/oauth/consent", request_id), status_code=303)
+    set_session_cookie(
+        response,
+        flow.key,
+        raw,
+        max_age=ttl,
+        secure=flow.runtime.settings.secure_cookies,
+    )
+    return response

@@ -1,0 +1,78 @@
+"""Browser state of the authorization endpoint: the signed login-session cookie and CSRF tokens.
+
+The cookie carries a random session id plus an HMAC over it; the database keeps only the id's hash, so every
+replica can check a cookie. The HMAC key is ``OAUTH_SECRET_KEY`` when set, else a secret generated once and
+shared through the ``server_secrets`` table. CSRF tokens are HMACs bound to the pending request (login form) or
+to the login session and the pending request (consent form), so a cross-site page cannot forge either POST.
+"""
+
+import base64
+import hashlib
+import hmac
+
+from fastapi import Request, Response
+
+from oauth_service.db.authorization_stores import server_secret
+from oauth_service.runtime import Runtime
+
+COOKIE_NAME = "oauth_session"
+COOKIE_PATH = "/oauth"
+_SECRET_NAME = "cookie_signing"
+
+
+async def signing_key(request: Request, runtime: Runtime) -> bytes:
+    """Return the cookie/CSRF HMAC key, read once per process."""
+    cached: bytes | None = getattr(request.app.state, "cookie_signing_key", None)
+    if cached is not None:
+        return cached
+    configured = runtime.settings.secret_key
+    if configured:
+        key = hmac.new(configured.encode(), b"cookie-signing", hashlib.sha256).digest()
+    else:
+        key = await server_secret(runtime.engine, _SECRET_NAME, runtime.clock)
+    request.app.state.cookie_signing_key = key
+    return key
+
+
+def _mac(key: bytes, *parts: str) -> str:
+    message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    digest = hmac.new(key, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def csrf_token(key: bytes, purpose: str, *bound_to: str) -> str:
+    """Return the CSRF token for a form of ``purpose`` bound to ``bound_to``."""
+    return _mac(key, "csrf", purpose, *bound_to)
+
+
+def csrf_valid(key: bytes, token: str | None, purpose: str, *bound_to: str) -> bool:
+    """Check a submitted CSRF token in constant time."""
+    if not token:
+        return False
+    return hmac.compare_digest(token, csrf_token(key, purpose, *bound_to))
+
+
+def read_session_cookie(request: Request, key: bytes) -> str | None:
+    """Return the raw session id of a correctly signed cookie, else None."""
+    value = request.cookies.get(COOKIE_NAME)
+    if not value or "." not in value:
+        return None
+    raw, _, mac = value.rpartition(".")
+    if not hmac.compare_digest(mac, _mac(key, "session", raw)):
+        return None
+    return raw
+
+
+def set_session_cookie(
+    response: Response, key: bytes, raw_id: str, *, max_age: int, secure: bool
+) -> None:
+    """Attach the signed, HttpOnly, SameSite=Lax session cookie (Secure when configured or https)."""
+    response.set_cookie(
+        COOKIE_NAME,
+        f"{raw_id}.{_mac(key, 'session', raw_id)}",
+        max_age=max_age,
+        path=COOKIE_PATH,
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+    )
