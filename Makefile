@@ -1,0 +1,60 @@
+# Quick start: `make run` (server + demo data on http://127.0.0.1:8000) and `make test` (the whole suite).
+# Both create or refresh .venv from pyproject.toml first; they need Python 3.11+ and nothing else.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+# The first interpreter on PATH that is Python 3.11 or newer (override with PYTHON=/path/to/python3.x).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; \
+	then command -v $$p; break; fi; done)
+
+.PHONY: help venv run migrate demo serve test lint format clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: Python 3.11 or newer is required (none found on PATH; set PYTHON=/path/to/python3.11)" >&2; \
+		exit 1; fi
+	@echo "Creating $(VENV) with $(PYTHON)"
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## Create or update .venv from pyproject.toml
+
+migrate: $(STAMP) ## Upgrade the database (DATABASE_URL, default ./oauth.db)
+	$(BIN)/oauth-service migrate
+
+demo: migrate ## Seed the demo user and clients; print ready-to-paste commands
+	$(BIN)/oauth-service demo
+
+run: demo ## Migrate, seed demo data, print curl commands, serve on 127.0.0.1:8000
+	$(BIN)/oauth-service serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP) ## Run the whole suite with branch coverage
+	@rc=0; $(BIN)/pytest --cov=oauth_service --cov-branch --cov-report=term-missing:skip-covered $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
+
+lint: $(STAMP) ## ruff format --check, ruff check, mypy --strict
+	$(BIN)/ruff format --check src tests alembic
+	$(BIN)/ruff check src tests alembic
+	$(BIN)/mypy
+
+format: $(STAMP) ## Apply ruff format and safe ruff fixes
+	$(BIN)/ruff format src tests alembic
+	$(BIN)/ruff check --fix src tests alembic
+
+clean: ## Remove the venv, caches and the local SQLite database
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov test-artifacts
+	rm -f oauth.db oauth.db-wal oauth.db-shm
