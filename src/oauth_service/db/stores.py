@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
 
+from oauth_service.db.authorization_stores import SqlAuthorizationCodeStore
 from oauth_service.db.mapping import client_from_row, join_set, split_set, user_from_row
 from oauth_service.db.tables import (
     ClientRow,
@@ -267,4 +268,5 @@ def build_stores(
         scopes=SqlScopeStore(session),
         refresh_tokens=SqlRefreshTokenStore(session, engine),
         revoked_tokens=SqlRevokedTokenStore(session, clock=clock),
+        codes=SqlAuthorizationCodeStore(session, engine, clock),
     )

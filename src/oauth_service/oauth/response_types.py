@@ -15,7 +15,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
 from oauth_service.oauth.authorization import AuthorizationRequest
 from oauth_service.oauth.clock import Clock
-from oauth_service.oauth.models import Client, TokenResponse, User
+from oauth_service.oauth.issuer import MintedToken
+from oauth_service.oauth.models import Client, User
 from oauth_service.oauth.scopes import format_scope
 from oauth_service.oauth.storage import AuthorizationCodeStore, CodeRecord
 
@@ -55,16 +56,16 @@ class ResponseTypeHandler(Protocol):
 
 
 class AccessTokenMinter(Protocol):
-    """Mints an access token without a refresh token (the implicit grant's needs of ``TokenIssuer``)."""
+    """Mints an access token alone (``oauth.issuer.TokenIssuer`` satisfies it)."""
 
-    async def mint_access_token(
+    def mint_access_token(
         self,
         client: Client,
         subject: str | None,
         scope: frozenset[str],
-        auth_time: datetime | None,
-    ) -> TokenResponse:
-        """Return a signed access token response."""
+        auth_time: datetime | None = None,
+    ) -> MintedToken:
+        """Sign an access token for ``subject``."""
         ...
 
 
@@ -127,14 +128,14 @@ class ImplicitResponse:
         auth_time: datetime,
     ) -> AuthorizationResponse:
         """Mint an access token and return it in the fragment."""
-        token = await self._minter.mint_access_token(
+        token = self._minter.mint_access_token(
             client, user.id, request.scope, auth_time
         )
         params = {
-            "access_token": token.access_token,
-            "token_type": token.token_type,
+            "access_token": token.token,
+            "token_type": "Bearer",
             "expires_in": str(token.expires_in),
-            "scope": token.scope or format_scope(request.scope),
+            "scope": format_scope(request.scope),
             **_common(request),
         }
         return AuthorizationResponse(request.redirect_uri, params, fragment=True)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import ClassVar, Protocol
 
 from oauth_service.oauth.clock import Clock, utcnow
+from oauth_service.oauth.grants.authorization_code import AuthorizationCodeGrant
 from oauth_service.oauth.grants.client_credentials import ClientCredentialsGrant
 from oauth_service.oauth.grants.password import PasswordGrant, PasswordVerifier
 from oauth_service.oauth.grants.refresh_token import RefreshTokenGrant
@@ -72,10 +73,22 @@ def build_strategies(
             clock=clock,
         ),
     }
+    codes = stores.codes
+    if codes is not None:
+        factories["authorization_code"] = lambda: AuthorizationCodeGrant(
+            codes,
+            stores.refresh_tokens,
+            stores.users,
+            issuer,
+            allow_plain_pkce=config.allow_plain_pkce,
+            refresh_enabled="refresh_token" in enabled,
+            clock=clock,
+        )
     return {name: make() for name, make in factories.items() if name in enabled}
 
 
 __all__ = [
+    "AuthorizationCodeGrant",
     "ClientCredentialsGrant",
     "GrantConfig",
     "GrantStrategy",
