@@ -4,12 +4,18 @@ Bad input must print exactly one line on stderr, exit 2 and leave the database u
 """
 
 import json
+import os
+import signal
+import socket
 import stat
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
+import httpx
 import pytest
 from sqlalchemy import func, select, table
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -537,3 +543,53 @@ async def test_demo_text_prints_docs_url_and_curl_commands(
     assert f"  API docs:  {ISSUER}/docs" in out
     assert "grant_type=password&email=demo%40example.com&password=" in out
     assert out.count("curl ") == 6
+
+
+@pytest.mark.slow
+async def test_serve_starts_uvicorn_that_answers_readyz(
+    cli: Cli, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/served.db",
+        "OAUTH_ISSUER": f"http://127.0.0.1:{port}",
+        "OAUTH_METRICS_ENABLED": "false",
+    }
+    migrated = await anyio.run_process(
+        [sys.executable, "-m", "oauth_service", "migrate"], env=env, check=False
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        server = await anyio.open_process(
+            [sys.executable, "-m", "oauth_service", "serve", "--port", str(port)],
+            env=env, stdout=sink, stderr=sink,
+        )  # fmt: skip
+        async with server:
+            try:
+                response = None
+                async with httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{port}"
+                ) as http:
+                    for _ in range(100):
+                        try:
+                            response = await http.get("/readyz")
+                            break
+                        except httpx.TransportError:
+                            await anyio.sleep(
+                                0.1
+                            )  # waiting for the process to bind, not for expiry
+                assert response is not None, "server did not start"
+                assert response.status_code == 200
+                assert response.json() == {"status": "ok", "database": "ok"}
+                assert "server" not in response.headers
+            finally:
+                server.terminate()
+                with anyio.fail_after(30):
+                    await server.wait()
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal.
+    assert server.returncode in {0, -signal.SIGTERM}
+    assert "Application shutdown complete" in log.read_text()
