@@ -1,0 +1,86 @@
+"""Bearer-token protection of this server's own APIs (``/api/v1``, ``/admin``), RFC 6750 §2.1 and §3.
+
+One OAuth2 security scheme documents every route in OpenAPI (its flows are filled in by ``api.docs`` from the
+settings); ``build_resource_protector`` wires the public ``oauth_service.resource`` dependency to the server's
+keys and revocation list. The revocation list is read through a cache of ``settings.revocation_cache_ttl``
+seconds: that is the longest a revoked access token can still be accepted here.
+"""
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.openapi.models import OAuthFlows
+from fastapi.security import OAuth2
+
+from oauth_service.api.deps import SessionDep
+from oauth_service.db.stores import SqlRevokedTokenStore, SqlUserStore
+from oauth_service.oauth.access_tokens import AccessToken, LocalTokenVerifier
+from oauth_service.oauth.errors import InsufficientScopeError, InvalidTokenError
+from oauth_service.oauth.models import User
+from oauth_service.resource import Dependency, ResourceProtector, require_scopes
+from oauth_service.runtime import Runtime
+
+OAUTH2_SCHEME = OAuth2(
+    flows=OAuthFlows(),
+    scheme_name="OAuth2",
+    description="Access tokens of this server (JWT, RFC 9068), sent as `Authorization: Bearer`.",
+    auto_error=False,
+)
+
+
+def build_resource_protector(runtime: Runtime) -> ResourceProtector:
+    """Build the process-wide protector: local JWT verification plus the revocation list."""
+
+    async def is_revoked(jti: str) -> bool:
+        async with runtime.sessionmaker() as session:
+            return await SqlRevokedTokenStore(session).contains(jti)
+
+    settings = runtime.settings
+    verifier = LocalTokenVerifier(
+        lambda: runtime.keys,  # read per request: a key rotation swaps the KeySet
+        issuer=settings.issuer,
+        audience=settings.resource_audience,
+        is_revoked=is_revoked,
+        revocation_cache_ttl=settings.revocation_cache_ttl,
+        clock=lambda: runtime.clock().timestamp(),
+    )
+    return ResourceProtector(verifier, scheme=OAUTH2_SCHEME)
+
+
+def scoped(*scopes: str) -> Dependency:
+    """A dependency demanding a valid access token carrying every one of ``scopes``."""
+    return require_scopes(*scopes, scheme=OAUTH2_SCHEME)
+
+
+TokenDep = Annotated[AccessToken, Depends(scoped())]
+ReadTokenDep = Annotated[AccessToken, Depends(scoped("read"))]
+WriteTokenDep = Annotated[AccessToken, Depends(scoped("write"))]
+
+
+async def token_user(session: SessionDep, token: AccessToken) -> User | None:
+    """Return the active user behind a user token, None for a client token.
+
+    Raises:
+        InvalidTokenError: the user was deleted or deactivated after the token was issued.
+    """
+    if token.is_client_token:
+        return None
+    user = await SqlUserStore(session).get(token.subject)
+    if user is None or not user.is_active:
+        raise InvalidTokenError(detail="the token's user is gone or inactive")
+    return user
+
+
+async def require_admin(
+    session: SessionDep, token: Annotated[AccessToken, Depends(scoped("admin"))]
+) -> User:
+    """Demand the ``admin`` scope held by an active admin user (client tokens never qualify)."""
+    user = await token_user(session, token)
+    if user is None or not user.is_admin:
+        raise InsufficientScopeError(
+            "An administrator's access token is required.", scope="admin"
+        )
+    return user
+
+
+AdminDep = Annotated[User, Depends(require_admin)]
