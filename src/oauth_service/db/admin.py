@@ -52,6 +52,7 @@ __all__ = [
     "list_users",
     "rotate_client_secret",
     "set_user_password",
+    "update_client",
 ]
 
 
@@ -305,3 +306,38 @@ async def list_clients(session: AsyncSession) -> list[Client]:
     """Return every client, ordered by client_id."""
     rows = await session.scalars(select(ClientRow).order_by(col(ClientRow.client_id)))
     return [client_from_row(row) for row in rows]
+
+
+async def update_client(
+    session: AsyncSession,
+    *,
+    client_id: str,
+    name: str | None = None,
+    grant_types: Iterable[str] | None = None,
+    redirect_uris: Iterable[str] | None = None,
+    scopes: Iterable[str] | None = None,
+    is_first_party: bool | None = None,
+    clock: Clock = utcnow,
+) -> Client:
+    """Change a client's registration; omitted fields keep their value and the result is re-validated whole."""
+    row = await _client_row(session, client_id)
+    current = client_from_row(row)
+    new_name = check_name(name) if name is not None else current.name
+    grants = check_grant_types(
+        current.grant_types if grant_types is None else grant_types,
+        is_public=row.is_public,
+    )
+    uris = check_redirect_uris(
+        current.redirect_uris if redirect_uris is None else redirect_uris, grants
+    )
+    scope_set = current.scopes if scopes is None else frozenset(scopes)
+    await _check_scopes_exist(session, scope_set)
+    row.name = new_name
+    row.grant_types = join_set(grants)
+    row.redirect_uris = uris
+    row.scopes = join_set(scope_set)
+    if is_first_party is not None:
+        row.is_first_party = is_first_party
+    row.updated_at = clock()
+    await session.flush()
+    return client_from_row(row)

@@ -1,0 +1,155 @@
+"""Admin API, clients part: register, list, read, update, rotate the secret of, and delete clients.
+
+Every route needs an access token with the ``admin`` scope whose subject is an active admin user (RFC 6750 §3:
+401 without a valid token, 403 ``insufficient_scope`` otherwise). Secrets are returned once, with
+``Cache-Control: no-store`` (RFC 6749 §2.3.1, RFC 7591 §3.2.1). Rejected input is a 422 (malformed body) or a
+400 naming the rule that failed; lists are keyset-paginated with signed cursors (``api.admin_cursors``).
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from oauth_service.api.admin_cursors import CursorKeyDep, decode_cursor, encode_cursor
+from oauth_service.api.admin_models import (
+    ClientCreated,
+    ClientIn,
+    ClientOut,
+    ClientPatch,
+    ClientSecret,
+    PageOut,
+)
+from oauth_service.api.bearer import require_admin
+from oauth_service.api.deps import RuntimeDep, SessionDep
+from oauth_service.db import admin, admin_pages
+from oauth_service.db.admin import AdminError
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The input breaks a registration rule"},
+    401: {"description": "Missing, invalid, expired or revoked token"},
+    403: {"description": "The token lacks the admin scope or is not an admin user's"},
+}
+LimitQuery = Annotated[int, Query(ge=1, le=200, description="Page size")]
+CursorQuery = Annotated[
+    str | None, Query(max_length=1024, description="`next_cursor` of the previous page")
+]
+ClientIdPath = Annotated[str, Path(max_length=255)]
+
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=ADMIN_RESPONSES,
+)
+
+
+def bad_request(error: AdminError) -> JSONResponse:
+    """Render a rejected administrative input as a 400 naming the rule."""
+    body = {"error": "invalid_request", "error_description": str(error)}
+    return JSONResponse(body, status_code=400, headers=NO_STORE)
+
+
+def not_found(what: str) -> JSONResponse:
+    """Render a missing item as a 404."""
+    body = {"error": "not_found", "error_description": f"No such {what}."}
+    return JSONResponse(body, status_code=404, headers=NO_STORE)
+
+
+@router.get("/clients")
+async def list_clients(
+    session: SessionDep,
+    key: CursorKeyDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> PageOut[ClientOut]:
+    """List clients by ``client_id``."""
+    after = decode_cursor(key, "clients", cursor)
+    page = await admin_pages.page_clients(session, after=after, limit=limit)
+    return PageOut[ClientOut](
+        items=[ClientOut.of(c) for c in page.items],
+        next_cursor=encode_cursor(key, "clients", page.next_after),
+    )
+
+
+@router.post(
+    "/clients", status_code=status.HTTP_201_CREATED, response_model=ClientCreated
+)
+async def create_client(
+    payload: ClientIn, response: Response, session: SessionDep, runtime: RuntimeDep
+) -> ClientCreated | JSONResponse:
+    """Register a client; a confidential client's secret is in this response only."""
+    try:
+        client, secret = await admin.create_client(
+            session, **payload.model_dump(), clock=runtime.clock
+        )
+    except AdminError as exc:
+        return bad_request(exc)
+    await session.commit()
+    response.headers.update(NO_STORE)
+    response.headers["Location"] = f"/admin/clients/{client.client_id}"
+    return ClientCreated(**ClientOut.of(client).model_dump(), client_secret=secret)
+
+
+@router.get("/clients/{client_id}", response_model=ClientOut)
+async def get_client(
+    client_id: ClientIdPath, session: SessionDep
+) -> ClientOut | JSONResponse:
+    """Return one client."""
+    client = await admin_pages.get_client(session, client_id)
+    return ClientOut.of(client) if client is not None else not_found("client")
+
+
+@router.patch("/clients/{client_id}", response_model=ClientOut)
+async def update_client(
+    client_id: ClientIdPath,
+    payload: ClientPatch,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ClientOut | JSONResponse:
+    """Change a client's name, grant types, redirect URIs, scopes or first-party flag."""
+    if await admin_pages.get_client(session, client_id) is None:
+        return not_found("client")
+    try:
+        client = await admin.update_client(
+            session,
+            client_id=client_id,
+            **payload.model_dump(exclude_unset=True),
+            clock=runtime.clock,
+        )
+    except AdminError as exc:
+        return bad_request(exc)
+    await session.commit()
+    return ClientOut.of(client)
+
+
+@router.post("/clients/{client_id}/secret", response_model=ClientSecret)
+async def rotate_secret(
+    client_id: ClientIdPath,
+    response: Response,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ClientSecret | JSONResponse:
+    """Replace a confidential client's secret; the old one stops working now."""
+    if await admin_pages.get_client(session, client_id) is None:
+        return not_found("client")
+    try:
+        client, secret = await admin.rotate_client_secret(
+            session, client_id=client_id, clock=runtime.clock
+        )
+    except AdminError as exc:
+        return bad_request(exc)
+    await session.commit()
+    response.headers.update(NO_STORE)
+    return ClientSecret(client_id=client.client_id, client_secret=secret)
+
+
+@router.delete("/clients/{client_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_client(client_id: ClientIdPath, session: SessionDep) -> Response:
+    """Delete a client with its codes, refresh tokens and consents."""
+    if await admin_pages.get_client(session, client_id) is None:
+        return not_found("client")
+    await admin.delete_client(session, client_id=client_id)
+    await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,149 @@
+"""Admin API, users and scopes part: create, list, read, deactivate users and reset their passwords; scopes.
+
+Same protection and error shapes as ``api.admin``. Deactivating a user or resetting a password revokes their
+refresh tokens and login sessions (``db.admin``); access tokens already issued stop working through ``/api``
+once the user is inactive.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi.responses import JSONResponse
+
+from oauth_service.api.admin import (
+    ADMIN_RESPONSES,
+    CursorQuery,
+    LimitQuery,
+    bad_request,
+    not_found,
+)
+from oauth_service.api.admin_cursors import CursorKeyDep, decode_cursor, encode_cursor
+from oauth_service.api.admin_models import (
+    PageOut,
+    PasswordIn,
+    ScopeIn,
+    ScopeOut,
+    UserIn,
+    UserOut,
+)
+from oauth_service.api.bearer import AdminDep, require_admin
+from oauth_service.api.deps import RuntimeDep, SessionDep
+from oauth_service.db import admin, admin_pages
+from oauth_service.db.admin import AdminError
+
+UserIdPath = Annotated[str, Path(max_length=36)]
+
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=ADMIN_RESPONSES,
+)
+
+
+@router.get("/users")
+async def list_users(
+    session: SessionDep,
+    key: CursorKeyDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> PageOut[UserOut]:
+    """List users by email."""
+    after = decode_cursor(key, "users", cursor)
+    page = await admin_pages.page_users(session, after=after, limit=limit)
+    return PageOut[UserOut](
+        items=[UserOut.of(u) for u in page.items],
+        next_cursor=encode_cursor(key, "users", page.next_after),
+    )
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+async def create_user(
+    payload: UserIn, response: Response, session: SessionDep, runtime: RuntimeDep
+) -> UserOut | JSONResponse:
+    """Create a user (emails are unique case-insensitively)."""
+    try:
+        user = await admin.create_user(
+            session,
+            **payload.model_dump(),
+            hasher=runtime.passwords,
+            clock=runtime.clock,
+        )
+    except AdminError as exc:
+        return bad_request(exc)
+    await session.commit()
+    response.headers["Location"] = f"/admin/users/{user.id}"
+    return UserOut.of(user)
+
+
+@router.get("/users/{user_id}", response_model=UserOut)
+async def get_user(user_id: UserIdPath, session: SessionDep) -> UserOut | JSONResponse:
+    """Return one user."""
+    user = await admin_pages.get_user(session, user_id)
+    return UserOut.of(user) if user is not None else not_found("user")
+
+
+@router.post("/users/{user_id}/deactivate", response_model=UserOut)
+async def deactivate_user(
+    user_id: UserIdPath, session: SessionDep, runtime: RuntimeDep, caller: AdminDep
+) -> UserOut | JSONResponse:
+    """Deactivate a user and revoke their refresh tokens and sessions."""
+    if await admin_pages.get_user(session, user_id) is None:
+        return not_found("user")
+    if user_id == caller.id:
+        return bad_request(AdminError("you cannot deactivate your own account"))
+    user = await admin.deactivate_user(session, user_id=user_id, clock=runtime.clock)
+    await session.commit()
+    return UserOut.of(user)
+
+
+@router.post("/users/{user_id}/password", response_model=UserOut)
+async def reset_password(
+    user_id: UserIdPath, payload: PasswordIn, session: SessionDep, runtime: RuntimeDep
+) -> UserOut | JSONResponse:
+    """Set a new password; the user's refresh tokens and sessions are revoked."""
+    if await admin_pages.get_user(session, user_id) is None:
+        return not_found("user")
+    try:
+        user = await admin.set_user_password(
+            session,
+            user_id=user_id,
+            password=payload.password,
+            hasher=runtime.passwords,
+            clock=runtime.clock,
+        )
+    except AdminError as exc:
+        return bad_request(exc)
+    await session.commit()
+    return UserOut.of(user)
+
+
+@router.get("/scopes")
+async def list_scopes(
+    session: SessionDep,
+    key: CursorKeyDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> PageOut[ScopeOut]:
+    """List scopes by name."""
+    after = decode_cursor(key, "scopes", cursor)
+    page = await admin_pages.page_scopes(session, after=after, limit=limit)
+    return PageOut[ScopeOut](
+        items=[ScopeOut.of(s) for s in page.items],
+        next_cursor=encode_cursor(key, "scopes", page.next_after),
+    )
+
+
+@router.post("/scopes", status_code=status.HTTP_201_CREATED, response_model=ScopeOut)
+async def create_scope(
+    payload: ScopeIn, session: SessionDep, runtime: RuntimeDep
+) -> ScopeOut | JSONResponse:
+    """Create a scope."""
+    try:
+        scope = await admin.create_scope(
+            session, **payload.model_dump(), clock=runtime.clock
+        )
+    except AdminError as exc:
+        return bad_request(exc)
+    await session.commit()
+    return ScopeOut.of(scope)

@@ -1,0 +1,573 @@
+"""Admin API: admin-only access, clients, users, scopes, signed pagination cursors, clear 400/422 bodies."""
+
+import httpx
+import pytest
+
+from oauth_service.crypto.tokens import verify_token_hash
+from oauth_service.db.stores import SqlClientStore, SqlUserStore
+from oauth_service.runtime import Runtime
+from tests.bearer import access_token, bearer
+from tests.factories import make_client, make_user
+
+NO_STORE = "no-store"
+
+
+@pytest.fixture
+async def admin_headers(runtime: Runtime) -> dict[str, str]:
+    user, _ = await make_user(runtime, email="root@example.com", is_admin=True)
+    return bearer(access_token(runtime, subject=user.id, scope="admin read"))
+
+
+async def _stored_secret_hash(runtime: Runtime, client_id: str) -> str | None:
+    async with runtime.sessionmaker() as session:
+        stored = await SqlClientStore(session).get(client_id)
+    assert stored is not None
+    return stored.secret_hash
+
+
+def _admin_challenge(description: str) -> str:
+    return (
+        'Bearer realm="oauth-service", error="insufficient_scope", '
+        f'error_description="{description}", scope="admin"'
+    )
+
+
+# --- access ------------------------------------------------------------------------------------------------
+
+
+async def test_admin_without_token_is_bare_challenge(client: httpx.AsyncClient) -> None:
+    response = await client.get("/admin/clients")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="oauth-service"'
+
+
+async def test_admin_with_non_admin_user_is_insufficient_scope(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    user, _ = await make_user(runtime)
+    token = access_token(runtime, subject=user.id, scope="admin")
+    response = await client.get("/admin/users", headers=bearer(token))
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": "insufficient_scope",
+        "error_description": "An administrator's access token is required.",
+    }
+    assert response.headers["www-authenticate"] == _admin_challenge(
+        "An administrator's access token is required."
+    )
+
+
+async def test_admin_with_admin_user_without_admin_scope_is_insufficient_scope(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    user, _ = await make_user(runtime, is_admin=True)
+    token = access_token(runtime, subject=user.id, scope="read write")
+    response = await client.get("/admin/scopes", headers=bearer(token))
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == _admin_challenge(
+        "The access token lacks a required scope."
+    )
+
+
+async def test_admin_with_client_token_is_insufficient_scope(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    token = access_token(runtime, subject="svc", client_id="svc", scope="admin")
+    response = await client.get("/admin/clients", headers=bearer(token))
+    assert response.status_code == 403
+
+
+async def test_admin_with_deactivated_admin_is_invalid_token(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    other, _ = await make_user(runtime, email="other@example.com", is_admin=True)
+    other_headers = bearer(access_token(runtime, subject=other.id, scope="admin"))
+    response = await client.post(
+        f"/admin/users/{other.id}/deactivate", headers=admin_headers
+    )
+    assert response.status_code == 200
+    response = await client.get("/admin/users", headers=other_headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"
+
+
+# --- clients -----------------------------------------------------------------------------------------------
+
+
+async def test_admin_create_confidential_client_returns_secret_once(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    payload = {
+        "name": "Billing",
+        "grant_types": ["client_credentials"],
+        "scopes": ["read"],
+    }
+    response = await client.post(
+        "/admin/clients",
+        json={**payload, "client_id": "billing"},
+        headers=admin_headers,
+    )
+    assert response.status_code == 201
+    assert response.headers["cache-control"] == NO_STORE
+    assert response.headers["location"] == "/admin/clients/billing"
+    body = response.json()
+    secret = body.pop("client_secret")
+    assert isinstance(secret, str)
+    assert len(secret) >= 43
+    assert body == {
+        "client_id": "billing",
+        "name": "Billing",
+        "is_public": False,
+        "grant_types": ["client_credentials"],
+        "redirect_uris": [],
+        "scopes": ["read"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "is_first_party": False,
+    }
+    stored_hash = await _stored_secret_hash(runtime, "billing")
+    assert stored_hash is not None
+    assert verify_token_hash(secret, stored_hash)
+    fetched = await client.get("/admin/clients/billing", headers=admin_headers)
+    assert fetched.json() == body
+
+
+async def test_admin_create_public_client_has_no_secret(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    payload = {
+        "name": "SPA",
+        "grant_types": ["authorization_code"],
+        "redirect_uris": ["https://spa.example.com/cb"],
+        "is_public": True,
+    }
+    response = await client.post("/admin/clients", json=payload, headers=admin_headers)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["client_secret"] is None
+    assert body["token_endpoint_auth_method"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("payload", "description"),
+    [
+        (
+            {"name": "x", "grant_types": ["magic"]},
+            "unknown grant type 'magic' (known: authorization_code, client_credentials, "
+            "implicit, password, refresh_token)",
+        ),
+        (
+            {"name": "x", "grant_types": ["authorization_code"]},
+            "grant type 'authorization_code' needs at least one redirect URI",
+        ),
+        (
+            {"name": "x", "grant_types": ["client_credentials"], "scopes": ["nope"]},
+            "unknown scope 'nope' (create it with: scopes create)",
+        ),
+        (
+            {
+                "name": "x",
+                "grant_types": ["authorization_code"],
+                "redirect_uris": ["http://evil.example.com/cb"],
+            },
+            "redirect URI 'http://evil.example.com/cb' must use https "
+            "(http only for 127.0.0.1, [::1] or localhost)",
+        ),
+    ],
+    ids=["unknown-grant", "no-redirect-uri", "unknown-scope", "http-redirect"],
+)
+async def test_admin_create_client_breaking_a_rule_is_400(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    payload: dict[str, object],
+    description: str,
+) -> None:
+    response = await client.post("/admin/clients", json=payload, headers=admin_headers)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": description,
+    }
+
+
+async def test_admin_create_client_with_duplicate_id_is_400(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    payload = {"name": "a", "grant_types": ["client_credentials"], "client_id": "dup"}
+    assert (
+        await client.post("/admin/clients", json=payload, headers=admin_headers)
+    ).status_code == 201
+    response = await client.post("/admin/clients", json=payload, headers=admin_headers)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "client_id 'dup' already exists",
+    }
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"name": "x"},
+        {"name": "x", "grant_types": []},
+        {"name": "x", "grant_types": ["password"], "secret": "s"},
+    ],
+    ids=["empty", "no-grants", "empty-grants", "unknown-field"],
+)
+async def test_admin_create_client_with_malformed_body_is_422(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], payload: dict[str, object]
+) -> None:
+    response = await client.post("/admin/clients", json=payload, headers=admin_headers)
+    assert response.status_code == 422
+    body = response.json()
+    assert (body["error"], body["error_description"]) == (
+        "invalid_request",
+        "The request is malformed.",
+    )
+    assert body["detail"]
+    assert all({"loc", "msg", "type"} <= set(d) for d in body["detail"])
+
+
+async def test_admin_update_client_changes_given_fields_only(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    await make_client(runtime, client_id="svc", name="Old", scopes=("read",))
+    response = await client.patch(
+        "/admin/clients/svc",
+        json={"name": "New", "scopes": ["read", "write"]},
+        headers=admin_headers,
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["name"], body["scopes"], body["grant_types"]) == (
+        "New",
+        ["read", "write"],
+        ["client_credentials"],
+    )
+
+
+async def test_admin_update_client_breaking_a_rule_is_400(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    await make_client(runtime, client_id="svc")
+    response = await client.patch(
+        "/admin/clients/svc", json={"grant_types": ["implicit"]}, headers=admin_headers
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "grant type 'implicit' needs at least one redirect URI",
+    }
+
+
+async def test_admin_unknown_client_is_404(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    expected = {"error": "not_found", "error_description": "No such client."}
+    for method, path, payload in (
+        ("GET", "/admin/clients/ghost", None),
+        ("PATCH", "/admin/clients/ghost", {"name": "x"}),
+        ("POST", "/admin/clients/ghost/secret", None),
+        ("DELETE", "/admin/clients/ghost", None),
+    ):
+        response = await client.request(
+            method, path, json=payload, headers=admin_headers
+        )
+        assert (response.status_code, response.json()) == (404, expected), (
+            method,
+            path,
+        )
+
+
+async def test_admin_rotate_secret_replaces_the_old_one(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    _, old_secret = await make_client(runtime, client_id="svc")
+    assert old_secret is not None
+    response = await client.post("/admin/clients/svc/secret", headers=admin_headers)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == NO_STORE
+    body = response.json()
+    assert set(body) == {"client_id", "client_secret"}
+    assert body["client_id"] == "svc"
+    stored_hash = await _stored_secret_hash(runtime, "svc")
+    assert stored_hash is not None
+    assert verify_token_hash(body["client_secret"], stored_hash)
+    assert not verify_token_hash(old_secret, stored_hash)
+
+
+async def test_admin_rotate_secret_of_public_client_is_400(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    await make_client(
+        runtime,
+        client_id="spa",
+        grant_types=("authorization_code",),
+        redirect_uris=("https://spa.example.com/cb",),
+        is_public=True,
+    )
+    response = await client.post("/admin/clients/spa/secret", headers=admin_headers)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "client 'spa' is public and has no secret",
+    }
+
+
+async def test_admin_delete_client_removes_it(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    await make_client(runtime, client_id="svc")
+    response = await client.delete("/admin/clients/svc", headers=admin_headers)
+    assert response.status_code == 204
+    assert (
+        await client.get("/admin/clients/svc", headers=admin_headers)
+    ).status_code == 404
+
+
+async def test_admin_list_clients_pages_with_signed_cursor(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    for client_id in ("c-b", "c-a", "c-c"):
+        await make_client(runtime, client_id=client_id)
+    first = await client.get(
+        "/admin/clients", params={"limit": 2}, headers=admin_headers
+    )
+    assert first.status_code == 200
+    page = first.json()
+    assert [c["client_id"] for c in page["items"]] == ["c-a", "c-b"]
+    assert page["next_cursor"]
+    second = await client.get(
+        "/admin/clients",
+        params={"limit": 2, "cursor": page["next_cursor"]},
+        headers=admin_headers,
+    )
+    assert [c["client_id"] for c in second.json()["items"]] == ["c-c"]
+    assert second.json()["next_cursor"] is None
+
+
+async def test_admin_list_with_tampered_or_foreign_cursor_is_400(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    await make_user(runtime, email="a@example.com")
+    users = await client.get("/admin/users", params={"limit": 1}, headers=admin_headers)
+    cursor = users.json()["next_cursor"]
+    assert cursor
+    payload, _, mac = cursor.partition(".")
+    forged = "eg." + mac  # another position with the old signature
+    expected = {
+        "error": "invalid_request",
+        "error_description": "The cursor is invalid.",
+    }
+    for path, bad in (
+        ("/admin/users", forged),
+        ("/admin/users", "garbage"),
+        ("/admin/users", payload + ".%%%"),
+        ("/admin/clients", cursor),  # a users cursor on clients
+    ):
+        response = await client.get(path, params={"cursor": bad}, headers=admin_headers)
+        assert (response.status_code, response.json()) == (400, expected), (path, bad)
+        assert response.headers["cache-control"] == NO_STORE
+
+
+async def test_admin_list_with_bad_limit_is_422(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    for limit in ("0", "201", "x"):
+        response = await client.get(
+            "/admin/scopes", params={"limit": limit}, headers=admin_headers
+        )
+        assert response.status_code == 422
+
+
+# --- users -------------------------------------------------------------------------------------------------
+
+
+async def test_admin_create_user_returns_user_without_password(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    payload = {"email": "Bob@Example.com", "password": "a long password"}
+    response = await client.post("/admin/users", json=payload, headers=admin_headers)
+    assert response.status_code == 201
+    body = response.json()
+    assert body == {
+        "id": body["id"],
+        "email": "Bob@Example.com",
+        "is_active": True,
+        "is_admin": False,
+    }
+    assert response.headers["location"] == f"/admin/users/{body['id']}"
+    assert (
+        await client.get(f"/admin/users/{body['id']}", headers=admin_headers)
+    ).json() == body
+
+
+@pytest.mark.parametrize(
+    ("payload", "description"),
+    [
+        (
+            {"email": "root@EXAMPLE.com", "password": "a long password"},
+            "a user with email 'root@example.com' already exists",
+        ),
+        (
+            {"email": "not-an-email", "password": "a long password"},
+            "invalid email address 'not-an-email'",
+        ),
+        (
+            {"email": "c@example.com", "password": "short"},
+            "password must be at least 8 characters",
+        ),
+    ],
+    ids=["duplicate", "bad-email", "short-password"],
+)
+async def test_admin_create_user_breaking_a_rule_is_400(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    payload: dict[str, str],
+    description: str,
+) -> None:
+    response = await client.post("/admin/users", json=payload, headers=admin_headers)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": description,
+    }
+
+
+async def test_admin_deactivate_user(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    user, _ = await make_user(runtime)
+    response = await client.post(
+        f"/admin/users/{user.id}/deactivate", headers=admin_headers
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": user.id,
+        "email": "alice@example.com",
+        "is_active": False,
+        "is_admin": False,
+    }
+    token = access_token(runtime, subject=user.id)
+    assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 401
+
+
+async def test_admin_deactivate_self_is_400(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    me, _ = await make_user(runtime, is_admin=True)
+    headers = bearer(access_token(runtime, subject=me.id, scope="admin"))
+    response = await client.post(f"/admin/users/{me.id}/deactivate", headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "you cannot deactivate your own account",
+    }
+
+
+async def test_admin_reset_password_sets_new_password(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    user, old = await make_user(runtime)
+    response = await client.post(
+        f"/admin/users/{user.id}/password",
+        json={"password": "brand new secret"},
+        headers=admin_headers,
+    )
+    assert response.status_code == 200
+    async with runtime.sessionmaker() as session:
+        stored = await SqlUserStore(session).get(user.id)
+    assert stored is not None
+    assert (await runtime.passwords.verify(stored.password_hash, "brand new secret")).ok
+    assert not (await runtime.passwords.verify(stored.password_hash, old)).ok
+    short = await client.post(
+        f"/admin/users/{user.id}/password",
+        json={"password": "short"},
+        headers=admin_headers,
+    )
+    assert short.status_code == 400
+
+
+async def test_admin_unknown_user_is_404(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    expected = {"error": "not_found", "error_description": "No such user."}
+    for path, payload in (
+        ("/admin/users/ghost/deactivate", None),
+        ("/admin/users/ghost/password", {"password": "a long password"}),
+    ):
+        response = await client.post(path, json=payload, headers=admin_headers)
+        assert (response.status_code, response.json()) == (404, expected)
+    response = await client.get("/admin/users/ghost", headers=admin_headers)
+    assert (response.status_code, response.json()) == (404, expected)
+
+
+async def test_admin_list_users_pages_by_email(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    await make_user(runtime, email="b@example.com")
+    await make_user(runtime, email="a@example.com")
+    emails: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 1}
+        if cursor:
+            params["cursor"] = cursor
+        page = (
+            await client.get("/admin/users", params=params, headers=admin_headers)
+        ).json()
+        emails += [u["email"] for u in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert emails == ["a@example.com", "b@example.com", "root@example.com"]
+
+
+# --- scopes ------------------------------------------------------------------------------------------------
+
+
+async def test_admin_scopes_list_and_create(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    created = await client.post(
+        "/admin/scopes",
+        json={"name": "notes:read", "description": "Read notes"},
+        headers=admin_headers,
+    )
+    assert created.status_code == 201
+    assert created.json() == {"name": "notes:read", "description": "Read notes"}
+    listed = (await client.get("/admin/scopes", headers=admin_headers)).json()
+    assert [s["name"] for s in listed["items"]] == [
+        "admin",
+        "notes:read",
+        "read",
+        "write",
+    ]
+    assert listed["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "description"),
+    [
+        (
+            "a b",
+            "scope 'a b' is not a valid scope token (printable ASCII, no space, quote or backslash)",
+        ),
+        ("read", "scope 'read' already exists"),
+    ],
+    ids=["bad-token", "duplicate"],
+)
+async def test_admin_create_scope_breaking_a_rule_is_400(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    name: str,
+    description: str,
+) -> None:
+    response = await client.post(
+        "/admin/scopes", json={"name": name}, headers=admin_headers
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": description,
+    }
