@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -164,23 +165,47 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         """Ignore: the stream is always the current ``sys.stderr``."""
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Install JSON logging on the root logger at ``level``; safe to call more than once.
+def configure_logging(level: str = "INFO") -> Callable[[], None]:
+    """Install JSON logging on the root logger at ``level``; returns the function that undoes it.
 
+    Idempotent: a second call adds no second handler, and its undo leaves the first call's setup in place.
     uvicorn's own loggers are routed through the root handler, and its access logger is silenced because
-    ``api.middleware`` writes a richer (and scrubbed) access line.
+    ``api.middleware`` writes a richer (and scrubbed) access line. The app's lifespan calls this and undoes it
+    at shutdown, so building apps (tests, the CLI) leaves no process-wide logging behind; ``oauth-service
+    serve`` may call it once for the whole process so the supervisor's lines are JSON too.
     """
     root = logging.getLogger()
+    previous_level = root.level
+    added: _StderrHandler | None = None
     if not any(isinstance(handler, _StderrHandler) for handler in root.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
+        added = _StderrHandler()
+        added.setFormatter(JsonFormatter())
+        root.addHandler(added)
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error"):
-        uvicorn_logger = logging.getLogger(name)
-        uvicorn_logger.handlers.clear()
-        uvicorn_logger.propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
+    saved = [
+        (logger, list(logger.handlers), logger.propagate, logger.disabled)
+        for logger in map(
+            logging.getLogger, ("uvicorn", "uvicorn.error", "uvicorn.access")
+        )
+    ]
+    if added is not None:
+        for logger, _, _, _ in saved[:2]:
+            logger.handlers.clear()
+            logger.propagate = True
+        saved[2][0].disabled = True
+
+    def undo() -> None:
+        if added is None:
+            root.setLevel(previous_level)
+            return
+        root.removeHandler(added)
+        root.setLevel(previous_level)
+        for logger, handlers, propagate, disabled in saved:
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+            logger.disabled = disabled
+
+    return undo
 
 
 _audit_logger = logging.getLogger("oauth_service.audit")

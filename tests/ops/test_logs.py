@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from oauth_service.app import create_app
 from oauth_service.logs import (
     REDACTED,
     JsonFormatter,
@@ -17,6 +18,7 @@ from oauth_service.logs import (
     scrub,
     unbind_request,
 )
+from oauth_service.settings import Settings
 from tests.ops.conftest import LogCapture
 
 logger = logging.getLogger("oauth_service.test")
@@ -169,24 +171,35 @@ def test_audit_outside_request_has_no_request_fields(json_logs: LogCapture) -> N
     assert (line["event"], line["kid"], line["audit"]) == ("keys.rotated", "k2", True)
 
 
-def test_configure_logging_twice_installs_one_json_handler(
+def test_configure_logging_twice_installs_one_json_handler_and_undoes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = logging.getLogger()
-    before = list(root.handlers)
-    level = root.level
+    before, level = list(root.handlers), root.level
+    undo_first = configure_logging("WARNING")
+    undo_second = configure_logging("INFO")
     try:
-        configure_logging("INFO")
-        configure_logging("INFO")
-        added = [h for h in root.handlers if h not in before]
-        assert len(added) <= 1
         json_handlers = [
             h for h in root.handlers if isinstance(h.formatter, JsonFormatter)
         ]
         assert len(json_handlers) == 1
         assert json_handlers[0].stream is sys.stderr  # type: ignore[attr-defined]
         assert logging.getLogger("uvicorn.access").disabled
+        assert logging.getLogger("uvicorn.error").propagate
         logging.getLogger("oauth_service.test").info("to stderr")
         assert '"msg":"to stderr"' in capsys.readouterr().err
     finally:
-        root.setLevel(level)
+        undo_second()
+        assert root.level == logging.WARNING
+        undo_first()
+    assert (root.handlers, root.level) == (before, level)
+    assert not logging.getLogger("uvicorn.access").disabled
+
+
+async def test_app_lifespan_leaves_no_logging_behind(settings: Settings) -> None:
+    root = logging.getLogger()
+    before = list(root.handlers)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        assert len(root.handlers) == len(before) + 1
+    assert root.handlers == before
