@@ -6,11 +6,17 @@ was not committed is rolled back when the request ends.
 """
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oauth_service.db.stores import build_stores
+from oauth_service.oauth.dispatcher import TokenDispatcher
+from oauth_service.oauth.grants import GrantConfig, build_strategies
+from oauth_service.oauth.issuer import TokenIssuer
+from oauth_service.oauth.storage import Stores
 from oauth_service.runtime import Runtime
 from oauth_service.settings import Settings
 
@@ -43,3 +49,51 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_stores(runtime: RuntimeDep, session: SessionDep) -> Stores:
+    """The SQL stores bound to this request's session."""
+    return build_stores(session, runtime.engine, clock=runtime.clock)
+
+
+StoresDep = Annotated[Stores, Depends(get_stores)]
+
+
+def get_token_issuer(runtime: RuntimeDep, stores: StoresDep) -> TokenIssuer:
+    """The token issuer, signing with the key set current at the start of this request."""
+    settings = runtime.settings
+    return TokenIssuer(
+        runtime.keys,
+        stores.refresh_tokens,
+        issuer=settings.issuer,
+        audience=settings.resource_audience,
+        access_ttl=timedelta(seconds=settings.access_token_ttl),
+        refresh_ttl=timedelta(seconds=settings.refresh_token_ttl),
+        refresh_idle_ttl=timedelta(seconds=settings.refresh_token_idle_ttl),
+        clock=runtime.clock,
+    )
+
+
+TokenIssuerDep = Annotated[TokenIssuer, Depends(get_token_issuer)]
+
+
+def get_dispatcher(
+    runtime: RuntimeDep, stores: StoresDep, issuer: TokenIssuerDep
+) -> TokenDispatcher:
+    """The token endpoint's dispatcher over the enabled grants."""
+    settings = runtime.settings
+    strategies = build_strategies(
+        stores=stores,
+        issuer=issuer,
+        passwords=runtime.passwords,
+        enabled=settings.enabled_grants,
+        config=GrantConfig(
+            refresh_grace=timedelta(seconds=settings.refresh_grace_seconds),
+            allow_plain_pkce=settings.allow_plain_pkce,
+        ),
+        clock=runtime.clock,
+    )
+    return TokenDispatcher(strategies, stores.clients)
+
+
+DispatcherDep = Annotated[TokenDispatcher, Depends(get_dispatcher)]

@@ -1,0 +1,79 @@
+"""Discovery: RFC 8414 authorization-server metadata (also served as ``openid-configuration``) and the JWKS.
+
+``issuer`` is byte-identical to the configured issuer (RFC 8414 §3.3). ``grant_types_supported`` reads the
+dispatcher's registry, so the document cannot drift from what the token endpoint accepts. The JWK Set
+(RFC 7517 §5) has public members only and includes retired keys until their tokens have expired.
+"""
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from oauth_service.api.deps import DispatcherDep, RuntimeDep, StoresDep
+from oauth_service.settings import Settings
+
+router = APIRouter(tags=["discovery"])
+
+CACHEABLE = {"Cache-Control": "public, max-age=300"}
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def build_metadata(
+    settings: Settings, grant_types: frozenset[str], scopes: list[str]
+) -> dict[str, Any]:
+    """Return the RFC 8414 §2 metadata document."""
+    issuer = settings.issuer
+    implicit = "implicit" in settings.enabled_grants
+    response_types = ["code"] if "authorization_code" in grant_types else []
+    if implicit:
+        response_types.append("token")
+    pkce_methods = ["S256", "plain"] if settings.allow_plain_pkce else ["S256"]
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "scopes_supported": scopes,
+        "response_types_supported": response_types,
+        "response_modes_supported": ["query", "fragment"] if implicit else ["query"],
+        "grant_types_supported": sorted(
+            grant_types | ({"implicit"} if implicit else set())
+        ),
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+        "code_challenge_methods_supported": pkce_methods,
+        "authorization_response_iss_parameter_supported": True,
+    }
+
+
+async def _metadata(
+    runtime: RuntimeDep, stores: StoresDep, dispatcher: DispatcherDep
+) -> JSONResponse:
+    scopes = sorted(await stores.scopes.all())
+    body = build_metadata(runtime.settings, dispatcher.grant_types, scopes)
+    return JSONResponse(body, headers=CACHEABLE)
+
+
+router.add_api_route(
+    "/.well-known/oauth-authorization-server",
+    _metadata,
+    methods=["GET"],
+    summary="Authorization server metadata (RFC 8414)",
+)
+router.add_api_route(
+    "/.well-known/openid-configuration",
+    _metadata,
+    methods=["GET"],
+    summary="The same metadata at the OpenID Connect discovery path",
+)
+
+
+@router.get("/.well-known/jwks.json", summary="Public signing keys (RFC 7517 JWK Set)")
+async def jwks(runtime: RuntimeDep) -> JSONResponse:
+    """Publish the verification keys."""
+    return JSONResponse(runtime.keys.jwks(), headers=CACHEABLE)

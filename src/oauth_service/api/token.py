@@ -1,0 +1,82 @@
+"""``POST /oauth/token`` (RFC 6749 §3.2, §5.1, §5.2): parse, dispatch, commit, respond ``no-store``.
+
+The router catches nothing: every failure is an ``OAuthError`` rendered by ``api.errors``. The session is
+committed before the response is built, so a token is never sent for rows that were not stored.
+"""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from oauth_service.api.deps import DispatcherDep, SessionDep
+from oauth_service.api.errors import NO_STORE
+from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
+from oauth_service.oauth.models import TokenRequest
+
+router = APIRouter(tags=["oauth"])
+
+_SECRET = {"type": "string", "format": "password"}
+_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["grant_type"],
+    "properties": {
+        "grant_type": {
+            "type": "string",
+            "enum": [
+                "client_credentials",
+                "password",
+                "refresh_token",
+                "authorization_code",
+            ],
+        },
+        "email": {"type": "string", "description": "password grant: the user's email"},
+        "username": {"type": "string", "description": "password grant: alias of email"},
+        "password": {**_SECRET, "description": "password grant"},
+        "refresh_token": {**_SECRET, "description": "refresh_token grant"},
+        "code": {**_SECRET, "description": "authorization_code grant"},
+        "redirect_uri": {"type": "string", "description": "authorization_code grant"},
+        "code_verifier": {**_SECRET, "description": "authorization_code grant (PKCE)"},
+        "scope": {"type": "string", "description": "space-separated; optional"},
+        "client_id": {
+            "type": "string",
+            "description": "public clients, or client_secret_post",
+        },
+        "client_secret": {
+            **_SECRET,
+            "description": "client_secret_post (or use HTTP Basic)",
+        },
+    },
+}
+_ERROR = {"description": "RFC 6749 §5.2 error: {error, error_description}"}
+
+
+@router.post(
+    "/oauth/token",
+    summary="Token endpoint",
+    response_class=JSONResponse,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {FORM_TYPE: {"schema": _FORM_SCHEMA}},
+        }
+    },
+    responses={
+        200: {"description": "RFC 6749 §5.1 access token response"},
+        400: _ERROR,
+        401: {
+            "description": "invalid_client with HTTP Basic: WWW-Authenticate challenge"
+        },
+    },
+)
+async def token(
+    request: Request, session: SessionDep, dispatcher: DispatcherDep
+) -> JSONResponse:
+    """Exchange a grant for tokens."""
+    form = await read_form(request)
+    credentials = client_credentials_from(request.headers, form)
+    client_ip = request.client.host if request.client else None
+    token_request = TokenRequest.from_form(form, credentials, client_ip=client_ip)
+    response = await dispatcher.dispatch(token_request)
+    await session.commit()
+    return JSONResponse(response.as_dict(), headers=NO_STORE)
