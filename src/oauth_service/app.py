@@ -13,10 +13,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from oauth_service import __version__
-from oauth_service.api import health
+from oauth_service.api import admin, admin_users, authorize, consent, health, login, resources
+from oauth_service.api.bearer import build_resource_protector
+from oauth_service.api.cors import PathScopedCORSMiddleware
+from oauth_service.api.discovery import router as discovery_router
 from oauth_service.api.errors import install_error_handlers
 from oauth_service.api.metrics import install_metrics, instrument_pool
 from oauth_service.api.middleware import install_middleware
+from oauth_service.api.token import router as token_router
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.db.engine import make_engine, make_sessionmaker
 from oauth_service.db.keys import ensure_signing_key, load_keyset
@@ -60,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         restore_logging = configure_logging(settings.log_level)
         runtime = await build_runtime(settings)
         app.state.runtime = runtime
+        app.state.resource_protector = build_resource_protector(runtime)
         stop_pool_metrics = instrument_pool(runtime.engine)
         try:
             yield
@@ -78,6 +83,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_middleware(app, settings)
     install_metrics(app, settings)
+    if settings.cors_origins:
+        app.add_middleware(PathScopedCORSMiddleware, origins=settings.cors_origins)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)
+    app.include_router(token_router)
+    app.include_router(discovery_router)
+    app.include_router(resources.router)
+    app.include_router(admin.router)
+    app.include_router(admin_users.router)
+    app.include_router(authorize.router)
+    app.include_router(login.router)
+    app.include_router(consent.router)
     return app
