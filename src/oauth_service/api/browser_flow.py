@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oauth_service.api.deps import RuntimeDep, SessionDep
+from oauth_service.api.deps import RuntimeDep, SessionDep, StoresDep, TokenIssuerDep
 from oauth_service.api.errors import NO_STORE
 from oauth_service.api.sessions import read_session_cookie, signing_key
 from oauth_service.db.authorization_stores import (
@@ -26,11 +26,6 @@ from oauth_service.db.authorization_stores import (
     SqlConsentStore,
     SqlLoginSessionStore,
 )
-from oauth_service.db.stores import (
-    SqlClientStore,
-    SqlScopeStore,
-    SqlUserStore,
-)
 from oauth_service.oauth.authorization import AuthorizationRequest
 from oauth_service.oauth.consent import NextStep, next_step
 from oauth_service.oauth.errors import InvalidRequestError
@@ -39,6 +34,7 @@ from oauth_service.oauth.response_types import (
     ResponseTypeHandler,
     build_response_types,
 )
+from oauth_service.oauth.storage import ClientStore, ScopeStore, UserStore
 from oauth_service.runtime import Runtime
 
 PENDING_TTL = timedelta(minutes=10)
@@ -51,12 +47,12 @@ class BrowserFlow:
     runtime: Runtime
     session: AsyncSession
     key: bytes
-    clients: SqlClientStore
-    users: SqlUserStore
+    clients: ClientStore
+    users: UserStore
     consents: SqlConsentStore
     logins: SqlLoginSessionStore
     pending: SqlAuthorizationRequestStore
-    scopes: SqlScopeStore
+    scopes: ScopeStore
     handlers: dict[str, ResponseTypeHandler]
     session_id: str | None = None
 
@@ -79,15 +75,21 @@ class BrowserFlow:
 
 
 async def get_flow(
-    request: Request, runtime: RuntimeDep, session: SessionDep
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    stores: StoresDep,
+    issuer: TokenIssuerDep,
 ) -> BrowserFlow:
     """Build the browser-page context for this request."""
     settings = runtime.settings
     key = await signing_key(request, runtime)
-    codes = SqlAuthorizationCodeStore(session, runtime.engine, runtime.clock)
+    codes = stores.codes or SqlAuthorizationCodeStore(
+        session, runtime.engine, runtime.clock
+    )
     handlers = build_response_types(
         codes=codes,
-        minter=None,
+        minter=issuer,
         code_ttl=timedelta(seconds=settings.authorization_code_ttl),
         clock=runtime.clock,
         enabled_grants=settings.enabled_grants,
@@ -96,12 +98,12 @@ async def get_flow(
         runtime=runtime,
         session=session,
         key=key,
-        clients=SqlClientStore(session),
-        users=SqlUserStore(session, clock=runtime.clock),
+        clients=stores.clients,
+        users=stores.users,
         consents=SqlConsentStore(session),
         logins=SqlLoginSessionStore(session),
         pending=SqlAuthorizationRequestStore(session),
-        scopes=SqlScopeStore(session),
+        scopes=stores.scopes,
         handlers=handlers,
         session_id=read_session_cookie(request, key),
     )
