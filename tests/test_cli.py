@@ -47,6 +47,12 @@ def cli(
         capsys.readouterr()
         code = await anyio.to_thread.run_sync(main, list(argv))
         out, err = capsys.readouterr()
+        # Drop JSON log records a root handler left by another test may write; the CLI itself configures none.
+        err = "".join(
+            line
+            for line in err.splitlines(keepends=True)
+            if not line.startswith('{"ts"')
+        )
         return code, out, err
 
     return run
