@@ -220,7 +220,12 @@ class SqlRefreshTokenStore:
         return True
 
     async def revoke_family(self, family_id: UUID, at: datetime) -> None:
-        """Revoke the family and its unexpired access tokens, committed on a connection of its own."""
+        """Revoke the family and its unexpired access tokens, committed on a connection of its own.
+
+        The request's own transaction is ended first (an error response follows): it then holds no pooled
+        connection and no SQLite write lock while the revocation commits.
+        """
+        await self._session.rollback()
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(_REFRESH)
