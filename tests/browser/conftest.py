@@ -1,0 +1,136 @@
+"""Fixtures for real-browser tests: a live uvicorn server on a loopback port and Debian's Chromium via Playwright.
+
+Chromium must exist at ``/usr/bin/chromium``: CI installs it, so its absence is a failure, never a skip.
+"""
+
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.async_api import Browser, BrowserContext, async_playwright
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oauth_service.app import create_app
+from tests.conftest import make_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CHROMIUM_PRESENT = os.path.exists(CHROMIUM)
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+TIMEOUT_MS = 15_000
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True, slots=True)
+class LiveServer:
+    """The running service: its issuer URL is its own address."""
+
+    url: str
+
+
+@pytest.fixture
+def live_server(db_url: str, database: AsyncEngine) -> Iterator[LiveServer]:
+    """Serve ``create_app`` with uvicorn in a thread (its own event loop) on a free loopback port."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = create_app(make_settings(db_url, issuer=url))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+    )
+    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("live server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(url)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+class _Callback(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<!doctype html><title>App</title><p>Signed in.</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output quiet."""
+
+
+@pytest.fixture
+def callback_server() -> Iterator[str]:
+    """A loopback "native app" answering its redirect URI; yields ``http://127.0.0.1:<port>/callback``."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Callback)
+    thread = threading.Thread(target=httpd.serve_forever, name="callback", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/callback"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless; missing Chromium fails the test run."""
+    assert CHROMIUM_PRESENT, f"{CHROMIUM} is missing: install Debian's chromium package"
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT_MS
+        )
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+@pytest.fixture
+async def browser_context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh profile (no cookies) per test, with bounded timeouts."""
+    context = await browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_navigation_timeout(TIMEOUT_MS)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots are kept (``test-artifacts/``, git-ignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
