@@ -1,16 +1,22 @@
 """Access tokens for tests of protected routes, signed with the running app's keys (RFC 9068 claims)."""
 
+import base64
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
+from oauth_service.db.stores import SqlUserStore
 from oauth_service.runtime import Runtime
+from tests.factories import make_client, make_user
 
 
 def access_token(
     runtime: Runtime,
     *,
     subject: str,
-    client_id: str = "app",
+    client_id: str | None = "app",
     scope: str = "read write",
     ttl: int = 600,
     jti: str | None = None,
@@ -35,3 +41,58 @@ def access_token(
 def bearer(token: str) -> dict[str, str]:
     """The Authorization header carrying ``token``."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    """HTTP Basic client authentication (RFC 6749 §2.3.1)."""
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+@dataclass(frozen=True)
+class Issued:
+    """Tokens from the token endpoint and the client that holds them."""
+
+    client_id: str
+    auth: dict[str, str]
+    access_token: str
+    refresh_token: str | None
+
+
+async def password_tokens(
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    *,
+    client_id: str = "app",
+    email: str = "alice@example.com",
+    scope: str = "read write",
+) -> Issued:
+    """Register a confidential client and a user (when missing) and run the password grant."""
+    async with runtime.sessionmaker() as session:
+        known_user = await SqlUserStore(session).get_by_email(email)
+    password = "correct horse battery"
+    if known_user is None:
+        await make_user(runtime, email=email, password=password)
+    _, secret = await make_client(
+        runtime,
+        client_id=client_id,
+        grant_types=("password", "refresh_token", "client_credentials"),
+    )
+    assert secret is not None
+    auth = basic(client_id, secret)
+    form = {
+        "grant_type": "password",
+        "email": email,
+        "password": password,
+        "scope": scope,
+    }
+    response = await http.post("/oauth/token", data=form, headers=auth)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return Issued(client_id, auth, body["access_token"], body.get("refresh_token"))
+
+
+async def refresh(http: httpx.AsyncClient, issued: Issued) -> httpx.Response:
+    """Run the refresh grant with the issued refresh token."""
+    form = {"grant_type": "refresh_token", "refresh_token": issued.refresh_token or ""}
+    return await http.post("/oauth/token", data=form, headers=issued.auth)

@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from oauth_service import __version__
-from oauth_service.api import admin, admin_users, authorize, consent, health, login, resources
+from oauth_service.api import (
+    admin,
+    admin_users,
+    authorize,
+    consent,
+    health,
+    introspect,
+    login,
+    resources,
+    revoke,
+)
 from oauth_service.api.bearer import build_resource_protector
 from oauth_service.api.cors import PathScopedCORSMiddleware
 from oauth_service.api.discovery import router as discovery_router
@@ -89,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(token_router)
     app.include_router(discovery_router)
+    app.include_router(revoke.router)
+    app.include_router(introspect.router)
     app.include_router(resources.router)
     app.include_router(admin.router)
     app.include_router(admin_users.router)

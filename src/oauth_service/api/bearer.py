@@ -14,7 +14,11 @@ from fastapi.security import OAuth2
 
 from oauth_service.api.deps import SessionDep
 from oauth_service.db.stores import SqlRevokedTokenStore, SqlUserStore
-from oauth_service.oauth.access_tokens import AccessToken, LocalTokenVerifier
+from oauth_service.oauth.access_tokens import (
+    AccessToken,
+    LocalTokenVerifier,
+    RevocationCheck,
+)
 from oauth_service.oauth.errors import InsufficientScopeError, InvalidTokenError
 from oauth_service.oauth.models import User
 from oauth_service.resource import Dependency, ResourceProtector, require_scopes
@@ -28,21 +32,35 @@ OAUTH2_SCHEME = OAuth2(
 )
 
 
+def access_token_verifier(
+    runtime: Runtime,
+    *,
+    is_revoked: RevocationCheck | None = None,
+    revocation_cache_ttl: float = 0.0,
+) -> LocalTokenVerifier:
+    """A verifier of this server's access tokens, using the runtime's current keys and clock."""
+    settings = runtime.settings
+    return LocalTokenVerifier(
+        lambda: runtime.keys,  # read per call: a key rotation swaps the KeySet
+        issuer=settings.issuer,
+        audience=settings.resource_audience,
+        is_revoked=is_revoked,
+        revocation_cache_ttl=revocation_cache_ttl,
+        clock=lambda: runtime.clock().timestamp(),
+    )
+
+
 def build_resource_protector(runtime: Runtime) -> ResourceProtector:
-    """Build the process-wide protector: local JWT verification plus the revocation list."""
+    """Build the process-wide protector: local JWT verification plus the cached revocation list."""
 
     async def is_revoked(jti: str) -> bool:
         async with runtime.sessionmaker() as session:
             return await SqlRevokedTokenStore(session).contains(jti)
 
-    settings = runtime.settings
-    verifier = LocalTokenVerifier(
-        lambda: runtime.keys,  # read per request: a key rotation swaps the KeySet
-        issuer=settings.issuer,
-        audience=settings.resource_audience,
+    verifier = access_token_verifier(
+        runtime,
         is_revoked=is_revoked,
-        revocation_cache_ttl=settings.revocation_cache_ttl,
-        clock=lambda: runtime.clock().timestamp(),
+        revocation_cache_ttl=runtime.settings.revocation_cache_ttl,
     )
     return ResourceProtector(verifier, scheme=OAUTH2_SCHEME)
 

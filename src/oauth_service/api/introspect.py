@@ -1,0 +1,86 @@
+"""``POST /oauth/introspect`` (RFC 7662 §2.1, §2.2): token state for authenticated confidential clients.
+
+Any failure to authenticate is 401 ``invalid_client`` with a ``WWW-Authenticate: Basic`` challenge (§2.1 asks
+for 401); the policy of which client may introspect which token is in ``oauth.introspection``.
+"""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from oauth_service.api.bearer import access_token_verifier
+from oauth_service.api.deps import RuntimeDep, StoresDep
+from oauth_service.api.errors import NO_STORE
+from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
+from oauth_service.api.revoke import TOKEN_FORM_SCHEMA, require_token
+from oauth_service.oauth.client_auth import authenticate_client
+from oauth_service.oauth.errors import InvalidClientError
+from oauth_service.oauth.introspection import TokenIntrospector
+from oauth_service.oauth.models import Client, ClientCredentials
+from oauth_service.oauth.storage import ClientStore
+
+router = APIRouter(tags=["oauth"])
+
+_EXAMPLE = {
+    "active": True,
+    "scope": "read write",
+    "client_id": "demo-web",
+    "sub": "5b0c8f0e-6c1e-4c1f-9a53-3d1f1f0b7a10",
+    "exp": 1767225600,
+    "iat": 1767225000,
+    "iss": "https://auth.example.com",
+    "aud": "https://auth.example.com",
+    "token_type": "Bearer",
+    "jti": "9f1c1e9b0c2d4c0e8f6b2a1d3e4f5a6b",
+    "username": "alice@example.com",
+}
+
+
+async def _authenticate(credentials: ClientCredentials, clients: ClientStore) -> Client:
+    try:
+        return await authenticate_client(credentials, clients, allow_public=False)
+    except InvalidClientError:
+        raise InvalidClientError(used_basic=True) from None
+
+
+@router.post(
+    "/oauth/introspect",
+    summary="Token introspection (RFC 7662)",
+    response_class=JSONResponse,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {FORM_TYPE: {"schema": TOKEN_FORM_SCHEMA}},
+        }
+    },
+    responses={
+        200: {
+            "description": 'The token\'s state; exactly {"active": false} when it is not usable',
+            "content": {"application/json": {"example": _EXAMPLE}},
+        },
+        400: {"description": "invalid_request"},
+        401: {
+            "description": "invalid_client: the caller is not an authenticated confidential client"
+        },
+    },
+)
+async def introspect(
+    request: Request, runtime: RuntimeDep, stores: StoresDep
+) -> JSONResponse:
+    """Return whether a token is active and, when it is, its claims."""
+    form = await read_form(request)
+    credentials = client_credentials_from(request.headers, form)
+    caller = await _authenticate(credentials, stores.clients)
+    introspector = TokenIntrospector(
+        access_tokens=access_token_verifier(
+            runtime, is_revoked=stores.revoked_tokens.contains
+        ),
+        refresh_tokens=stores.refresh_tokens,
+        users=stores.users,
+        clients=stores.clients,
+        issuer=runtime.settings.issuer,
+        clock=runtime.clock,
+    )
+    body = await introspector.introspect(
+        require_token(form), form.get("token_type_hint"), caller
+    )
+    return JSONResponse(body, headers=NO_STORE)
