@@ -36,11 +36,12 @@ venv: $(STAMP) ## Create or update .venv from pyproject.toml
 migrate: $(STAMP) ## Upgrade the database (DATABASE_URL, default ./oauth.db)
 	$(BIN)/oauth-service migrate
 
+# The issuer follows HOST and PORT unless OAUTH_ISSUER is set, so the printed URLs point at this server.
 demo: migrate ## Seed the demo user and clients; print ready-to-paste commands
-	$(BIN)/oauth-service demo
+	OAUTH_ISSUER="$${OAUTH_ISSUER:-http://$(HOST):$(PORT)}" $(BIN)/oauth-service demo
 
 run: demo ## Migrate, seed demo data, print curl commands, serve on 127.0.0.1:8000
-	$(BIN)/oauth-service serve --host $(HOST) --port $(PORT)
+	OAUTH_ISSUER="$${OAUTH_ISSUER:-http://$(HOST):$(PORT)}" $(BIN)/oauth-service serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) ## Run the whole suite with branch coverage
 	@rc=0; $(BIN)/pytest --cov=oauth_service --cov-branch --cov-report=term-missing:skip-covered $(PYTEST_ARGS) || rc=$$?; \
