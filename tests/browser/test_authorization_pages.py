@@ -4,11 +4,14 @@ The "client app" is a tiny loopback HTTP server (``http://127.0.0.1/callback`` r
 RFC 8252 §7.3), so the redirect is observed exactly as a native app would see it.
 """
 
+import asyncio
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
 from jose import jwt
 from playwright.async_api import BrowserContext, Page
 
@@ -98,7 +101,10 @@ async def test_browser_code_flow_with_pkce_reaches_protected_api(
     page = await browser_context.new_page()
     await page.goto(
         _authorize(
-            live_server, client_app, code_challenge=challenge, code_challenge_method="S256"
+            live_server,
+            client_app,
+            code_challenge=challenge,
+            code_challenge_method="S256",
         )
     )
     await _login(page, artifacts)
@@ -149,7 +155,10 @@ async def test_browser_deny_returns_access_denied(
     page = await browser_context.new_page()
     await page.goto(
         _authorize(
-            live_server, client_app, code_challenge=challenge, code_challenge_method="S256"
+            live_server,
+            client_app,
+            code_challenge=challenge,
+            code_challenge_method="S256",
         )
     )
     await _login(page)
@@ -226,3 +235,42 @@ async def test_browser_implicit_flow_returns_token_in_fragment(
             "/api/v1/me", headers={"Authorization": f"Bearer {result['access_token']}"}
         )
     assert me.status_code == 200
+
+
+async def test_browser_authlib_client_completes_code_flow_with_pkce(
+    live_server: LiveServer,
+    runtime: Runtime,
+    browser_context: BrowserContext,
+    client_app: ClientApp,
+) -> None:
+    """A strict third-party client (Authlib) builds the request, checks ``state`` and redeems the code."""
+    await _setup(runtime)
+    session = OAuth2Session(
+        client_id="native",
+        redirect_uri=client_app.redirect_uri,
+        scope="read write",
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",
+    )
+    verifier = generate_token(64)
+    url, state = session.create_authorization_url(
+        f"{live_server.url}/oauth/authorize", code_verifier=verifier
+    )
+    page = await browser_context.new_page()
+    await page.goto(url)
+    await _login(page)
+    await _consent(page, "Allow")
+    result = await client_app.wait(page)
+    assert (result["state"], result["iss"]) == (state, live_server.url)
+    token = await asyncio.to_thread(
+        session.fetch_token,
+        f"{live_server.url}/oauth/token",
+        authorization_response=page.url,
+        code_verifier=verifier,
+    )
+    assert (token["token_type"], token["scope"]) == ("Bearer", "read write")
+    assert "refresh_token" in token
+    me = await asyncio.to_thread(session.get, f"{live_server.url}/api/v1/me")
+    assert me.status_code == 200
+    assert me.json()["client_id"] == "native"
+    session.close()

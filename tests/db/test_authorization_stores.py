@@ -212,3 +212,51 @@ async def test_server_secret_is_generated_once_and_shared(
     assert first == second
     assert len(first) == 32
     assert await server_secret(database, "test-secret", clock) == first
+
+
+async def test_pending_request_store_sweeps_expired_requests(
+    runtime: Runtime, database: AsyncEngine
+) -> None:
+    await _fixtures(runtime)
+    request = AuthorizationRequest(
+        client_id="web",
+        response_type="code",
+        redirect_uri="https://app.example/cb",
+        scope=frozenset({"read"}),
+        issuer="http://oauth.test",
+    )
+    async with runtime.sessionmaker() as session:
+        store = SqlAuthorizationRequestStore(session)
+        await store.save(request, created_at=T0, expires_at=T0 + timedelta(minutes=10))
+        later = T0 + timedelta(minutes=11)
+        await store.save(
+            request, created_at=later, expires_at=later + timedelta(minutes=10)
+        )
+        await session.commit()
+    async with database.connect() as conn:
+        count = await conn.scalar(text("SELECT count(*) FROM authorization_requests"))
+    assert count == 1
+
+
+async def test_login_session_store_sweeps_expired_sessions(
+    runtime: Runtime, database: AsyncEngine
+) -> None:
+    user_id = await _fixtures(runtime)
+    async with runtime.sessionmaker() as session:
+        store = SqlLoginSessionStore(session)
+        old = await store.create(
+            user_id, auth_time=T0, expires_at=T0 + timedelta(hours=1)
+        )
+        later = T0 + timedelta(hours=2)
+        await store.create(
+            user_id, auth_time=later, expires_at=later + timedelta(hours=1)
+        )
+        await session.commit()
+    async with database.connect() as conn:
+        hashes = (
+            (await conn.execute(text("SELECT id_hash FROM login_sessions")))
+            .scalars()
+            .all()
+        )
+    assert token_hash(old) not in hashes
+    assert len(hashes) == 1

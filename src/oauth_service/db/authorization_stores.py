@@ -188,7 +188,10 @@ class SqlLoginSessionStore:
     async def create(
         self, user_id: str, *, auth_time: datetime, expires_at: datetime
     ) -> str:
-        """Start a session and return its raw id (for the cookie)."""
+        """Start a session and return its raw id (for the cookie); expired sessions are swept here."""
+        await self._session.execute(
+            delete(LoginSessionRow).where(col(LoginSessionRow.expires_at) <= auth_time)
+        )
         raw = new_opaque_token()
         self._session.add(
             LoginSessionRow(
@@ -239,7 +242,13 @@ class SqlAuthorizationRequestStore:
         created_at: datetime,
         expires_at: datetime,
     ) -> str:
-        """Store ``request`` and return the raw id that names it in forms and URLs."""
+        """Store ``request`` and return the raw id that names it; expired requests are swept here."""
+        # Anyone can start an authorization, so abandoned requests must not pile up (indexed delete).
+        await self._session.execute(
+            delete(AuthorizationRequestRow).where(
+                col(AuthorizationRequestRow.expires_at) <= created_at
+            )
+        )
         raw = new_opaque_token()
         self._session.add(
             AuthorizationRequestRow(
