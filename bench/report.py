@@ -1,0 +1,149 @@
+"""Turning wrk results into the rows, ratios and table of the benchmark report."""
+
+import os
+import platform
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import Result
+from bench.scenarios import Scenario
+
+HEALTH_P99_LIMIT_MS = 20.0
+RSS_LIMIT_MB = 150.0
+
+
+def machine(load: tuple[float, float, float]) -> dict[str, Any]:
+    """Where the figures come from."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_average_at_start": list(load),
+    }
+
+
+def baseline_row(
+    name: str, level: int, before: Result, after: Result
+) -> dict[str, Any]:
+    """A baseline measured before and after the service's runs; its req/s is the mean of both."""
+    return {
+        "scenario": name,
+        "connections": level,
+        "rps": (before.rps + after.rps) / 2,
+        "p50_ms": (before.p50_ms + after.p50_ms) / 2,
+        "p99_ms": (before.p99_ms + after.p99_ms) / 2,
+        "non_2xx": before.non_2xx + after.non_2xx,
+        "socket_errors": before.socket_errors + after.socket_errors,
+        "runs": [asdict(before), asdict(after)],
+        "baseline": True,
+    }
+
+
+def scenario_row(
+    scenario: Scenario, level: int, result: Result, health: dict[str, float] | None
+) -> dict[str, Any]:
+    """A service scenario's row (ratio filled in by ``judge``)."""
+    row: dict[str, Any] = {
+        "scenario": scenario.name,
+        "connections": level,
+        **asdict(result),
+        "compare_to": scenario.compare_to,
+        "target": scenario.target,
+        "p99_limit_ms": scenario.p99_limit_ms,
+        "pool_exhausted": scenario.single_use and result.pool_wrapped > 0,
+        "baseline": False,
+    }
+    if health is not None:
+        row["healthz"] = health
+    return row
+
+
+def judge(doc: dict[str, Any]) -> None:
+    """Add ``ratio`` and ``ok`` to every service row, and the memory verdict."""
+    rows = doc["rows"]
+    for row in rows:
+        if row["baseline"]:
+            continue
+        if row["compare_to"] == "argon2":
+            reference = doc["argon2_bound_rps"]
+        else:
+            reference = next(
+                r["rps"]
+                for r in rows
+                if r["baseline"]
+                and r["scenario"] == row["compare_to"]
+                and r["connections"] == row["connections"]
+            )
+        row["reference_rps"] = reference
+        row["ratio"] = row["rps"] / reference if reference else 0.0
+        ok = row["ratio"] >= (row["target"] or 0.0) and row["non_2xx"] == 0
+        ok = ok and row["socket_errors"] == 0 and not row["pool_exhausted"]
+        if row["p99_limit_ms"] is not None:
+            ok = ok and row["p99_ms"] < row["p99_limit_ms"]
+        if "healthz" in row:
+            ok = ok and row["healthz"]["p99_ms"] < HEALTH_P99_LIMIT_MS
+        row["ok"] = ok
+    doc["rss_ok"] = (
+        bool(doc["worker_rss_mb"]) and max(doc["worker_rss_mb"]) < RSS_LIMIT_MB
+    )
+
+
+def clean(doc: dict[str, Any]) -> bool:
+    """No non-2xx answers and no socket errors anywhere (targets are reported, not enforced)."""
+    return all(r["non_2xx"] == 0 and r["socket_errors"] == 0 for r in doc["rows"])
+
+
+def _growth_lines(growth: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"Cost as work grows (c={growth['level']}; bulk insert took {growth['bulk_insert_seconds']:.0f} s):",
+    ]
+    small, large = growth["small"], growth["large"]
+    for name in ("client_credentials", "refresh_token"):
+        a, b = small[name]["rps"], large[name]["rps"]
+        change = (b - a) / a * 100 if a else 0.0
+        lines.append(
+            f"  {name:<20} {a:8.0f} req/s ({small['refresh_rows']:>9,} refresh rows, {small['clients']:>7,} clients)"
+            f" -> {b:8.0f} req/s ({large['refresh_rows']:>9,} rows, {large['clients']:>7,} clients): {change:+.1f}%"
+            f"  non-2xx {small[name]['non_2xx'] + large[name]['non_2xx']}"
+        )
+    return lines
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The human-readable table."""
+    header = f"{'scenario':<28} {'c':>3} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'non2xx':>6} {'ratio':>6} {'target':>7}  ok"
+    lines = [header, "-" * len(header)]
+    for row in doc["rows"]:
+        ratio = "" if row["baseline"] else f"{row['ratio']:.2f}"
+        target = "" if row["baseline"] else f">={row['target']:.2f}"
+        ok = "" if row["baseline"] else ("yes" if row["ok"] else "NO")
+        lines.append(
+            f"{row['scenario']:<28} {row['connections']:>3} {row['rps']:>8.0f} {row['p50_ms']:>7.1f}"
+            f" {row['p99_ms']:>7.1f} {row['non_2xx']:>6} {ratio:>6} {target:>7}  {ok}"
+        )
+        if "healthz" in row:
+            lines.append(
+                f"{'  /healthz during it':<28} {'':>3} {'':>8} {row['healthz']['p50_ms']:>7.1f}"
+                f" {row['healthz']['p99_ms']:>7.1f}  (limit p99 < {HEALTH_P99_LIMIT_MS:.0f} ms)"
+            )
+    lines.append("")
+    lines.append(
+        f"argon2id verify: {doc['argon2_verify_ms']:.1f} ms -> bound {doc['argon2_bound_rps']:.0f} req/s on"
+        f" {doc['machine']['cpus']} CPUs (password ratio is against this bound)"
+    )
+    rss = ", ".join(f"{mb:.0f}" for mb in doc["worker_rss_mb"])
+    lines.append(f"worker RSS after the runs: {rss} MiB (limit {RSS_LIMIT_MB:.0f})")
+    if "growth" in doc:
+        lines.extend(_growth_lines(doc["growth"]))
+    return "\n".join(lines)

@@ -1,0 +1,294 @@
+"""``make bench``: the whole benchmark in one command (issue 7).
+
+Recreates the ``oauth_bench`` Postgres database, migrates and seeds it, starts ``oauth-service serve --workers N``
+and the bare FastAPI baseline (``bench.baseline_app``) on the same uvicorn options, drives every scenario with
+wrk at each concurrency level (baselines measured before and after, in the same run), then measures the cost of
+growth (stored refresh tokens, registered clients). Prints the table and writes JSON to ``bench/results/``.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench import report, seed, servers
+from bench.loadgen import Result, run_wrk
+from bench.probe import HealthProbe
+from bench.scenarios import Pools, Scenario, baselines, service
+from oauth_service.crypto.passwords import PasswordHasher
+from oauth_service.settings import Settings, load_settings
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options (``BENCH_*`` variables in the Makefile map onto them)."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
+    p.add_argument("--connections", default="16,64", help="comma-separated levels")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads")
+    p.add_argument(
+        "--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    p.add_argument("--database", default="oauth_bench")
+    p.add_argument("--port", type=int, default=8210)
+    p.add_argument("--baseline-port", type=int, default=8310)
+    p.add_argument(
+        "--pool-rate", type=int, default=3000, help="tokens seeded per second of run"
+    )
+    p.add_argument(
+        "--access-tokens", type=int, default=4000, help="distinct JWTs presented"
+    )
+    p.add_argument("--growth", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--growth-refresh", type=int, default=1_000_000)
+    p.add_argument("--growth-clients", type=int, default=100_000)
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--smoke", action="store_true", help="1 s runs at c=4, no growth (CI)"
+    )
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.duration, args.connections, args.growth = 1.0, "4", False
+        args.pool_rate, args.access_tokens = 2000, 50
+    args.levels = [int(c) for c in args.connections.split(",")]
+    return args
+
+
+def service_env(args: argparse.Namespace) -> dict[str, str]:
+    """Environment of the service (and of migrate/seed): the benchmark database, issuer and log level."""
+    base = args.admin_dsn.rsplit("/", 1)[0]
+    return {
+        "DATABASE_URL": f"{base}/{args.database}",
+        "OAUTH_ISSUER": f"http://127.0.0.1:{args.port}",
+        "LOG_LEVEL": args.log_level,
+    }
+
+
+def argon2_verify_seconds(settings: Settings, rounds: int = 15) -> float:
+    """Median time of one argon2id verify with the configured parameters (measured while idle)."""
+    hasher = PasswordHasher(
+        time_cost=settings.argon2_time_cost,
+        memory_cost=settings.argon2_memory_cost,
+        parallelism=settings.argon2_parallelism,
+    )
+    stored = hasher.hash_sync(seed.PASSWORD)
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        hasher._verify_sync(stored, seed.PASSWORD)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+async def seed_pools(
+    args: argparse.Namespace, settings: Settings, seeded: seed.Seeded, work: Path
+) -> dict[int, Pools]:
+    """One set of pools per concurrency level (single-use tokens are never shared between runs)."""
+    dsn = seed.pg_dsn(settings)
+    per_run = int(args.pool_rate * args.duration) + 500
+    keys = await seed.load_keys(settings)
+    tokens = work / "access_tokens.txt"
+    jwts = seed.access_tokens(settings, keys, seeded, args.access_tokens, users=False)
+    tokens.write_text("".join(t + "\n" for t in jwts))
+    passwords = work / "passwords.txt"
+    passwords.write_text(
+        "".join(
+            f"grant_type=password&username={email}&password={seed.PASSWORD}&scope=read\n"
+            for email in seeded.user_emails
+        )
+    )
+    pools: dict[int, Pools] = {}
+    for level in args.levels:
+        refresh, codes = work / f"refresh_c{level}.txt", work / f"codes_c{level}.txt"
+        await seed.refresh_pool(dsn, seeded, per_run, refresh)
+        await seed.code_pool(dsn, seeded, per_run, codes)
+        pools[level] = Pools(refresh, codes, passwords, tokens)
+    return pools
+
+
+def measure(
+    scenario: Scenario, base_url: str, args: argparse.Namespace, level: int
+) -> tuple[Result, dict[str, float] | None]:
+    """Run one scenario; the password scenario also probes ``/healthz`` meanwhile."""
+
+    def run() -> Result:
+        return run_wrk(
+            base_url,
+            scenario.request,
+            connections=level,
+            duration=args.duration,
+            threads=args.threads,
+        )
+
+    if scenario.name != "password":
+        return run(), None
+    with HealthProbe(base_url) as probe:
+        result = run()
+    health = {
+        "p50_ms": probe.percentile(0.5),
+        "p99_ms": probe.percentile(0.99),
+        "samples": float(len(probe.latencies_ms)),
+        "failures": float(probe.failures),
+    }
+    return result, health
+
+
+def run_levels(
+    args: argparse.Namespace,
+    svc: servers.Server,
+    base: servers.Server,
+    seeded: seed.Seeded,
+    pools: dict[int, Pools],
+) -> list[dict[str, Any]]:
+    """Every scenario at every level; baselines before and after the service's runs."""
+    rows: list[dict[str, Any]] = []
+    urls = {"service": svc.base_url, "baseline": base.base_url}
+    for level in args.levels:
+        before = {
+            s.name: measure(s, base.base_url, args, level)[0] for s in baselines()
+        }
+        own = [
+            (s, *measure(s, urls[s.server], args, level))
+            for s in service(seeded.cc_basic, pools[level])
+        ]
+        after = {s.name: measure(s, base.base_url, args, level)[0] for s in baselines()}
+        for s in baselines():
+            rows.append(
+                report.baseline_row(s.name, level, before[s.name], after[s.name])
+            )
+        for scenario, result, health in own:
+            rows.append(report.scenario_row(scenario, level, result, health))
+    return rows
+
+
+async def growth(
+    args: argparse.Namespace, settings: Settings, env: dict[str, str], work: Path
+) -> dict[str, Any]:
+    """client_credentials and refresh throughput (highest level) with small vs large tables."""
+    level = max(args.levels)
+    await seed.recreate_database(args.admin_dsn, args.database)
+    servers.migrate(env)
+    seeded = await seed.seed_registrations(settings)
+    dsn = seed.pg_dsn(settings)
+    per_run = int(args.pool_rate * args.duration) + 500
+    pools = [work / "growth_refresh_small.txt", work / "growth_refresh_large.txt"]
+    for path in pools:
+        await seed.refresh_pool(dsn, seeded, per_run, path)
+    await seed.refresh_filler(dsn, seeded, 1_000)
+    await seed.client_filler(dsn, 9)
+    out: dict[str, Any] = {"level": level, "pool_per_run": per_run}
+    svc = servers.oauth_service(args.port, args.workers, env, work)
+    try:
+        out["small"] = _growth_pass(args, svc, seeded, pools[0], level)
+        out["small"]["refresh_rows"], out["small"]["clients"] = 2 * per_run + 1_000, 10
+        started = time.monotonic()
+        await seed.refresh_filler(dsn, seeded, args.growth_refresh - 1_000)
+        await seed.client_filler(dsn, args.growth_clients - 10)
+        out["bulk_insert_seconds"] = time.monotonic() - started
+        out["large"] = _growth_pass(args, svc, seeded, pools[1], level)
+        out["large"]["refresh_rows"] = (
+            2 * per_run + args.growth_refresh + out["small"]["refresh_used"] * 2
+        )
+        out["large"]["clients"] = args.growth_clients
+    finally:
+        svc.stop()
+    return out
+
+
+def _growth_pass(
+    args: argparse.Namespace,
+    svc: servers.Server,
+    seeded: seed.Seeded,
+    pool: Path,
+    level: int,
+) -> dict[str, Any]:
+    scenarios = service(seeded.cc_basic, Pools(pool, pool, pool, pool))
+    picked = {
+        s.name: s
+        for s in scenarios
+        if s.name in {"client_credentials", "refresh_token"}
+    }
+    cc = measure(picked["client_credentials"], svc.base_url, args, level)[0]
+    refresh = measure(picked["refresh_token"], svc.base_url, args, level)[0]
+    return {
+        "client_credentials": asdict(cc),
+        "refresh_token": asdict(refresh),
+        "refresh_used": refresh.requests,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    """Prepare, run, measure; return the results document."""
+    env = service_env(args)
+    os.environ.update({k: v for k, v in env.items() if k != "LOG_LEVEL"})
+    settings = load_settings()
+    load = os.getloadavg()
+    if load[0] > 1.0:
+        print(
+            f"warning: load average {load[0]:.2f}: other work shares the CPUs; ratios stay comparable"
+        )
+    argon2_s = argon2_verify_seconds(settings)
+    cores = os.cpu_count() or 1
+    work = Path(tempfile.mkdtemp(prefix="oauth-bench-"))
+    await seed.recreate_database(args.admin_dsn, args.database)
+    servers.migrate(env)
+    seeded = await seed.seed_registrations(settings)
+    pools = await seed_pools(args, settings, seeded, work)
+    svc = servers.oauth_service(args.port, args.workers, env, work)
+    base = servers.baseline(args.baseline_port, args.workers, env, work)
+    try:
+        rows = run_levels(args, svc, base, seeded, pools)
+        rss = svc.worker_rss_mb()
+    finally:
+        svc.stop()
+        base.stop()
+    doc: dict[str, Any] = {
+        "machine": report.machine(load),
+        "settings": {
+            "workers": args.workers,
+            "duration_s": args.duration,
+            "levels": args.levels,
+            "wrk_threads": args.threads,
+            "signing_alg": settings.signing_alg,
+            "argon2": [
+                settings.argon2_time_cost,
+                settings.argon2_memory_cost,
+                settings.argon2_parallelism,
+            ],
+            "client_cache_ttl": settings.client_cache_ttl,
+            "revocation_cache_ttl": settings.revocation_cache_ttl,
+        },
+        "argon2_verify_ms": argon2_s * 1000,
+        "argon2_bound_rps": cores / argon2_s,
+        "rows": rows,
+        "worker_rss_mb": rss,
+        "logs": str(work),
+    }
+    report.judge(doc)
+    if args.growth:
+        doc["growth"] = await growth(args, settings, env, work)
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; exit status 1 when a run saw non-2xx answers or socket errors."""
+    args = parse_args(argv)
+    doc = asyncio.run(main_async(args))
+    print(report.render(doc))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / time.strftime("bench-%Y%m%d-%H%M%S.json")
+    path.write_text(json.dumps(doc, indent=2))
+    print(f"results: {path}")
+    return 0 if report.clean(doc) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,323 @@
+"""Seed a fresh benchmark database: clients, users, and pools of single-use refresh tokens and codes.
+
+Registration goes through ``oauth_service.db.admin`` (the code the CLI uses); the bulk rows (token pools and
+the "cost as work grows" filler of refresh tokens and clients) go in with Postgres ``COPY``, which loads a
+million rows in seconds. Each pool is written to a file, one ready-made request body per line, that the wrk
+script hands out so that every request presents a token or code nobody used before.
+"""
+
+import asyncio
+import base64
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+import asyncpg  # type: ignore[import-untyped]
+
+from oauth_service.crypto.jwt import KeySet
+from oauth_service.crypto.passwords import PasswordHasher
+from oauth_service.db import admin
+from oauth_service.db.engine import make_engine, make_sessionmaker
+from oauth_service.db.keys import ensure_signing_key, load_keyset
+from oauth_service.oauth.issuer import TokenIssuer
+from oauth_service.oauth.models import Client
+from oauth_service.settings import Settings
+
+PASSWORD = "bench-password-123"
+REDIRECT_URI = "https://bench.example/callback"
+USERS = 8
+_NOW = datetime.now(UTC)
+_COPY_BATCH = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    """What the scenarios need to build their requests."""
+
+    cc_basic: str  # "Basic ..." header of the confidential client
+    user_ids: tuple[str, ...]
+    user_emails: tuple[str, ...]
+    client_id: str
+
+
+def _basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def pg_dsn(settings: Settings) -> str:
+    """The asyncpg DSN of the SQLAlchemy URL in ``settings``."""
+    return settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def seed_registrations(settings: Settings) -> Seeded:
+    """Create the benchmark client (every grant) and users; make sure the signing key exists."""
+    engine = make_engine(settings)
+    hasher = PasswordHasher(
+        time_cost=settings.argon2_time_cost,
+        memory_cost=settings.argon2_memory_cost,
+        parallelism=settings.argon2_parallelism,
+    )
+    try:
+        retire_after = timedelta(seconds=settings.access_token_ttl + 60)
+        await ensure_signing_key(
+            engine, settings.signing_alg, retire_after=retire_after
+        )
+        async with make_sessionmaker(engine)() as session:
+            client, secret = await admin.create_client(
+                session,
+                name="bench confidential client",
+                client_id="bench-client",
+                grant_types=[
+                    "client_credentials",
+                    "password",
+                    "refresh_token",
+                    "authorization_code",
+                ],
+                redirect_uris=[REDIRECT_URI],
+                scopes=["read", "write"],
+                is_first_party=True,
+            )
+            users = [
+                await admin.create_user(
+                    session,
+                    email=f"bench{i}@example.com",
+                    password=PASSWORD,
+                    hasher=hasher,
+                )
+                for i in range(USERS)
+            ]
+            await session.commit()
+    finally:
+        await engine.dispose()
+    assert secret is not None
+    return Seeded(
+        cc_basic=_basic(client.client_id, secret),
+        user_ids=tuple(u.id for u in users),
+        user_emails=tuple(u.email for u in users),
+        client_id=client.client_id,
+    )
+
+
+async def load_keys(settings: Settings) -> KeySet:
+    """The key set the server will sign with (to pre-issue access tokens)."""
+    engine = make_engine(settings)
+    try:
+        return await load_keyset(engine)
+    finally:
+        await engine.dispose()
+
+
+def _refresh_rows(
+    count: int, seeded: Seeded, *, raw_out: list[str] | None
+) -> Iterator[tuple[object, ...]]:
+    end = _NOW + timedelta(days=30)
+    for i in range(count):
+        raw = secrets.token_urlsafe(32)
+        if raw_out is not None:
+            raw_out.append(raw)
+        user = seeded.user_ids[i % len(seeded.user_ids)]
+        yield (
+            uuid.uuid4(),
+            hashlib.sha256(raw.encode()).hexdigest(),
+            uuid.uuid4(),
+            seeded.client_id,
+            user,
+            "read write",
+            _NOW,
+            _NOW,
+            end,
+            end,
+        )
+
+
+_REFRESH_COLUMNS = [
+    "id",
+    "token_hash",
+    "family_id",
+    "client_id",
+    "user_id",
+    "scope",
+    "auth_time",
+    "issued_at",
+    "expires_at",
+    "family_expires_at",
+]
+
+
+async def _copy(
+    dsn: str, table: str, columns: list[str], rows: Iterator[tuple[object, ...]]
+) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        batch: list[tuple[object, ...]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= _COPY_BATCH:
+                await conn.copy_records_to_table(table, records=batch, columns=columns)
+                batch = []
+        if batch:
+            await conn.copy_records_to_table(table, records=batch, columns=columns)
+        await conn.execute(f"ANALYZE {table}")
+    finally:
+        await conn.close()
+
+
+async def refresh_pool(dsn: str, seeded: Seeded, count: int, path: Path) -> None:
+    """Store ``count`` live refresh tokens and write one request body per token to ``path``."""
+    raws: list[str] = []
+    await _copy(
+        dsn,
+        "refresh_tokens",
+        _REFRESH_COLUMNS,
+        _refresh_rows(count, seeded, raw_out=raws),
+    )
+    text = "".join(
+        urlencode({"grant_type": "refresh_token", "refresh_token": raw}) + "\n"
+        for raw in raws
+    )
+    await asyncio.to_thread(path.write_text, text)
+
+
+async def refresh_filler(dsn: str, seeded: Seeded, count: int) -> None:
+    """Store ``count`` more refresh tokens nobody will present (the "work grows" dimension)."""
+    await _copy(
+        dsn,
+        "refresh_tokens",
+        _REFRESH_COLUMNS,
+        _refresh_rows(count, seeded, raw_out=None),
+    )
+
+
+def _challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+async def code_pool(dsn: str, seeded: Seeded, count: int, path: Path) -> None:
+    """Store ``count`` unused PKCE (S256) authorization codes and write one redemption body per code."""
+    bodies: list[str] = []
+
+    def rows() -> Iterator[tuple[object, ...]]:
+        expires = _NOW + timedelta(
+            hours=2
+        )  # seeded ahead of the run, so longer than a live code's
+        for i in range(count):
+            code, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
+            bodies.append(
+                urlencode(
+                    {
+                        "grant_type": "authorization_code",
+                        "code": code,
+                        "redirect_uri": REDIRECT_URI,
+                        "code_verifier": verifier,
+                    }
+                )
+                + "\n"
+            )
+            yield (
+                hashlib.sha256(code.encode()).hexdigest(),
+                seeded.client_id,
+                seeded.user_ids[i % len(seeded.user_ids)],
+                REDIRECT_URI,
+                "read write",
+                _challenge(verifier),
+                "S256",
+                _NOW,
+                _NOW,
+                expires,
+            )
+
+    columns = [
+        "code_hash",
+        "client_id",
+        "user_id",
+        "redirect_uri",
+        "scope",
+        "code_challenge",
+        "code_challenge_method",
+        "auth_time",
+        "created_at",
+        "expires_at",
+    ]
+    await _copy(dsn, "authorization_codes", columns, rows())
+    await asyncio.to_thread(path.write_text, "".join(bodies))
+
+
+async def client_filler(dsn: str, count: int) -> None:
+    """Register ``count`` more confidential clients (the "registered clients" dimension)."""
+
+    def rows() -> Iterator[tuple[object, ...]]:
+        for i in range(count):
+            yield (
+                f"filler-{i:07d}-{secrets.token_hex(4)}",
+                hashlib.sha256(secrets.token_bytes(16)).hexdigest(),
+                f"filler {i}",
+                False,
+                "client_credentials",
+                "[]",
+                "read",
+                "client_secret_basic",
+                False,
+                _NOW,
+                _NOW,
+            )
+
+    columns = [
+        "client_id",
+        "secret_hash",
+        "name",
+        "is_public",
+        "grant_types",
+        "redirect_uris",
+        "scopes",
+        "token_endpoint_auth_method",
+        "is_first_party",
+        "created_at",
+        "updated_at",
+    ]
+    await _copy(dsn, "clients", columns, rows())
+
+
+def access_tokens(
+    settings: Settings, keys: KeySet, seeded: Seeded, count: int, *, users: bool
+) -> list[str]:
+    """Pre-issue ``count`` access tokens (distinct ``jti``), for users or for the client itself."""
+    issuer = TokenIssuer(
+        keys,
+        refresh_tokens=None,  # type: ignore[arg-type]  # only mint_access_token is used
+        issuer=settings.issuer,
+        audience=settings.resource_audience,
+        access_ttl=timedelta(hours=1),
+        refresh_ttl=timedelta(days=1),
+        refresh_idle_ttl=timedelta(days=1),
+    )
+    client = Client(
+        client_id=seeded.client_id,
+        name="bench",
+        is_public=False,
+        grant_types=frozenset(),
+        redirect_uris=(),
+        scopes=frozenset({"read", "write"}),
+    )
+    scope = frozenset({"read", "write"})
+    return [
+        issuer.mint_access_token(
+            client, seeded.user_ids[i % len(seeded.user_ids)] if users else None, scope
+        ).token
+        for i in range(count)
+    ]
+
+
+async def recreate_database(admin_dsn: str, name: str) -> None:
+    """Drop and create the benchmark database (``admin_dsn`` points at any other database)."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()

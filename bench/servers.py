@@ -1,0 +1,142 @@
+"""Starting and stopping the servers under test, waiting for readiness, and reading worker memory (RSS)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Server:
+    """A server process (a uvicorn supervisor with its workers)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    def stop(self) -> None:
+        """Ask for a graceful shutdown, then insist."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def worker_rss_mb(self) -> list[float]:
+        """Resident memory of each worker process (the supervisor's children), in MiB."""
+        return [rss_mb(pid) for pid in _children(self.process.pid) if _is_worker(pid)]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"resource_tracker" not in cmdline
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS of ``pid`` in MiB (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def start(
+    name: str, argv: list[str], *, port: int, env: Mapping[str, str], log_dir: Path
+) -> Server:
+    """Start ``argv`` with its output in ``log_dir/<name>.log`` and wait until ``/healthz`` or ``/get`` answers."""
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(name, process, f"http://127.0.0.1:{port}", log)
+    _wait_ready(server)
+    return server
+
+
+def _wait_ready(server: Server, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited; see {server.log}")
+        for path in ("/readyz", "/get"):
+            try:
+                with urllib.request.urlopen(server.base_url + path, timeout=1) as resp:
+                    if resp.status == 200:
+                        time.sleep(1.0)  # let every worker finish its start-up too
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"{server.name} did not become ready; see {server.log}")
+
+
+def oauth_service(
+    port: int, workers: int, env: Mapping[str, str], log_dir: Path
+) -> Server:
+    """``oauth-service serve --workers N`` (the supported way to run the service)."""
+    argv = [
+        str(BIN / "oauth-service"),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    return start("service", argv, port=port, env=env, log_dir=log_dir)
+
+
+def baseline(port: int, workers: int, env: Mapping[str, str], log_dir: Path) -> Server:
+    """The bare FastAPI baseline on the same uvicorn options."""
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.baseline_app",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    return start("baseline", argv, port=port, env=env, log_dir=log_dir)
+
+
+def migrate(env: Mapping[str, str]) -> None:
+    """``oauth-service migrate`` against the benchmark database."""
+    subprocess.run(
+        [str(BIN / "oauth-service"), "migrate"],
+        cwd=REPO,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
