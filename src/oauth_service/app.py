@@ -37,6 +37,7 @@ from oauth_service.db.keys import ensure_signing_key, load_keyset
 from oauth_service.logs import configure_logging
 from oauth_service.runtime import Runtime
 from oauth_service.settings import Settings, load_settings
+from oauth_service.throttle import build_throttle
 
 STATIC_DIR = Path(__file__).parent / "api" / "static"
 
@@ -57,11 +58,13 @@ async def build_runtime(settings: Settings) -> Runtime:
             parallelism=settings.argon2_parallelism,
         ),
         keys=await load_keyset(engine),
+        throttle=build_throttle(settings),
     )
 
 
 async def close_runtime(runtime: Runtime) -> None:
     """Release what ``build_runtime`` opened."""
+    await runtime.throttle.aclose()
     await runtime.engine.dispose()
 
 

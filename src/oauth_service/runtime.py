@@ -1,12 +1,13 @@
 """Long-lived collaborators built once per process by the app's lifespan (the composition root's output)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from oauth_service.crypto.jwt import KeySet
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.oauth.clock import Clock, utcnow
+from oauth_service.oauth.throttling import NoThrottle, Throttle
 from oauth_service.settings import Settings
 
 
@@ -20,4 +21,6 @@ class Runtime:
     passwords: PasswordHasher
     # Replaceable: a key reload assigns a new KeySet; readers take the reference once per request.
     keys: KeySet
+    # Brute-force protection of every credential check (password grant, login form, client auth).
+    throttle: Throttle = field(default_factory=NoThrottle)
     clock: Clock = utcnow

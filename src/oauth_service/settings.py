@@ -4,6 +4,7 @@ Variables are ``OAUTH_*`` plus the conventional ``DATABASE_URL``, ``REDIS_URL`` 
 Nothing here runs at import time; ``create_app(settings)`` takes an explicit instance.
 """
 
+from ipaddress import ip_network
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -93,6 +94,11 @@ class Settings(BaseSettings):
     # Throttling of credential guessing.
     max_failed_logins: int = Field(default=5, ge=1)
     lockout_seconds: int = Field(default=300, ge=1)
+    max_failed_logins_per_ip: int = Field(default=50, ge=1)
+    # Namespace of the throttle's keys in Redis (replicas of one deployment share it).
+    throttle_key_prefix: str = Field(
+        default="oauth-service", pattern=r"^[A-Za-z0-9_.:-]{1,64}$"
+    )
 
     max_body_bytes: int = Field(default=65_536, ge=1024)
     metrics_enabled: bool = True
@@ -106,6 +112,16 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR: {entry!r}") from None
+        return value
 
     @field_validator("issuer")
     @classmethod

@@ -92,8 +92,9 @@ def get_dispatcher(
             allow_plain_pkce=settings.allow_plain_pkce,
         ),
         clock=runtime.clock,
+        throttle=runtime.throttle,
     )
-    return TokenDispatcher(strategies, stores.clients)
+    return TokenDispatcher(strategies, stores.clients, throttle=runtime.throttle)
 
 
 DispatcherDep = Annotated[TokenDispatcher, Depends(get_dispatcher)]

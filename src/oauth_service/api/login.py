@@ -17,15 +17,19 @@ from oauth_service.api.browser_flow import (
     read_form,
     redirect,
 )
+from oauth_service.api.client_ip import client_ip
 from oauth_service.api.pages import render_page
 from oauth_service.api.sessions import csrf_token, csrf_valid, set_session_cookie
 from oauth_service.db.authorization_stores import PendingRequest
+from oauth_service.logs import audit
 from oauth_service.oauth.errors import InvalidRequestError
 from oauth_service.oauth.models import User
+from oauth_service.oauth.throttling import Attempt, ThrottledGrantError
 
 router = APIRouter(tags=["authorization"], include_in_schema=False)
 
 LOGIN_FAILED = "Invalid email or password."
+LOGIN_LOCKED = "Too many failed sign-in attempts. Try again later."
 
 
 async def _render(
@@ -36,6 +40,7 @@ async def _render(
     *,
     email: str = "",
     error: str | None = None,
+    status_code: int = 400,
 ) -> HTMLResponse:
     client = await flow.client(pending.request.client_id)
     context = {
@@ -46,7 +51,7 @@ async def _render(
         "error": error,
     }
     return render_page(
-        request, "login.html", context, status_code=400 if error else 200
+        request, "login.html", context, status_code=status_code if error else 200
     )
 
 
@@ -59,13 +64,26 @@ async def login_page(request: Request, flow: FlowDep) -> Response:
     return await _render(request, flow, pending, request_id)
 
 
-async def _authenticate(flow: FlowDep, email: str, password: str) -> User | None:
+async def _authenticate(
+    flow: FlowDep, email: str, password: str, ip: str | None
+) -> User | None:
+    """Check the credentials; throttled like the password grant (shared per-email and per-IP counters).
+
+    Raises:
+        ThrottledGrantError: the email or the IP is locked (a correct password is refused too).
+    """
+    attempt = Attempt("login", email, ip)
+    await flow.runtime.throttle.check(attempt)
     user = await flow.users.get_by_email(email) if email else None
     usable = user is not None and user.is_active
     stored = user.password_hash if usable and user is not None else None
     check = await flow.runtime.passwords.verify(stored, password)
     if not check.ok or user is None:
+        await flow.runtime.throttle.failed(attempt)
+        audit("login.failed", via="login_form", subject=user.id if user else None)
         return None
+    await flow.runtime.throttle.succeeded(attempt)
+    audit("login.succeeded", via="login_form", subject=user.id)
     if check.new_hash is not None:
         await flow.users.update_password_hash(user.id, check.new_hash)
     return user
@@ -81,7 +99,22 @@ async def login_submit(request: Request, flow: FlowDep) -> Response:
     if not csrf_valid(flow.key, form.get("csrf_token"), "login", request_id):
         raise InvalidRequestError("The form expired. Go back and try again.")
     email = form.get("email", "").strip()
-    user = await _authenticate(flow, email, form.get("password", ""))
+    try:
+        user = await _authenticate(
+            flow, email, form.get("password", ""), client_ip(request)
+        )
+    except ThrottledGrantError as locked:
+        page = await _render(
+            request,
+            flow,
+            pending,
+            request_id,
+            email=email,
+            error=LOGIN_LOCKED,
+            status_code=429,
+        )
+        page.headers["Retry-After"] = str(locked.retry_after)
+        return page
     if user is None:
         return await _render(
             request, flow, pending, request_id, email=email, error=LOGIN_FAILED

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oauth_service import metrics
+from oauth_service.api.client_ip import resolve_client_ip, trusted_networks
 from oauth_service.logs import RequestContext, bind_request, unbind_request
 from oauth_service.settings import Settings
 
@@ -48,9 +49,15 @@ def _route_template(scope: Scope) -> str:
 class RequestContextMiddleware:
     """Per request: adopt or mint a request id, echo it, bind the log context, write one access line, count it."""
 
-    def __init__(self, app: ASGIApp, header: str = "X-Request-ID") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        header: str = "X-Request-ID",
+        trusted_proxies: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.header = header.lower().encode("latin-1")
+        self.proxies = trusted_networks(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request inside its ``RequestContext``."""
@@ -66,8 +73,16 @@ class RequestContextMiddleware:
             else os.urandom(16).hex()
         )
         client = scope.get("client")
+        forwarded = [
+            value.decode("latin-1")
+            for key, value in scope["headers"]
+            if key == b"x-forwarded-for"
+        ]
         context = RequestContext(
-            request_id=request_id, client_ip=client[0] if client else None
+            request_id=request_id,
+            client_ip=resolve_client_ip(
+                client[0] if client else None, forwarded, self.proxies
+            ),
         )
         echoed = (self.header, request_id.encode("latin-1"))
         status = 500
@@ -177,4 +192,8 @@ async def _send_json(send: Send, status: int, body: bytes) -> None:
 def install_middleware(app: FastAPI, settings: Settings) -> None:
     """Register the middlewares; the request context is outermost so even a 413 is logged with its id."""
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, header=settings.request_id_header)
+    app.add_middleware(
+        RequestContextMiddleware,
+        header=settings.request_id_header,
+        trusted_proxies=tuple(settings.trusted_proxies),
+    )

@@ -9,9 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from oauth_service.api.client_ip import client_ip
 from oauth_service.api.deps import DispatcherDep, SessionDep
 from oauth_service.api.errors import NO_STORE
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
+from oauth_service.logs import audit, bind_client_id
 from oauth_service.oauth.models import TokenRequest
 
 router = APIRouter(tags=["oauth"])
@@ -75,8 +77,19 @@ async def token(
     """Exchange a grant for tokens."""
     form = await read_form(request)
     credentials = client_credentials_from(request.headers, form)
-    client_ip = request.client.host if request.client else None
-    token_request = TokenRequest.from_form(form, credentials, client_ip=client_ip)
+    token_request = TokenRequest.from_form(
+        form, credentials, client_ip=client_ip(request)
+    )
     response = await dispatcher.dispatch(token_request)
     await session.commit()
+    # Audited only once committed: the event never describes a token that was rolled back.
+    bind_client_id(response.client_id)
+    audit(
+        "token.issued",
+        grant_type=token_request.grant_type,
+        subject=response.subject,
+        scope=response.scope,
+        jti=response.jti,
+        with_refresh=response.refresh_token is not None,
+    )
     return JSONResponse(response.as_dict(), headers=NO_STORE)

@@ -7,23 +7,53 @@ which client ids exist.
 """
 
 from oauth_service.crypto.tokens import token_hash, verify_token_hash
+from oauth_service.logs import audit
 from oauth_service.oauth.errors import InvalidClientError
 from oauth_service.oauth.models import Client, ClientCredentials
 from oauth_service.oauth.storage import ClientStore
+from oauth_service.oauth.throttling import Attempt, NoThrottle, Throttle
 
 # Compared against when the client is unknown or has no secret, to keep timing flat.
 _DUMMY_SECRET_HASH = token_hash("no such client: dummy secret for timing")
 
 
 async def authenticate_client(
-    credentials: ClientCredentials, clients: ClientStore, *, allow_public: bool
+    credentials: ClientCredentials,
+    clients: ClientStore,
+    *,
+    allow_public: bool,
+    throttle: Throttle | None = None,
+    client_ip: str | None = None,
 ) -> Client:
-    """Return the authenticated client.
+    """Return the authenticated client; secret guessing is throttled per client id and per IP (RFC 6749 §10.10).
 
     Raises:
         InvalidClientError: unknown client, wrong secret, a confidential client without a secret, or a public
-            client where the grant needs an authenticated one (401 with a Basic challenge when Basic was used).
+            client where the grant needs an authenticated one (401 with a Basic challenge when Basic was used);
+            ``ThrottledClientError`` (429) while the client id or the IP is locked, even for the right secret.
     """
+    if credentials.client_secret is None or not credentials.client_id:
+        return await _authenticate(credentials, clients, allow_public=allow_public)
+    throttle = throttle or NoThrottle()
+    attempt = Attempt("client", credentials.client_id, client_ip)
+    await throttle.check(attempt)
+    try:
+        client = await _authenticate(credentials, clients, allow_public=allow_public)
+    except InvalidClientError:
+        await throttle.failed(attempt)
+        audit(
+            "client_auth.failed",
+            attempted_client_id=credentials.client_id,
+            method=credentials.method,
+        )
+        raise
+    await throttle.succeeded(attempt)
+    return client
+
+
+async def _authenticate(
+    credentials: ClientCredentials, clients: ClientStore, *, allow_public: bool
+) -> Client:
     used_basic = credentials.method == "client_secret_basic"
     failure = InvalidClientError(used_basic=used_basic)
     if not credentials.client_id:

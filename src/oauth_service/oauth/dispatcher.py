@@ -15,16 +15,22 @@ from oauth_service.oauth.errors import (
 from oauth_service.oauth.grants import GrantStrategy
 from oauth_service.oauth.models import TokenRequest, TokenResponse
 from oauth_service.oauth.storage import ClientStore
+from oauth_service.oauth.throttling import NoThrottle, Throttle
 
 
 class TokenDispatcher:
     """Looks a grant up by ``grant_type`` and runs it; nothing else."""
 
     def __init__(
-        self, strategies: Mapping[str, GrantStrategy], clients: ClientStore
+        self,
+        strategies: Mapping[str, GrantStrategy],
+        clients: ClientStore,
+        *,
+        throttle: Throttle | None = None,
     ) -> None:
         self._strategies = dict(strategies)
         self._clients = clients
+        self._throttle = throttle or NoThrottle()
 
     @property
     def grant_types(self) -> frozenset[str]:
@@ -40,6 +46,8 @@ class TokenDispatcher:
             request.credentials,
             self._clients,
             allow_public=strategy.allows_public_clients,
+            throttle=self._throttle,
+            client_ip=request.client_ip,
         )
         if request.grant_type not in client.grant_types:
             raise UnauthorizedClientError(

@@ -34,6 +34,9 @@ class MintedToken:
     jti: str
     expires_at: datetime
     expires_in: int
+    # Who the token is for; carried to the response for the audit event (never serialized).
+    subject: str = ""
+    client_id: str = ""
 
 
 class TokenIssuer:
@@ -84,7 +87,14 @@ class TokenIssuer:
         if auth_time is not None:
             claims["auth_time"] = int(auth_time.timestamp())
         expires_in = int(self._access_ttl.total_seconds())
-        return MintedToken(self._keys.sign(claims), jti, expires_at, expires_in)
+        return MintedToken(
+            self._keys.sign(claims),
+            jti,
+            expires_at,
+            expires_in,
+            subject=claims["sub"],
+            client_id=client.client_id,
+        )
 
     def new_refresh_token(
         self, grant: Grant, access: MintedToken, *, parent_id: uuid.UUID | None = None
@@ -124,6 +134,8 @@ class TokenIssuer:
             scope=format_scope(scope),
             refresh_token=refresh_token,
             jti=access.jti,
+            subject=access.subject,
+            client_id=access.client_id,
         )
 
     async def issue(self, grant: Grant) -> TokenResponse:

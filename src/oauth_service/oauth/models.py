@@ -151,6 +151,9 @@ class TokenResponse:
     token_type: Literal["Bearer"] = "Bearer"
     refresh_token: str | None = field(default=None, repr=False)
     jti: str = ""
+    # For the ``token.issued`` audit event; not part of the JSON body.
+    subject: str = ""
+    client_id: str = ""
 
     def as_dict(self) -> dict[str, str | int]:
         """Return the JSON body."""

@@ -18,6 +18,7 @@ from oauth_service.oauth.grants.refresh_token import RefreshTokenGrant
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
 from oauth_service.oauth.storage import Stores
+from oauth_service.oauth.throttling import Throttle
 
 
 class GrantStrategy(Protocol):
@@ -54,6 +55,7 @@ def build_strategies(
     enabled: Collection[str],
     config: GrantConfig = GrantConfig(),
     clock: Clock = utcnow,
+    throttle: Throttle | None = None,
 ) -> dict[str, GrantStrategy]:
     """Build the strategies of the enabled grant types, keyed by ``grant_type``."""
     factories: dict[str, StrategyFactory] = {
@@ -64,6 +66,7 @@ def build_strategies(
             issuer,
             refresh_enabled="refresh_token" in enabled,
             clock=clock,
+            throttle=throttle,
         ),
         "refresh_token": lambda: RefreshTokenGrant(
             stores.refresh_tokens,

@@ -10,12 +10,14 @@ registered for (and the server enables) the ``refresh_token`` grant.
 from typing import ClassVar, Protocol
 
 from oauth_service.crypto.passwords import PasswordCheck
+from oauth_service.logs import audit
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.errors import InvalidGrantError
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
 from oauth_service.oauth.scopes import narrow_scope
 from oauth_service.oauth.storage import UserStore
+from oauth_service.oauth.throttling import Attempt, NoThrottle, Throttle
 
 ADMIN_SCOPE = "admin"
 
@@ -42,23 +44,34 @@ class PasswordGrant:
         *,
         refresh_enabled: bool = True,
         clock: Clock = utcnow,
+        throttle: Throttle | None = None,
     ) -> None:
         self._users = users
         self._passwords = passwords
         self._issuer = issuer
         self._refresh_enabled = refresh_enabled
         self._clock = clock
+        self._throttle = throttle or NoThrottle()
 
     async def validate(self, request: TokenRequest, client: Client) -> Grant:
-        """Check the credentials and resolve the scope."""
+        """Check the credentials (throttled per email and per IP, RFC 6749 §4.3.2) and resolve the scope."""
         email = request.require("email")
         password = request.require("password")
+        attempt = Attempt("password", email, request.client_ip)
+        # A locked account or IP is refused before the password is checked: a correct one too.
+        await self._throttle.check(attempt)
         user = await self._users.get_by_email(email)
         check = await self._passwords.verify(
             user.password_hash if user else None, password
         )
         if user is None or not check.ok or not user.is_active:
+            await self._throttle.failed(attempt)
+            audit(
+                "login.failed", via="password_grant", subject=user.id if user else None
+            )
             raise InvalidGrantError("Invalid email or password.")
+        await self._throttle.succeeded(attempt)
+        audit("login.succeeded", via="password_grant", subject=user.id)
         allowed = client.scopes if user.is_admin else client.scopes - {ADMIN_SCOPE}
         return Grant(
             client=client,

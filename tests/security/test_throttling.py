@@ -1,0 +1,261 @@
+"""Brute-force throttling over HTTP (RFC 6749 §2.3.1, §4.3.2, §10.10; RFC 9700 §4.16).
+
+Password grant and client authentication: failures count per account and per IP; the failure that reaches the
+limit still answers the usual 400/401, every later attempt (a correct one too) gets the same error code with 429
+and ``Retry-After`` until the lock ends; a success resets the account's count.
+"""
+
+import base64
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from oauth_service.runtime import Runtime
+from tests.factories import make_client, make_user
+from tests.security.conftest import REDIS_URL, AppFactory, LogCapture, http_client
+
+TOKEN = "/oauth/token"
+LOCKED_GRANT = {
+    "error": "invalid_grant",
+    "error_description": "Too many failed attempts; retry later.",
+}
+LOCKED_CLIENT = {
+    "error": "invalid_client",
+    "error_description": "Too many failed attempts; retry later.",
+}
+BAD_LOGIN = {
+    "error": "invalid_grant",
+    "error_description": "Invalid email or password.",
+}
+EMAIL = "alice@example.com"
+PASSWORD = "correct horse battery"
+
+
+async def _password_app(
+    make_app: AppFactory, **overrides: object
+) -> tuple[FastAPI, str]:
+    """An app with a user and a public password-grant client; returns the client id."""
+    overrides.setdefault("max_failed_logins", 3)
+    overrides.setdefault("lockout_seconds", 120)
+    app = await make_app(**overrides)
+    runtime: Runtime = app.state.runtime
+    await make_user(runtime, email=EMAIL, password=PASSWORD)
+    client, _ = await make_client(runtime, grant_types=("password",), is_public=True)
+    return app, client.client_id
+
+
+async def _login(
+    http: httpx.AsyncClient,
+    client_id: str,
+    password: str,
+    *,
+    email: str = EMAIL,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    form = {
+        "grant_type": "password",
+        "client_id": client_id,
+        "email": email,
+        "password": password,
+    }
+    return await http.post(TOKEN, data=form, headers=headers)
+
+
+def _assert_locked(
+    response: httpx.Response, body: dict[str, str], lockout: int
+) -> None:
+    assert response.status_code == 429, response.text
+    assert response.json() == body
+    assert response.headers["cache-control"] == "no-store"
+    assert 0 < int(response.headers["retry-after"]) <= lockout
+    assert "www-authenticate" not in response.headers
+
+
+async def test_password_grant_after_max_failures_is_locked_even_for_correct_password(
+    make_app: AppFactory,
+) -> None:
+    app, client_id = await _password_app(make_app)
+    async with http_client(app) as http:
+        for _ in range(3):
+            response = await _login(http, client_id, "wrong")
+            assert (response.status_code, response.json()) == (400, BAD_LOGIN)
+        _assert_locked(await _login(http, client_id, PASSWORD), LOCKED_GRANT, 120)
+        # The lock is on the email whatever its case.
+        _assert_locked(
+            await _login(http, client_id, PASSWORD, email=EMAIL.upper()),
+            LOCKED_GRANT,
+            120,
+        )
+
+
+async def test_password_grant_success_resets_account_counter(
+    make_app: AppFactory,
+) -> None:
+    app, client_id = await _password_app(make_app)
+    async with http_client(app) as http:
+        for _ in range(2):
+            assert (await _login(http, client_id, "wrong")).status_code == 400
+        assert (await _login(http, client_id, PASSWORD)).status_code == 200
+        for _ in range(2):
+            assert (await _login(http, client_id, "wrong")).status_code == 400
+        assert (await _login(http, client_id, PASSWORD)).status_code == 200
+
+
+async def test_password_grant_failures_from_many_ips_lock_the_account(
+    make_app: AppFactory,
+) -> None:
+    app, client_id = await _password_app(make_app)
+    for index in range(3):
+        async with http_client(app, ip=f"198.51.100.{index + 1}") as http:
+            assert (await _login(http, client_id, "wrong")).status_code == 400
+    async with http_client(app, ip="192.0.2.200") as http:
+        _assert_locked(await _login(http, client_id, PASSWORD), LOCKED_GRANT, 120)
+
+
+async def test_password_grant_spraying_from_one_ip_locks_the_ip_only(
+    make_app: AppFactory,
+) -> None:
+    app, client_id = await _password_app(make_app, max_failed_logins_per_ip=4)
+    async with http_client(app, ip="203.0.113.50") as attacker:
+        for index in range(4):
+            response = await _login(
+                attacker, client_id, "guess", email=f"u{index}@example.com"
+            )
+            assert response.status_code == 400
+        _assert_locked(await _login(attacker, client_id, PASSWORD), LOCKED_GRANT, 120)
+    async with http_client(app, ip="203.0.113.51") as user:
+        assert (await _login(user, client_id, PASSWORD)).status_code == 200
+
+
+async def test_forwarded_for_from_untrusted_peer_is_ignored(
+    make_app: AppFactory,
+) -> None:
+    app, client_id = await _password_app(make_app, max_failed_logins_per_ip=2)
+    async with http_client(app, ip="203.0.113.60") as attacker:
+        for index in range(2):
+            spoofed = {"X-Forwarded-For": f"192.0.2.{index + 1}"}
+            response = await _login(
+                attacker,
+                client_id,
+                "guess",
+                email=f"v{index}@example.com",
+                headers=spoofed,
+            )
+            assert response.status_code == 400
+        fresh = {"X-Forwarded-For": "192.0.2.99"}
+        _assert_locked(
+            await _login(attacker, client_id, PASSWORD, headers=fresh),
+            LOCKED_GRANT,
+            120,
+        )
+
+
+async def test_forwarded_for_from_trusted_proxy_names_the_client(
+    make_app: AppFactory,
+) -> None:
+    app, client_id = await _password_app(
+        make_app, max_failed_logins_per_ip=2, trusted_proxies=["10.0.0.0/8"]
+    )
+    attacker = {"X-Forwarded-For": "192.0.2.10, 10.1.2.3"}
+    victim = {
+        "X-Forwarded-For": "1.2.3.4, 192.0.2.20"
+    }  # the left hop is client-supplied
+    async with http_client(app, ip="10.0.0.2") as proxy:
+        for index in range(2):
+            response = await _login(
+                proxy,
+                client_id,
+                "guess",
+                email=f"w{index}@example.com",
+                headers=attacker,
+            )
+            assert response.status_code == 400
+        _assert_locked(
+            await _login(proxy, client_id, PASSWORD, headers=attacker),
+            LOCKED_GRANT,
+            120,
+        )
+        assert (
+            await _login(proxy, client_id, PASSWORD, headers=victim)
+        ).status_code == 200
+
+
+async def test_client_auth_after_max_failures_is_locked_even_for_correct_secret(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(max_failed_logins=2, lockout_seconds=60)
+    client, secret = await make_client(app.state.runtime)
+    assert secret is not None
+
+    def basic(value: str) -> dict[str, str]:
+        raw = base64.b64encode(f"{client.client_id}:{value}".encode()).decode()
+        return {"Authorization": f"Basic {raw}"}
+
+    form = {"grant_type": "client_credentials"}
+    async with http_client(app) as http:
+        for _ in range(2):
+            response = await http.post(TOKEN, data=form, headers=basic("wrong"))
+            assert response.status_code == 401
+            assert response.json()["error"] == "invalid_client"
+        _assert_locked(
+            await http.post(TOKEN, data=form, headers=basic(secret)), LOCKED_CLIENT, 60
+        )
+        post = {**form, "client_id": client.client_id, "client_secret": secret}
+        _assert_locked(await http.post(TOKEN, data=post), LOCKED_CLIENT, 60)
+
+
+async def test_throttling_emits_locked_and_refused_audit_events(
+    make_app: AppFactory, captured_logs: LogCapture
+) -> None:
+    app, client_id = await _password_app(make_app)
+    async with http_client(app, ip="203.0.113.70") as http:
+        for _ in range(3):
+            await _login(http, client_id, "wrong")
+        await _login(
+            http, client_id, PASSWORD, headers={"X-Request-ID": "req-locked-1"}
+        )
+    (locked,) = captured_logs.events("throttle.locked")
+    assert (locked["kind"], locked["scope"], locked["client_ip"]) == (
+        "password",
+        "account",
+        "203.0.113.70",
+    )
+    (refused,) = captured_logs.events("throttle.refused")
+    assert refused["request_id"] == "req-locked-1"
+    assert refused["kind"] == "password"
+    assert 0 < refused["retry_after"] <= 120
+    assert len(captured_logs.events("login.failed")) == 3
+    assert PASSWORD not in captured_logs.text
+    assert EMAIL not in captured_logs.text
+
+
+async def test_redis_throttle_is_shared_between_apps(
+    make_app: AppFactory, redis_prefix: str
+) -> None:
+    shared = {"redis_url": REDIS_URL, "throttle_key_prefix": redis_prefix}
+    app_a, client_id = await _password_app(make_app, **shared)
+    app_b = await make_app(max_failed_logins=3, lockout_seconds=120, **shared)
+    async with http_client(app_a) as http_a, http_client(app_b) as http_b:
+        assert (await _login(http_a, client_id, "wrong")).status_code == 400
+        assert (await _login(http_b, client_id, "wrong")).status_code == 400
+        assert (await _login(http_a, client_id, "wrong")).status_code == 400
+        _assert_locked(await _login(http_b, client_id, PASSWORD), LOCKED_GRANT, 120)
+
+
+async def test_unreachable_redis_fails_open_without_error(make_app: AppFactory) -> None:
+    app, client_id = await _password_app(make_app, redis_url="redis://127.0.0.1:9/0")
+    async with http_client(app) as http:
+        for _ in range(4):
+            assert (await _login(http, client_id, "wrong")).json() == BAD_LOGIN
+        assert (await _login(http, client_id, PASSWORD)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "entry", ["10.0.0.0/33", "proxy.internal", "10.0.0.1 nonsense"]
+)
+def test_settings_with_malformed_trusted_proxy_are_refused(entry: str) -> None:
+    from oauth_service.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="OAUTH_TRUSTED_PROXIES"):
+        load_settings(trusted_proxies=entry)
