@@ -12,6 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from oauth_service.runtime import Runtime
+from oauth_service.settings import SettingsError, load_settings
+from tests.authorization_helpers import CALLBACK, authorize_url, new_pkce, submit_login
 from tests.factories import make_client, make_user
 from tests.security.conftest import REDIS_URL, AppFactory, LogCapture, http_client
 
@@ -255,7 +257,38 @@ async def test_unreachable_redis_fails_open_without_error(make_app: AppFactory) 
     "entry", ["10.0.0.0/33", "proxy.internal", "10.0.0.1 nonsense"]
 )
 def test_settings_with_malformed_trusted_proxy_are_refused(entry: str) -> None:
-    from oauth_service.settings import SettingsError, load_settings
-
     with pytest.raises(SettingsError, match="OAUTH_TRUSTED_PROXIES"):
         load_settings(trusted_proxies=entry)
+
+
+async def test_login_form_shares_the_lock_with_the_password_grant(
+    make_app: AppFactory,
+) -> None:
+    app, client_id = await _password_app(make_app)
+    await make_client(
+        app.state.runtime,
+        client_id="web",
+        is_public=True,
+        grant_types=("authorization_code",),
+        redirect_uris=(CALLBACK,),
+    )
+    _, challenge = new_pkce()
+    url = authorize_url(
+        response_type="code",
+        client_id="web",
+        redirect_uri=CALLBACK,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    async with http_client(app) as http:
+        login = (await http.get(url)).headers["location"]
+        for _ in range(2):
+            page = await submit_login(http, login, EMAIL, "wrong")
+            assert page.status_code == 400
+            assert "Invalid email or password." in page.text
+        assert (await _login(http, client_id, "wrong")).status_code == 400
+        page = await submit_login(http, login, EMAIL, PASSWORD)
+        assert page.status_code == 429
+        assert 0 < int(page.headers["retry-after"]) <= 120
+        assert "Too many failed sign-in attempts. Try again later." in page.text
+        assert "set-cookie" not in page.headers

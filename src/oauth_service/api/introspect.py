@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from oauth_service.api.bearer import access_token_verifier
+from oauth_service.api.client_ip import client_ip
 from oauth_service.api.deps import RuntimeDep, StoresDep
 from oauth_service.api.errors import NO_STORE
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
@@ -17,6 +18,7 @@ from oauth_service.oauth.errors import InvalidClientError
 from oauth_service.oauth.introspection import TokenIntrospector
 from oauth_service.oauth.models import Client, ClientCredentials
 from oauth_service.oauth.storage import ClientStore
+from oauth_service.oauth.throttling import Throttle, ThrottledClientError
 
 router = APIRouter(tags=["oauth"])
 
@@ -35,9 +37,18 @@ _EXAMPLE = {
 }
 
 
-async def _authenticate(credentials: ClientCredentials, clients: ClientStore) -> Client:
+async def _authenticate(
+    credentials: ClientCredentials,
+    clients: ClientStore,
+    throttle: Throttle,
+    ip: str | None,
+) -> Client:
     try:
-        return await authenticate_client(credentials, clients, allow_public=False)
+        return await authenticate_client(
+            credentials, clients, allow_public=False, throttle=throttle, client_ip=ip
+        )
+    except ThrottledClientError:
+        raise
     except InvalidClientError:
         raise InvalidClientError(used_basic=True) from None
 
@@ -69,7 +80,9 @@ async def introspect(
     """Return whether a token is active and, when it is, its claims."""
     form = await read_form(request)
     credentials = client_credentials_from(request.headers, form)
-    caller = await _authenticate(credentials, stores.clients)
+    caller = await _authenticate(
+        credentials, stores.clients, runtime.throttle, client_ip(request)
+    )
     introspector = TokenIntrospector(
         access_tokens=access_token_verifier(
             runtime, is_revoked=stores.revoked_tokens.contains

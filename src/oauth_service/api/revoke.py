@@ -7,9 +7,11 @@ proof). Client-authentication failures are ``invalid_client`` as at the token en
 from fastapi import APIRouter, Request, Response
 
 from oauth_service.api.bearer import access_token_verifier
+from oauth_service.api.client_ip import client_ip
 from oauth_service.api.deps import RuntimeDep, SessionDep, StoresDep
 from oauth_service.api.errors import NO_STORE
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
+from oauth_service.logs import audit, bind_client_id
 from oauth_service.oauth.client_auth import authenticate_client
 from oauth_service.oauth.errors import InvalidRequestError
 from oauth_service.oauth.revocation import TokenRevoker
@@ -69,13 +71,22 @@ async def revoke(
     """Revoke an access or refresh token issued to the calling client."""
     form = await read_form(request)
     credentials = client_credentials_from(request.headers, form)
-    client = await authenticate_client(credentials, stores.clients, allow_public=True)
+    client = await authenticate_client(
+        credentials,
+        stores.clients,
+        allow_public=True,
+        throttle=runtime.throttle,
+        client_ip=client_ip(request),
+    )
     revoker = TokenRevoker(
         access_tokens=access_token_verifier(runtime),
         refresh_tokens=stores.refresh_tokens,
         revoked=stores.revoked_tokens,
         clock=runtime.clock,
     )
-    await revoker.revoke(require_token(form), form.get("token_type_hint"), client)
+    hint = form.get("token_type_hint")
+    await revoker.revoke(require_token(form), hint, client)
     await session.commit()
+    bind_client_id(client.client_id)
+    audit("token.revocation", token_type_hint=hint)
     return Response(status_code=200, headers=NO_STORE)

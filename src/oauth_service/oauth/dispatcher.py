@@ -7,6 +7,7 @@ with the strategy's public-client allowance; a client may only use grants it is 
 
 from collections.abc import Mapping
 
+from oauth_service.logs import bind_client_id
 from oauth_service.oauth.client_auth import authenticate_client
 from oauth_service.oauth.errors import (
     UnauthorizedClientError,
@@ -49,6 +50,8 @@ class TokenDispatcher:
             throttle=self._throttle,
             client_ip=request.client_ip,
         )
+        # Audit events raised while the grant runs (reuse, replay) name the authenticated client.
+        bind_client_id(client.client_id)
         if request.grant_type not in client.grant_types:
             raise UnauthorizedClientError(
                 "The client is not allowed to use this grant type."

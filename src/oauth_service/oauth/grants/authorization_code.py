@@ -16,6 +16,7 @@ import uuid
 from typing import ClassVar
 
 from oauth_service.crypto.tokens import token_hash
+from oauth_service.logs import audit
 from oauth_service.oauth import pkce
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.errors import InvalidGrantError
@@ -138,6 +139,12 @@ class AuthorizationCodeGrant:
         if record.family_id is not None:
             await self._refresh_tokens.revoke_family(record.family_id, now)
         await self._codes.revoke_issued(record.code_hash, now)
+        audit(
+            "code.replay",
+            subject=record.user_id,
+            family_id=str(record.family_id) if record.family_id else None,
+            issued_revoked=True,
+        )
 
 
 def _check_redirect_uri(record: CodeRecord, sent: str | None, client: Client) -> None:

@@ -16,6 +16,7 @@ from typing import ClassVar
 from uuid import UUID
 
 from oauth_service.crypto.tokens import token_hash
+from oauth_service.logs import audit
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.errors import InvalidGrantError
 from oauth_service.oauth.issuer import TokenIssuer
@@ -60,6 +61,7 @@ class RefreshTokenGrant:
             superseded = await self._unused_successor(record, record.rotated_at, now)
             if superseded is None:
                 await self._tokens.revoke_family(record.family_id, now)
+                _audit_reuse(record.family_id, record.user_id, "reuse")
                 raise InvalidGrantError(
                     INVALID, detail="refresh token reuse: family revoked"
                 )
@@ -110,7 +112,19 @@ class RefreshTokenGrant:
         if not won:
             # Another request rotated this token first: that is reuse too (RFC 9700 §4.14.2).
             await self._tokens.revoke_family(grant.family_id, now)
+            _audit_reuse(grant.family_id, grant.subject, "concurrent_rotation")
             raise InvalidGrantError(
                 INVALID, detail="refresh token rotated concurrently: family revoked"
             )
         return self._issuer.response(access, grant.scope, raw)
+
+
+def _audit_reuse(family_id: UUID, subject: str | None, reason: str) -> None:
+    """RFC 9700 §4.14.2: a reused refresh token is an attack signal worth an audit line."""
+    audit(
+        "refresh.reuse_detected",
+        family_id=str(family_id),
+        subject=subject,
+        reason=reason,
+        family_revoked=True,
+    )
