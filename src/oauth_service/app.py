@@ -6,7 +6,6 @@ environment.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -31,8 +30,11 @@ from oauth_service.api.errors import install_error_handlers
 from oauth_service.api.metrics import install_metrics, instrument_pool
 from oauth_service.api.middleware import install_middleware
 from oauth_service.api.token import router as token_router
+from oauth_service.background import start_background
+from oauth_service.crypto.key_encryption import PrivateKeyCipher
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.db.engine import make_engine, make_sessionmaker
+from oauth_service.db.key_rotation import retire_after
 from oauth_service.db.keys import ensure_signing_key, load_keyset
 from oauth_service.logs import configure_logging
 from oauth_service.runtime import Runtime
@@ -45,9 +47,15 @@ STATIC_DIR = Path(__file__).parent / "api" / "static"
 async def build_runtime(settings: Settings) -> Runtime:
     """Build the process-wide collaborators (engine, hasher, keys, caches)."""
     engine = make_engine(settings)
+    # Private keys are sealed at rest when OAUTH_KEY_ENCRYPTION_KEY is set; a wrong key fails here.
+    cipher = PrivateKeyCipher(settings.key_encryption_key)
     # Retired keys stay published until every token they signed has expired.
-    retire_after = timedelta(seconds=settings.access_token_ttl + 60)
-    await ensure_signing_key(engine, settings.signing_alg, retire_after=retire_after)
+    await ensure_signing_key(
+        engine,
+        settings.signing_alg,
+        retire_after=retire_after(settings.access_token_ttl),
+        cipher=cipher,
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -57,7 +65,7 @@ async def build_runtime(settings: Settings) -> Runtime:
             memory_cost=settings.argon2_memory_cost,
             parallelism=settings.argon2_parallelism,
         ),
-        keys=await load_keyset(engine),
+        keys=await load_keyset(engine, cipher=cipher),
         throttle=build_throttle(settings),
     )
 
@@ -79,9 +87,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         app.state.resource_protector = build_resource_protector(runtime)
         stop_pool_metrics = instrument_pool(runtime.engine)
+        # Key reload and purge loops; stopped before the pool is disposed.
+        app.state.background = background = start_background(runtime)
         try:
             yield
         finally:
+            await background.stop()
             stop_pool_metrics()
             await close_runtime(runtime)
             restore_logging()

@@ -58,7 +58,13 @@ class Settings(BaseSettings):
 
     signing_alg: Literal["RS256", "ES256"] = "RS256"
     key_encryption_key: str | None = Field(default=None, repr=False)
-    key_publish_delay: int = Field(default=0, ge=0)
+    # Key rotation (seconds): a new key is published this long before it signs (longer than any JWKS cache).
+    key_publish_delay: int = Field(default=600, ge=0)
+    key_rotation_interval: int = Field(default=0, ge=0)  # automatic rotation; 0 = off
+    key_reload_interval: float = Field(default=30.0, gt=0)
+    # Housekeeping: purge expired rows every N seconds (0 = off), deleting this many rows per transaction.
+    purge_interval: int = Field(default=3600, ge=0)
+    purge_batch_size: int = Field(default=1000, ge=1)
     secret_key: str | None = Field(default=None, repr=False)
 
     allow_plain_pkce: bool = False
@@ -165,6 +171,10 @@ class Settings(BaseSettings):
         if self.refresh_token_idle_ttl > self.refresh_token_ttl:
             raise ValueError(
                 "OAUTH_REFRESH_TOKEN_IDLE_TTL must not exceed OAUTH_REFRESH_TOKEN_TTL"
+            )
+        if 0 < self.key_rotation_interval <= self.key_publish_delay:
+            raise ValueError(
+                "OAUTH_KEY_ROTATION_INTERVAL must exceed OAUTH_KEY_PUBLISH_DELAY"
             )
         return self
 

@@ -1,4 +1,4 @@
-"""The ``oauth-service`` console script: serve, migrate, users, clients, scopes, demo.
+"""The ``oauth-service`` console script: serve, migrate, users, clients, scopes, demo, keys, purge.
 
 Every command reads settings with ``load_settings()``, runs its async work with ``asyncio.run`` in one
 transaction, and reports bad input (invalid settings, rejected administration input, usage errors) as one line on
@@ -8,6 +8,8 @@ stderr with exit code 2, leaving the database unchanged.
 import typer
 
 from oauth_service.cli.clients import app as clients_app
+from oauth_service.cli.keys import app as keys_app
+from oauth_service.cli.purge import register as register_purge_command
 from oauth_service.cli.scopes import app as scopes_app
 from oauth_service.cli.server import register as register_server_commands
 from oauth_service.cli.users import app as users_app
@@ -26,6 +28,8 @@ def build_app() -> typer.Typer:
     app.add_typer(users_app, name="users")
     app.add_typer(clients_app, name="clients")
     app.add_typer(scopes_app, name="scopes")
+    app.add_typer(keys_app, name="keys")
+    register_purge_command(app)
     return app
 
 

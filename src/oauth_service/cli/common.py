@@ -8,7 +8,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.db.client_rules import AdminError
@@ -74,6 +74,36 @@ def run_in_transaction(work: Callable[[Context], Awaitable[T]]) -> T:
         return asyncio.run(_in_transaction(settings, work))
     except AdminError as exc:
         fail(str(exc))
+    except DBAPIError as exc:
+        detail = (
+            str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        )
+        fail(
+            f"database error: {detail} (is it up and migrated? run: oauth-service migrate)",
+            EXIT_FAILURE,
+        )
+    except OSError as exc:
+        fail(f"cannot reach the database: {exc}", EXIT_FAILURE)
+
+
+async def _with_engine(
+    settings: Settings, work: Callable[[Settings, AsyncEngine], Awaitable[T]]
+) -> T:
+    engine = make_engine(settings)
+    try:
+        return await work(settings, engine)
+    finally:
+        await engine.dispose()
+
+
+def run_with_engine(work: Callable[[Settings, AsyncEngine], Awaitable[T]]) -> T:
+    """Run ``work`` with an engine, for commands that manage their own transactions.
+
+    Database errors are reported as in ``run_in_transaction``.
+    """
+    settings = settings_or_exit()
+    try:
+        return asyncio.run(_with_engine(settings, work))
     except DBAPIError as exc:
         detail = (
             str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__

@@ -2,6 +2,8 @@
 
 import asyncio
 import importlib.util
+import signal
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from oauth_service.cli.common import EXIT_FAILURE, fail, settings_or_exit
 from oauth_service.cli.demo import demo, seed_and_report
+from oauth_service.cli.keys import check_keys_or_exit
 from oauth_service.db.engine import make_engine
 from oauth_service.db.migrations import upgrade
 from oauth_service.settings import Settings
@@ -48,12 +51,20 @@ def serve(
 ) -> None:
     """Run the server (settings from the environment; invalid settings stop here)."""
     settings = settings_or_exit()
+    check_keys_or_exit(settings)
     if settings.seed_demo:
         seed_and_report(settings, as_json=False)
+    # uvicorn finishes in-flight requests and the lifespan on SIGTERM, then re-raises the signal; ending with
+    # status 0 tells the supervisor (Docker, Kubernetes, systemd) that this was a clean, requested stop.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "oauth_service.app:create_app",
         **uvicorn_options(settings, host=host, port=port, workers=workers),
     )
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def migrate(

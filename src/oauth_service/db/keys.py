@@ -21,6 +21,7 @@ from oauth_service.crypto.jwt import (
     VerificationKey,
     generate_key,
 )
+from oauth_service.crypto.key_encryption import PrivateKeyCipher
 from oauth_service.db.tables import SigningKeyRow
 from oauth_service.oauth.clock import Clock, utcnow
 
@@ -54,11 +55,13 @@ async def ensure_signing_key(
     *,
     retire_after: timedelta,
     clock: Clock = utcnow,
+    cipher: PrivateKeyCipher | None = None,
 ) -> str:
     """Make sure one active key of ``alg`` exists; return its kid.
 
-    Active keys of another algorithm (the setting changed) are retired and stay published for ``retire_after``.
-    Key generation runs in a worker thread, before the lock is taken.
+    Active and pending keys of another algorithm (the setting changed) are retired and stay published for
+    ``retire_after``. Key generation runs in a worker thread, before the lock is taken. With a ``cipher``
+    that encrypts, the private key is stored sealed.
     """
     async with engine.connect() as conn:
         existing = await _active_kids(conn, alg)
@@ -71,7 +74,10 @@ async def ensure_signing_key(
         # On SQLite this UPDATE is also the lock: it takes the write lock before the re-check below.
         await conn.execute(
             update(SigningKeyRow)
-            .where(col(SigningKeyRow.state) == "active", col(SigningKeyRow.alg) != alg)
+            .where(
+                col(SigningKeyRow.state).in_(("active", "pending")),
+                col(SigningKeyRow.alg) != alg,
+            )
             .values(state="retired", retired_at=now, expires_at=now + retire_after)
         )
         existing = await _active_kids(conn, alg)
@@ -81,7 +87,7 @@ async def ensure_signing_key(
             SigningKeyRow.__table__.insert().values(  # type: ignore[attr-defined]
                 kid=kid,
                 alg=alg,
-                private_key=pem,
+                private_key=cipher.seal(pem) if cipher else pem,
                 public_jwk=public,
                 state="active",
                 created_at=now,
@@ -91,8 +97,14 @@ async def ensure_signing_key(
     return kid
 
 
-def _build_keyset(rows: list[Any], now: datetime) -> KeySet:
-    active = [r for r in rows if r.state == "active" and r.activates_at <= now]
+def _build_keyset(rows: list[Any], now: datetime, cipher: PrivateKeyCipher) -> KeySet:
+    # Every stored private key must open, so a missing or wrong key-encryption key fails at start-up.
+    pems = {r.kid: cipher.open(r.private_key) for r in rows}
+    # The signer is the newest key whose activation time has passed: a pending key takes over on time on
+    # every replica, whether or not its state column has been updated yet (see db.key_rotation).
+    active = [
+        r for r in rows if r.state in ("active", "pending") and r.activates_at <= now
+    ]
     if not active:
         active = [r for r in rows if r.state == "active"]
     if not active:
@@ -105,14 +117,23 @@ def _build_keyset(rows: list[Any], now: datetime) -> KeySet:
         if r.kid != signer.kid and (r.expires_at is None or r.expires_at > now)
     ]
     return KeySet(
-        SigningKey.from_pem(signer.kid, signer.alg, signer.private_key), others
+        SigningKey.from_pem(signer.kid, signer.alg, pems[signer.kid]), others
     )
 
 
-async def load_keyset(engine: AsyncEngine, *, clock: Clock = utcnow) -> KeySet:
+async def load_keyset(
+    engine: AsyncEngine,
+    *,
+    clock: Clock = utcnow,
+    cipher: PrivateKeyCipher | None = None,
+) -> KeySet:
     """Read every publishable key; the active one signs, the others verify and are published.
 
     Private-key parsing is CPU-bound, so the ``KeySet`` is built in a worker thread.
+
+    Raises:
+        NoSigningKeyError: no key has been activated.
+        KeyEncryptionError: a stored key is sealed and ``cipher`` cannot open it.
     """
     now = clock()
     async with engine.connect() as conn:
@@ -122,4 +143,5 @@ async def load_keyset(engine: AsyncEngine, *, clock: Clock = utcnow) -> KeySet:
             )
         )
         rows = list(result.all())
-    return await anyio.to_thread.run_sync(_build_keyset, rows, now)
+    opener = cipher or PrivateKeyCipher(None)
+    return await anyio.to_thread.run_sync(_build_keyset, rows, now, opener)
