@@ -12,12 +12,13 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oauth_service.metrics import record_oauth_error
 from oauth_service.oauth.errors import (
+    InvalidRequestError,
     OAuthError,
     ServerError,
     TemporarilyUnavailableError,
@@ -133,6 +134,23 @@ async def _database_unavailable_handler(request: Request, exc: Exception) -> Res
     return render_oauth_error(request, TemporarilyUnavailableError())
 
 
+async def _database_error_handler(request: Request, exc: Exception) -> Response:
+    """SQLSTATE class 22 (data exception: NUL, over-long or unrepresentable value) is the caller's bad input."""
+    assert isinstance(exc, DBAPIError)  # noqa: S101 - registered for DBAPIError only
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    if not sqlstate.startswith("22"):
+        return await _unexpected_handler(request, exc)
+    # Only the SQLSTATE is logged: SQLAlchemy's message embeds the statement's parameters.
+    logger.info(
+        "refused input the database cannot store on %s %s: SQLSTATE %s",
+        request.method,
+        request.url.path,
+        sqlstate,
+    )
+    error = InvalidRequestError("The request contains a value the server cannot store.")
+    return render_oauth_error(request, error)
+
+
 async def _unexpected_handler(request: Request, _exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     error = ServerError()
@@ -147,5 +165,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_unavailable_handler)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable_handler)
     app.add_exception_handler(InterfaceError, _database_unavailable_handler)
+    app.add_exception_handler(DBAPIError, _database_error_handler)
     app.add_exception_handler(OSError, _database_unavailable_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

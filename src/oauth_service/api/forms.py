@@ -64,6 +64,9 @@ def parse_form(body: bytes) -> dict[str, str]:
     form: dict[str, str] = {}
     seen: set[str] = set()
     for name, value in pairs:
+        # NUL is never part of a valid parameter, and Postgres cannot store it in text.
+        if "\x00" in name or "\x00" in value:
+            raise InvalidRequestError("The request contains a NUL character.")
         if name in seen:
             shown = f"'{name}' " if _SAFE_NAME.match(name) else ""
             raise InvalidRequestError(f"Parameter {shown}is repeated.")

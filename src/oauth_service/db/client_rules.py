@@ -19,7 +19,10 @@ MAX_PASSWORD_LENGTH = 1024  # bounds the argon2 input; long enough for any passp
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,255}$")
 _PRIVATE_SCHEME = re.compile(r"^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# No whitespace and no control characters (NUL included: Postgres cannot store it in text).
+_EMAIL = re.compile(
+    r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$"
+)
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
 
 
