@@ -135,9 +135,12 @@ async def _database_unavailable_handler(request: Request, exc: Exception) -> Res
 
 
 async def _database_error_handler(request: Request, exc: Exception) -> Response:
-    """SQLSTATE class 22 (data exception: NUL, over-long or unrepresentable value) is the caller's bad input."""
+    """Data exceptions (SQLSTATE 22: NUL, over-long value) are bad input; a lost connection is an outage."""
     assert isinstance(exc, DBAPIError)  # noqa: S101 - registered for DBAPIError only
     sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    if exc.connection_invalidated or sqlstate.startswith("08"):
+        # The connection died mid-operation (class 08): an outage, not a bug; nothing was committed.
+        return await _database_unavailable_handler(request, exc)
     if not sqlstate.startswith("22"):
         return await _unexpected_handler(request, exc)
     # Only the SQLSTATE is logged: SQLAlchemy's message embeds the statement's parameters.

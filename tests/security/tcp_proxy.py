@@ -1,0 +1,95 @@
+"""A tiny asyncio TCP proxy a test controls: forward, refuse, black-hole, or cut a connection at its ``COMMIT``.
+
+It stands between the app and the shared Postgres so a test can make *its* database unreachable without touching
+anyone else's.
+"""
+
+import asyncio
+import contextlib
+from typing import Literal
+
+Mode = Literal["forward", "refuse", "blackhole"]
+
+
+class TcpProxy:
+    """Listens on a free loopback port and forwards to ``target``, as ``mode`` says."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.mode: Mode = "forward"
+        self.cut_on_commit = False
+        self.commits_cut = 0
+        self.port = 0
+
+    async def start(self) -> None:
+        """Start listening (on the same port again after ``stop``)."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and drop every connection."""
+        self.sever()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def sever(self) -> None:
+        """Drop every open connection (each side sees its peer vanish)."""
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            if self.mode == "refuse":
+                return
+            if self.mode == "blackhole":
+                await asyncio.sleep(3600)
+                return
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+            self._writers.add(up_writer)
+            await asyncio.gather(
+                self._pipe(reader, up_writer, client_side=True),
+                self._pipe(up_reader, writer, client_side=False),
+            )
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.transport.abort()
+
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        client_side: bool,
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if client_side and self.cut_on_commit and b"COMMIT" in data:
+                    # The COMMIT never reaches the server: the transaction dies with the connection.
+                    self.cut_on_commit = False
+                    self.commits_cut += 1
+                    self.sever()
+                    return
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
