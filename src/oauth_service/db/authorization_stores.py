@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
@@ -125,19 +126,15 @@ class SqlAuthorizationCodeStore:
                 return
             if row.access_expires_at <= at:
                 return  # already dead; nothing to list
-            known = await conn.scalar(
-                select(col(RevokedTokenRow.jti)).where(
-                    col(RevokedTokenRow.jti) == row.access_jti
+            # Concurrent replays race to list the same jti: insert-or-ignore, not check-then-insert.
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            await conn.execute(
+                dialect.insert(RevokedTokenRow.__table__)  # type: ignore[attr-defined]
+                .values(
+                    jti=row.access_jti, expires_at=row.access_expires_at, revoked_at=at
                 )
+                .on_conflict_do_nothing()
             )
-            if known is None:
-                await conn.execute(
-                    RevokedTokenRow.__table__.insert().values(  # type: ignore[attr-defined]
-                        jti=row.access_jti,
-                        expires_at=row.access_expires_at,
-                        revoked_at=at,
-                    )
-                )
 
 
 class SqlConsentStore:
