@@ -71,6 +71,8 @@ def make_settings(db_url: str, **overrides: object) -> Settings:
         "client_cache_ttl": 0,
         "revocation_cache_ttl": 0,
         "cookie_secure": False,
+        # The docs client is registered at start-up when /docs is on; tests that need it ask for docs_enabled.
+        "docs_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

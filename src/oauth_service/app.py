@@ -26,6 +26,7 @@ from oauth_service.api import (
 from oauth_service.api.bearer import build_resource_protector
 from oauth_service.api.cors import PathScopedCORSMiddleware
 from oauth_service.api.discovery import router as discovery_router
+from oauth_service.api.docs import install_docs
 from oauth_service.api.errors import install_error_handlers
 from oauth_service.api.metrics import install_metrics, instrument_pool
 from oauth_service.api.middleware import install_middleware
@@ -33,6 +34,7 @@ from oauth_service.api.token import router as token_router
 from oauth_service.background import start_background
 from oauth_service.crypto.key_encryption import PrivateKeyCipher
 from oauth_service.crypto.passwords import PasswordHasher
+from oauth_service.db.docs_client import ensure_docs_client
 from oauth_service.db.engine import make_engine, make_sessionmaker
 from oauth_service.db.key_rotation import retire_after
 from oauth_service.db.keys import ensure_signing_key, load_keyset
@@ -86,6 +88,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = await build_runtime(settings)
         app.state.runtime = runtime
         app.state.resource_protector = build_resource_protector(runtime)
+        if settings.docs_enabled:
+            await ensure_docs_client(
+                runtime.engine,
+                client_id=settings.docs_client_id,
+                issuer=settings.issuer,
+            )
         stop_pool_metrics = instrument_pool(runtime.engine)
         # Key reload and purge loops; stopped before the pool is disposed.
         app.state.background = background = start_background(runtime)
@@ -102,6 +110,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="OAuth 2.0 authorization server: RFC 6749 grants, PKCE, JWT access tokens (RFC 9068).",
         lifespan=lifespan,
+        # /docs is served by api.docs with local assets; FastAPI's own pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -121,4 +133,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(authorize.router)
     app.include_router(login.router)
     app.include_router(consent.router)
+    install_docs(app, settings)
     return app

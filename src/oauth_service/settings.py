@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cookie_secure: bool | None = None
     seed_demo: bool = False
+    # /docs (Swagger UI) and its built-in public client, registered at start-up with <issuer>/docs/oauth2-redirect.
+    docs_enabled: bool = True
+    docs_client_id: str = Field(default="docs", pattern=r"^[A-Za-z0-9._~-]{1,255}$")
 
     # Password hashing: argon2id, at least OWASP's minimum (m >= 19 MiB, t >= 2).
     argon2_time_cost: int = Field(default=2, ge=2)
