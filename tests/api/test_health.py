@@ -21,18 +21,23 @@ async def test_readyz_with_database_up_is_ok(client: httpx.AsyncClient) -> None:
 async def test_readyz_with_database_down_is_503(
     client: httpx.AsyncClient, runtime: Runtime, database: AsyncEngine
 ) -> None:
-    await runtime.engine.dispose()
     broken = runtime.settings.model_copy(
         update={"database_url": "postgresql+asyncpg://nobody@127.0.0.1:1/none"}
     )
     from oauth_service.db.engine import make_engine
 
-    runtime.engine = make_engine(broken)
-    response = await client.get("/readyz")
+    # Swap the engine for one that cannot connect, then put the real one back so the lifespan (and any
+    # background task still holding the sessionmaker) closes its connections cleanly.
+    original, runtime.engine = runtime.engine, make_engine(broken)
+    try:
+        response = await client.get("/readyz")
+    finally:
+        await runtime.engine.dispose()
+        runtime.engine = original
     assert response.status_code == 503
     assert response.json() == {
         "status": "unavailable",
         "error": "temporarily_unavailable",
         "error_description": "Database unreachable.",
     }
-    await runtime.engine.dispose()
+    assert response.headers["cache-control"] == "no-store"
