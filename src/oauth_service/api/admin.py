@@ -30,6 +30,7 @@ ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The input breaks a registration rule"},
     401: {"description": "Missing, invalid, expired or revoked token"},
     403: {"description": "The token lacks the admin scope or is not an admin user's"},
+    404: {"description": "No such client or user (routes naming one)"},
 }
 LimitQuery = Annotated[int, Query(ge=1, le=200, description="Page size")]
 CursorQuery = Annotated[

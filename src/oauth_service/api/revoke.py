@@ -51,6 +51,7 @@ def require_token(form: dict[str, str]) -> str:
 @router.post(
     "/oauth/revoke",
     summary="Token revocation (RFC 7009)",
+    response_class=Response,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -58,7 +59,9 @@ def require_token(form: dict[str, str]) -> str:
         }
     },
     responses={
-        200: {"description": "Revoked, or nothing to revoke (the answer is the same)"},
+        200: {
+            "description": "Revoked, or nothing to revoke (the answer is the same); empty body"
+        },
         400: {"description": "invalid_request / invalid_client"},
         401: {
             "description": "invalid_client with HTTP Basic: WWW-Authenticate challenge"
