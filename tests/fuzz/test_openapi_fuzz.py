@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -177,7 +178,7 @@ def test_api_operation_never_5xx_and_matches_its_schema(
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    def fuzz(case: schemathesis.Case) -> None:
+    def fuzz(case: schemathesis.Case[Any]) -> None:
         case.call_and_validate(
             base_url=target.url,
             headers=target.headers_for(path),
