@@ -94,7 +94,7 @@ def bearer_token(request: Request) -> str:
     if scheme.lower() != "bearer":
         raise MissingTokenError
     token = credentials.strip()
-    if not _B64TOKEN.match(token):
+    if not _B64TOKEN.fullmatch(token):
         raise InvalidTokenError("The access token is malformed.")
     return token
 

@@ -68,7 +68,7 @@ def parse_form(body: bytes) -> dict[str, str]:
         if "\x00" in name or "\x00" in value:
             raise InvalidRequestError("The request contains a NUL character.")
         if name in seen:
-            shown = f"'{name}' " if _SAFE_NAME.match(name) else ""
+            shown = f"'{name}' " if _SAFE_NAME.fullmatch(name) else ""
             raise InvalidRequestError(f"Parameter {shown}is repeated.")
         seen.add(name)
         if value != "":

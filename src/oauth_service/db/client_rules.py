@@ -52,7 +52,7 @@ def check_grant_types(grant_types: Iterable[str], *, is_public: bool) -> frozens
 
 def check_redirect_uri(uri: str) -> str:
     """Validate one redirect URI (RFC 6749 §3.1.2, RFC 8252 §7.1/§7.3)."""
-    if not uri or not _PRINTABLE.match(uri) or " " in uri:
+    if not uri or not _PRINTABLE.fullmatch(uri) or " " in uri:
         raise AdminError(f"redirect URI {uri!r} is empty or contains whitespace")
     if "#" in uri:
         raise AdminError(f"redirect URI {uri!r} must not contain a fragment")
@@ -72,7 +72,7 @@ def check_redirect_uri(uri: str) -> str:
                 f"redirect URI {uri!r} must use https (http only for 127.0.0.1, [::1] or localhost)"
             )
         return uri
-    if _PRIVATE_SCHEME.match(scheme):
+    if _PRIVATE_SCHEME.fullmatch(scheme):
         return uri
     raise AdminError(
         f"redirect URI {uri!r} must be https, loopback http, or a reverse-DNS private-use scheme"
@@ -94,7 +94,7 @@ def check_redirect_uris(uris: Iterable[str], grants: frozenset[str]) -> list[str
 
 def check_client_id(client_id: str) -> str:
     """Validate a caller-chosen client_id (URL- and Basic-auth-safe characters)."""
-    if not _CLIENT_ID.match(client_id):
+    if not _CLIENT_ID.fullmatch(client_id):
         raise AdminError(
             f"client_id {client_id!r} must be 1-255 of A-Z a-z 0-9 . _ ~ -"
         )
@@ -104,7 +104,7 @@ def check_client_id(client_id: str) -> str:
 def check_name(name: str, *, what: str = "client name", limit: int = 255) -> str:
     """Validate a display name: non-blank, printable, bounded."""
     name = name.strip()
-    if not name or len(name) > limit or not _PRINTABLE.match(name):
+    if not name or len(name) > limit or not _PRINTABLE.fullmatch(name):
         raise AdminError(f"{what} must be 1-{limit} printable characters")
     return name
 
@@ -121,7 +121,7 @@ def check_scope_name(name: str) -> str:
 def normalize_email(email: str) -> str:
     """Return the comparison form of an email; invalid addresses raise."""
     email = email.strip()
-    if len(email) > 320 or not _EMAIL.match(email):
+    if len(email) > 320 or not _EMAIL.fullmatch(email):
         raise AdminError(f"invalid email address {email!r}")
     return email.lower()
 

@@ -60,7 +60,7 @@ class OAuthError(Exception):
         description = (
             description if description is not None else self.default_description
         )
-        if description is not None and not _DESCRIPTION_CHARS.match(description):
+        if description is not None and not _DESCRIPTION_CHARS.fullmatch(description):
             raise ValueError("error_description has characters RFC 6749 §5.2 forbids")
         super().__init__(description or self.error)
         self.description = description

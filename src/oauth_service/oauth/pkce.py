@@ -23,7 +23,7 @@ _S256_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
 
 def is_valid_verifier(verifier: str) -> bool:
     """Return whether ``verifier`` has the RFC 7636 §4.1 syntax (43 to 128 unreserved characters)."""
-    return bool(_VERIFIER.match(verifier))
+    return bool(_VERIFIER.fullmatch(verifier))
 
 
 def s256_challenge(verifier: str) -> str:
@@ -50,13 +50,13 @@ def validate_challenge(
     """
     effective = PLAIN if method is None else method
     if effective == S256:
-        if not _S256_CHALLENGE.match(challenge):
+        if not _S256_CHALLENGE.fullmatch(challenge):
             raise InvalidRequestError(
                 "code_challenge must be 43 base64url characters for S256."
             )
         return challenge, S256
     if effective == PLAIN and allow_plain:
-        if not _VERIFIER.match(challenge):
+        if not _VERIFIER.fullmatch(challenge):
             raise InvalidRequestError(
                 "code_challenge must be 43 to 128 unreserved characters."
             )

@@ -12,17 +12,21 @@ from oauth_service.oauth.models import Client
 
 # RFC 8252 §7.3 names the IP literals; "localhost" is NOT RECOMMENDED (§8.3) and gets no port leeway.
 _LOOPBACK_NETLOC = re.compile(r"^(127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
+_URI_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
 def _loopback_parts(uri: str) -> tuple[str, str, str] | None:
     parts = urlsplit(uri)
-    match = _LOOPBACK_NETLOC.match(parts.netloc)
+    match = _LOOPBACK_NETLOC.fullmatch(parts.netloc)
     if parts.scheme != "http" or match is None or parts.fragment:
         return None
     return match.group(1), parts.path, parts.query
 
 
 def _matches_loopback(registered: str, requested: str) -> bool:
+    # urlsplit silently drops tabs and newlines; such a URI must never match (it would be echoed in Location).
+    if not _URI_CHARS.fullmatch(requested):
+        return False
     reg = _loopback_parts(registered)
     return reg is not None and reg == _loopback_parts(requested)
 

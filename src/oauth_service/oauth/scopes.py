@@ -15,7 +15,7 @@ def parse_scope(raw: str) -> frozenset[str]:
     """Parse a space-delimited scope string; malformed tokens raise ``invalid_scope``."""
     tokens = [t for t in raw.split(" ") if t]
     for token in tokens:
-        if not _SCOPE_TOKEN.match(token):
+        if not _SCOPE_TOKEN.fullmatch(token):
             raise InvalidScopeError("The scope parameter is malformed.")
     return frozenset(tokens)
 
@@ -27,7 +27,7 @@ def format_scope(scopes: Iterable[str]) -> str:
 
 def is_valid_scope_token(token: str) -> bool:
     """Return whether ``token`` is a syntactically valid scope token."""
-    return bool(_SCOPE_TOKEN.match(token))
+    return bool(_SCOPE_TOKEN.fullmatch(token))
 
 
 def narrow_scope(
