@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service import __version__
 from oauth_service.api import (
@@ -32,6 +33,7 @@ from oauth_service.api.metrics import install_metrics, instrument_pool
 from oauth_service.api.middleware import install_middleware
 from oauth_service.api.token import router as token_router
 from oauth_service.background import start_background
+from oauth_service.crypto.jwt import KeySet
 from oauth_service.crypto.key_encryption import PrivateKeyCipher
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.db.docs_client import ensure_docs_client
@@ -46,9 +48,7 @@ from oauth_service.throttle import build_throttle
 STATIC_DIR = Path(__file__).parent / "api" / "static"
 
 
-async def build_runtime(settings: Settings) -> Runtime:
-    """Build the process-wide collaborators (engine, hasher, keys, caches)."""
-    engine = make_engine(settings)
+async def _signing_keys(engine: AsyncEngine, settings: Settings) -> KeySet:
     # Private keys are sealed at rest when OAUTH_KEY_ENCRYPTION_KEY is set; a wrong key fails here.
     cipher = PrivateKeyCipher(settings.key_encryption_key)
     # Retired keys stay published until every token they signed has expired.
@@ -58,6 +58,17 @@ async def build_runtime(settings: Settings) -> Runtime:
         retire_after=retire_after(settings.access_token_ttl),
         cipher=cipher,
     )
+    return await load_keyset(engine, cipher=cipher)
+
+
+async def build_runtime(settings: Settings) -> Runtime:
+    """Build the process-wide collaborators (engine, hasher, keys, caches)."""
+    engine = make_engine(settings)
+    try:
+        keys = await _signing_keys(engine, settings)
+    except BaseException:
+        await engine.dispose()  # a failed start-up leaves no connection behind
+        raise
     return Runtime(
         settings=settings,
         engine=engine,
@@ -67,7 +78,7 @@ async def build_runtime(settings: Settings) -> Runtime:
             memory_cost=settings.argon2_memory_cost,
             parallelism=settings.argon2_parallelism,
         ),
-        keys=await load_keyset(engine, cipher=cipher),
+        keys=keys,
         throttle=build_throttle(settings),
     )
 
@@ -85,7 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         restore_logging = configure_logging(settings.log_level)
-        runtime = await build_runtime(settings)
+        try:
+            runtime = await build_runtime(settings)
+        except BaseException:
+            restore_logging()  # a failed start-up leaves no logging set-up behind
+            raise
         app.state.runtime = runtime
         app.state.resource_protector = build_resource_protector(runtime)
         if settings.docs_enabled:

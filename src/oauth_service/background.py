@@ -7,7 +7,8 @@
 * **Purge** (every ``purge_interval`` seconds; 0 turns it off): ``db.housekeeping.purge_expired``.
 
 A failure (database outage, bad key) is logged as one line, with no secrets, and the loop carries on with the
-last good key set; cancellation at shutdown ends the loops cleanly before the engine is disposed.
+last good key set. At shutdown the loops are told to stop, finish the pass they are in, and end before the
+engine is disposed.
 """
 
 import asyncio
@@ -20,7 +21,6 @@ from oauth_service.crypto.key_encryption import KeyEncryptionError, PrivateKeyCi
 from oauth_service.db.errors import describe_error
 from oauth_service.db.housekeeping import PurgeReport, purge_expired
 from oauth_service.db.key_rotation import (
-    list_keys,
     next_key_event,
     retire_after,
     rotate_if_due,
@@ -33,6 +33,8 @@ log = logging.getLogger("oauth_service.background")
 
 # Errors whose message is safe to log (no key material, no statement parameters).
 _SAFE_ERRORS = (KeyEncryptionError, NoSigningKeyError)
+# How long shutdown waits for a loop to finish the pass it is in before cancelling it.
+STOP_GRACE = 10.0
 # Wake a little after a key event, so the clock has certainly passed it.
 _EVENT_MARGIN = 0.05
 
@@ -75,29 +77,26 @@ async def _guarded(what: str, work: Callable[[], Awaitable[None]]) -> None:
         log.warning("%s failed: %s", what, describe_error(exc, safe=_SAFE_ERRORS))
 
 
-async def key_reload_loop(runtime: Runtime) -> None:
-    """Reload the key set forever (see the module docstring)."""
+async def _paused(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds`` or until ``stop`` is set; return whether to stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    return stop.is_set()
+
+
+async def key_reload_loop(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Reload the key set until ``stop`` is set (see the module docstring)."""
     interval = runtime.settings.key_reload_interval
     cipher = PrivateKeyCipher(runtime.settings.key_encryption_key)
-    retired_for = retire_after(runtime.settings.access_token_ttl)
+    # The first pass comes one interval after start-up, which has just loaded the keys itself.
     delay = interval
-
-    async def first_delay() -> None:
-        nonlocal delay
-        views = await list_keys(
-            runtime.engine, retire_after=retired_for, clock=runtime.clock
-        )
-        now = runtime.clock()
-        delay = reload_delay(next_key_event(views, now), now, interval)
 
     async def reload() -> None:
         nonlocal delay
         upcoming = await refresh_keys(runtime, cipher)
         delay = reload_delay(upcoming, runtime.clock(), interval)
 
-    await _guarded("key reload", first_delay)
-    while True:
-        await asyncio.sleep(delay)
+    while not await _paused(stop, delay):
         delay = interval  # unless the reload succeeds and knows better
         await _guarded("key reload", reload)
 
@@ -121,31 +120,37 @@ async def purge_once(runtime: Runtime) -> PurgeReport:
     return report
 
 
-async def purge_loop(runtime: Runtime) -> None:
-    """Purge every ``purge_interval`` seconds, the first time one interval after start-up."""
+async def purge_loop(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Purge every ``purge_interval`` seconds (the first time one interval after start-up) until ``stop``."""
 
     async def purge() -> None:
         await purge_once(runtime)
 
-    while True:
-        await asyncio.sleep(runtime.settings.purge_interval)
+    while not await _paused(stop, runtime.settings.purge_interval):
         await _guarded("purge", purge)
 
 
 class BackgroundTasks:
     """The running loops of one process."""
 
-    def __init__(self, tasks: list[asyncio.Task[None]]) -> None:
+    def __init__(self, tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
         self._tasks = tasks
+        self._stop = stop
 
     @property
     def running(self) -> int:
         """How many loops are still running."""
         return sum(not task.done() for task in self._tasks)
 
-    async def stop(self) -> None:
-        """Cancel every loop and wait until each has ended."""
-        for task in self._tasks:
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Ask every loop to stop and wait until each has ended.
+
+        A loop in the middle of a pass finishes it (up to ``grace`` seconds), so no connection is abandoned
+        half-open; whatever is still running after that is cancelled.
+        """
+        self._stop.set()
+        _, pending = await asyncio.wait(self._tasks, timeout=grace)
+        for task in pending:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -154,7 +159,10 @@ class BackgroundTasks:
 
 def start_background(runtime: Runtime) -> BackgroundTasks:
     """Start the key-reload loop, and the purge loop unless ``purge_interval`` is 0."""
-    tasks = [asyncio.create_task(key_reload_loop(runtime), name="oauth-key-reload")]
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(key_reload_loop(runtime, stop), name="oauth-key-reload")
+    ]
     if runtime.settings.purge_interval:
-        tasks.append(asyncio.create_task(purge_loop(runtime), name="oauth-purge"))
-    return BackgroundTasks(tasks)
+        tasks.append(asyncio.create_task(purge_loop(runtime, stop), name="oauth-purge"))
+    return BackgroundTasks(tasks, stop)

@@ -362,14 +362,13 @@ async def test_key_reload_loop_picks_up_rotation_made_by_another_replica(
 
 
 async def test_key_reload_loop_database_outage_is_logged_and_loop_recovers(
-    db_url: str, database: AsyncEngine, json_logs: LogCapture, tmp_path: Any
+    db_url: str, database: AsyncEngine, json_logs: LogCapture
 ) -> None:
     async with running_app(db_url, database, key_reload_interval=0.02) as stack:
         stack.runtime.clock = utcnow
         healthy = stack.runtime.engine
-        broken = make_engine(
-            make_settings(f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/oauth.db")
-        )
+        # Nothing listens on port 1: every connection attempt is refused.
+        broken = make_engine(make_settings("postgresql://postgres@127.0.0.1:1/none"))
         stack.runtime.engine = broken
         try:
             await eventually(
@@ -381,9 +380,7 @@ async def test_key_reload_loop_database_outage_is_logged_and_loop_recovers(
             await broken.dispose()
         line = json_logs.by_logger("oauth_service.background")[0]
         assert line["level"] == "WARNING"
-        assert line["msg"] == (
-            "key reload failed: OperationalError: unable to open database file"
-        )
+        assert line["msg"].startswith("key reload failed: ConnectionRefusedError: ")
         assert "PRIVATE KEY" not in json_logs.text
         other = await rotate_key(
             database,
