@@ -1,6 +1,7 @@
 """Staged signing-key rotation: end to end over HTTP, state resolution, race-safe automatic rotation, reload loop."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from tests.bearer import basic, bearer
 from tests.conftest import ISSUER, make_settings
 from tests.factories import make_client
 from tests.fakes import FixedClock
+from tests.ops.cli_runner import Cli, cli_runner
 from tests.ops.conftest import LogCapture
 from tests.ops.signing_keys import (
     eventually,
@@ -390,3 +392,49 @@ async def test_key_reload_loop_database_outage_is_logged_and_loop_recovers(
             cipher=PLAIN,
         )
         await eventually(lambda: stack.runtime.keys.signing.kid == other.kid)
+
+
+@pytest.fixture
+def cli(
+    db_url: str,
+    database: AsyncEngine,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Cli:
+    """The CLI against the test database."""
+    return cli_runner(db_url, capsys, monkeypatch)
+
+
+async def test_keys_cli_rotate_then_list_shows_pending_key_with_times(
+    cli: Cli, database: AsyncEngine
+) -> None:
+    async with preserved_signing_keys(database):
+        await wipe_signing_keys(database)
+        first = await ensure_signing_key(database, "RS256", retire_after=RETIRE)
+        code, out, err = await cli("keys", "rotate", "--delay", "120", "--json")
+        assert (code, err) == (0, "")
+        rotated = json.loads(out)
+        assert set(rotated) == {
+            "kid", "alg", "state", "created_at", "activates_at", "retired_at", "expires_at",
+        }  # fmt: skip
+        assert (rotated["alg"], rotated["state"]) == ("RS256", "pending")
+        assert (rotated["retired_at"], rotated["expires_at"]) == (None, None)
+        created = datetime.fromisoformat(rotated["created_at"])
+        activates = datetime.fromisoformat(rotated["activates_at"])
+        assert activates - created == timedelta(seconds=120)
+
+        code, out, _ = await cli("keys", "list", "--json")
+        assert code == 0
+        listed = json.loads(out)
+        assert [(k["kid"], k["state"]) for k in listed] == [
+            (first, "active"),
+            (rotated["kid"], "pending"),
+        ]
+        assert listed[1] == rotated
+
+        code, out, _ = await cli("keys", "list")
+        assert code == 0
+        lines = out.splitlines()
+        assert len(lines) == 2
+        assert lines[1].startswith(f"{rotated['kid']}  RS256  pending  created=")
+        assert "retired=-  expires=-" in lines[1]
