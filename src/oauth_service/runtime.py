@@ -6,7 +6,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from oauth_service.crypto.jwt import KeySet
 from oauth_service.crypto.passwords import PasswordHasher
+from oauth_service.db import revocation_reads
+from oauth_service.oauth.client_cache import ClientCache
 from oauth_service.oauth.clock import Clock, utcnow
+from oauth_service.oauth.revocation_list import RevocationList
 from oauth_service.oauth.throttling import NoThrottle, Throttle
 from oauth_service.settings import Settings
 
@@ -24,3 +27,19 @@ class Runtime:
     # Brute-force protection of every credential check (password grant, login form, client auth).
     throttle: Throttle = field(default_factory=NoThrottle)
     clock: Clock = utcnow
+    # Hot-path caches, each with a staleness bound of its TTL setting (see their modules).
+    client_cache: ClientCache = field(init=False)
+    revocations: RevocationList = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Both read the runtime's clock at call time, so a test's injected clock ages them too.
+        self.client_cache = ClientCache(
+            self.settings.client_cache_ttl, clock=lambda: self.clock().timestamp()
+        )
+        engine = self.engine
+        self.revocations = RevocationList(
+            lambda now: revocation_reads.load_revoked(engine, now),
+            lambda jti: revocation_reads.is_revoked(engine, jti),
+            ttl=self.settings.revocation_cache_ttl,
+            clock=lambda: self.clock().timestamp(),
+        )

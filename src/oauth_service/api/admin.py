@@ -122,6 +122,7 @@ async def update_client(
     except AdminError as exc:
         return bad_request(exc)
     await session.commit()
+    runtime.client_cache.invalidate(client_id)
     return ClientOut.of(client)
 
 
@@ -132,7 +133,7 @@ async def rotate_secret(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> ClientSecret | JSONResponse:
-    """Replace a confidential client's secret; the old one stops working now."""
+    """Replace a confidential client's secret; the old one stops working (elsewhere within the client cache TTL)."""
     if await admin_pages.get_client(session, client_id) is None:
         return not_found("client")
     try:
@@ -142,15 +143,19 @@ async def rotate_secret(
     except AdminError as exc:
         return bad_request(exc)
     await session.commit()
+    runtime.client_cache.invalidate(client_id)
     response.headers.update(NO_STORE)
     return ClientSecret(client_id=client.client_id, client_secret=secret)
 
 
 @router.delete("/clients/{client_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_client(client_id: ClientIdPath, session: SessionDep) -> Response:
+async def delete_client(
+    client_id: ClientIdPath, session: SessionDep, runtime: RuntimeDep
+) -> Response:
     """Delete a client with its codes, refresh tokens and consents."""
     if await admin_pages.get_client(session, client_id) is None:
         return not_found("client")
     await admin.delete_client(session, client_id=client_id)
     await session.commit()
+    runtime.client_cache.invalidate(client_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

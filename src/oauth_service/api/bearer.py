@@ -13,7 +13,7 @@ from fastapi.openapi.models import OAuthFlows
 from fastapi.security import OAuth2
 
 from oauth_service.api.deps import SessionDep
-from oauth_service.db.stores import SqlRevokedTokenStore, SqlUserStore
+from oauth_service.db.stores import SqlUserStore
 from oauth_service.oauth.access_tokens import (
     AccessToken,
     LocalTokenVerifier,
@@ -51,17 +51,8 @@ def access_token_verifier(
 
 
 def build_resource_protector(runtime: Runtime) -> ResourceProtector:
-    """Build the process-wide protector: local JWT verification plus the cached revocation list."""
-
-    async def is_revoked(jti: str) -> bool:
-        async with runtime.sessionmaker() as session:
-            return await SqlRevokedTokenStore(session).contains(jti)
-
-    verifier = access_token_verifier(
-        runtime,
-        is_revoked=is_revoked,
-        revocation_cache_ttl=runtime.settings.revocation_cache_ttl,
-    )
+    """Build the process-wide protector: local JWT verification plus the in-memory revocation list."""
+    verifier = access_token_verifier(runtime, is_revoked=runtime.revocations.contains)
     return ResourceProtector(verifier, scheme=OAUTH2_SCHEME)
 
 

@@ -2,10 +2,12 @@
 
 ``SessionDep`` is one database session per request. Routes that write call ``await session.commit()``
 themselves *before* building the response, so a token is never sent for rows that were not committed; whatever
-was not committed is rolled back when the request ends.
+was not committed is rolled back when the request ends. Every dependency here is ``async def``: they do no
+I/O, and a plain ``def`` dependency would cost a worker-thread round trip per request.
 """
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated
 
@@ -13,15 +15,17 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oauth_service.db.stores import build_stores
+from oauth_service.oauth.client_cache import CachedClientStore
 from oauth_service.oauth.dispatcher import TokenDispatcher
 from oauth_service.oauth.grants import GrantConfig, build_strategies
 from oauth_service.oauth.issuer import TokenIssuer
+from oauth_service.oauth.revocation_list import ListedRevokedTokenStore
 from oauth_service.oauth.storage import Stores
 from oauth_service.runtime import Runtime
 from oauth_service.settings import Settings
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     """Return the process-wide runtime built by the lifespan."""
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -30,7 +34,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(runtime: RuntimeDep) -> Settings:
+async def get_settings(runtime: RuntimeDep) -> Settings:
     """Return the settings."""
     return runtime.settings
 
@@ -51,15 +55,26 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_stores(runtime: RuntimeDep, session: SessionDep) -> Stores:
-    """The SQL stores bound to this request's session."""
-    return build_stores(session, runtime.engine, clock=runtime.clock)
+async def get_stores(runtime: RuntimeDep, session: SessionDep) -> Stores:
+    """The SQL stores bound to this request's session.
+
+    Clients and the access-token revocation list are read through the process's caches (``client_cache_ttl``,
+    ``revocation_cache_ttl``), so the hot paths make no database round trip for them.
+    """
+    stores = build_stores(session, runtime.engine, clock=runtime.clock)
+    return replace(
+        stores,
+        clients=CachedClientStore(stores.clients, runtime.client_cache),
+        revoked_tokens=ListedRevokedTokenStore(
+            stores.revoked_tokens, runtime.revocations
+        ),
+    )
 
 
 StoresDep = Annotated[Stores, Depends(get_stores)]
 
 
-def get_token_issuer(runtime: RuntimeDep, stores: StoresDep) -> TokenIssuer:
+async def get_token_issuer(runtime: RuntimeDep, stores: StoresDep) -> TokenIssuer:
     """The token issuer, signing with the key set current at the start of this request."""
     settings = runtime.settings
     return TokenIssuer(
@@ -77,7 +92,7 @@ def get_token_issuer(runtime: RuntimeDep, stores: StoresDep) -> TokenIssuer:
 TokenIssuerDep = Annotated[TokenIssuer, Depends(get_token_issuer)]
 
 
-def get_dispatcher(
+async def get_dispatcher(
     runtime: RuntimeDep, stores: StoresDep, issuer: TokenIssuerDep
 ) -> TokenDispatcher:
     """The token endpoint's dispatcher over the enabled grants."""

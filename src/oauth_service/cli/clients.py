@@ -117,7 +117,7 @@ def delete(client_id: ClientIdArg, as_json: JsonOpt = False) -> None:
 
 @app.command("rotate-secret")
 def rotate_secret(client_id: ClientIdArg, as_json: JsonOpt = False) -> None:
-    """Replace a confidential client's secret; the old one stops working at once."""
+    """Replace a confidential client's secret; running servers refuse the old one within OAUTH_CLIENT_CACHE_TTL s."""
 
     async def work(ctx: Context) -> tuple[Client, str]:
         return await admin.rotate_client_secret(ctx.session, client_id=client_id)

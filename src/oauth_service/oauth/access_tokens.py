@@ -94,6 +94,10 @@ class TtlCache(Generic[K, V]):
         while len(self._items) > self._max_entries:
             self._items.popitem(last=False)
 
+    def pop(self, key: K) -> None:
+        """Forget ``key`` (no error when absent)."""
+        self._items.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -3,11 +3,14 @@
 ``client_secret_basic`` and ``client_secret_post`` are accepted for confidential clients, ``none`` only for
 public clients and only where the grant allows public clients. Secrets are compared in constant time against
 their stored SHA-256 digest; an unknown client still pays for one digest comparison so timing does not reveal
-which client ids exist.
+which client ids exist. Clients may come from ``oauth.client_cache`` (no database read per request); a secret
+that does not match a cached registration is checked again against a fresh read, so a rotation never locks out
+the new secret.
 """
 
 from oauth_service.crypto.tokens import token_hash, verify_token_hash
 from oauth_service.logs import audit
+from oauth_service.oauth.client_cache import CachedClientStore
 from oauth_service.oauth.errors import InvalidClientError
 from oauth_service.oauth.models import Client, ClientCredentials
 from oauth_service.oauth.storage import ClientStore
@@ -72,7 +75,14 @@ async def _authenticate(
     if credentials.method == "none" or secret is None:
         raise failure
     if not verify_token_hash(secret, client.secret_hash or _DUMMY_SECRET_HASH):
-        raise failure
+        if not isinstance(clients, CachedClientStore):
+            raise failure
+        # The cached registration may predate a secret rotation: only a fresh read may refuse the secret.
+        client = await clients.reload(credentials.client_id)
+        if client is None or client.is_public:
+            raise failure
+        if not verify_token_hash(secret, client.secret_hash or _DUMMY_SECRET_HASH):
+            raise failure
     if client.secret_hash is None:
         raise failure
     return client

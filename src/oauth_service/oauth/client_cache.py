@@ -1,0 +1,78 @@
+"""A short-lived, process-wide cache of registered clients (client authentication, RFC 6749 §2.3.1).
+
+It keeps the token endpoint's hot path free of database round trips.
+
+Staleness bound: a change made through *this* process (admin API) invalidates its entry at once; a change made
+anywhere else (another worker or replica, the CLI, SQL) is seen within ``ttl`` seconds. So after a secret
+rotation the old secret may keep authenticating for at most ``ttl`` seconds, and a deleted client for at most
+``ttl`` seconds. A *new* secret is never refused because of the cache: a secret that does not match the cached
+digest is checked once more against a fresh read (``reload``), so only failed authentications pay the round
+trip. Unknown client ids are not cached (a client registered a moment ago is usable at once). ``ttl=0``
+disables the cache.
+"""
+
+import time
+from collections.abc import Callable
+
+from oauth_service.oauth.access_tokens import TtlCache
+from oauth_service.oauth.models import Client
+from oauth_service.oauth.storage import ClientStore
+
+
+class ClientCache:
+    """Clients by ``client_id``, each kept ``ttl`` seconds at most (bounded, least recently used first out)."""
+
+    def __init__(
+        self,
+        ttl: float,
+        *,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: TtlCache[str, Client] = TtlCache(
+            max_entries=max_entries, clock=clock
+        )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether entries are kept at all."""
+        return self.ttl > 0
+
+    def get(self, client_id: str) -> Client | None:
+        """The cached client, or None when absent or older than ``ttl``."""
+        return self._entries.get(client_id) if self.enabled else None
+
+    def put(self, client: Client) -> None:
+        """Remember ``client`` for ``ttl`` seconds."""
+        if self.enabled:
+            self._entries.put(client.client_id, client, until=self._clock() + self.ttl)
+
+    def invalidate(self, client_id: str) -> None:
+        """Forget one client (its registration changed in this process)."""
+        self._entries.pop(client_id)
+
+
+class CachedClientStore:
+    """A ``ClientStore`` answering from a ``ClientCache`` and reading through to ``store`` on a miss."""
+
+    def __init__(self, store: ClientStore, cache: ClientCache) -> None:
+        self._store = store
+        self._cache = cache
+
+    async def get(self, client_id: str) -> Client | None:
+        """Return the client (possibly up to ``ttl`` seconds old), or None."""
+        cached = self._cache.get(client_id)
+        if cached is not None:
+            return cached
+        return await self.reload(client_id)
+
+    async def reload(self, client_id: str) -> Client | None:
+        """Read the client from the store, bypassing and refreshing the cache."""
+        client = await self._store.get(client_id)
+        if client is None:
+            self._cache.invalidate(client_id)
+        else:
+            self._cache.put(client)
+        return client
