@@ -2,14 +2,40 @@
 
 Hashing and verifying cost tens of milliseconds of CPU by design, so both run in a worker thread. Unknown users
 are verified against a dummy hash with the same parameters, so timing does not reveal which emails exist.
+
+At most ``max_threads`` (default: the CPU count) hashes run at once per process; the rest queue. More threads than
+cores add no throughput, but each one holds a ~19 MiB argon2 buffer and competes with the event loop for a
+core. When the last in-flight hash finishes, the freed buffers are handed back to the OS (glibc
+``malloc_trim``), so a burst of logins does not leave the worker's resident memory inflated.
 """
 
+import ctypes
+import ctypes.util
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+import anyio
 import anyio.to_thread
 from argon2 import PasswordHasher as _Argon2
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+T = TypeVar("T")
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    """Return glibc's ``malloc_trim``, or None elsewhere (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _load_malloc_trim()
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +50,17 @@ class PasswordHasher:
     """argon2id with explicit parameters (OWASP minimum: m >= 19 MiB, t >= 2, p = 1)."""
 
     def __init__(
-        self, *, time_cost: int = 2, memory_cost: int = 19_456, parallelism: int = 1
+        self,
+        *,
+        time_cost: int = 2,
+        memory_cost: int = 19_456,
+        parallelism: int = 1,
+        max_threads: int | None = None,
     ) -> None:
+        self._max_threads = max_threads or os.cpu_count() or 1
+        # Made on first use: an anyio limiter belongs to a running event loop.
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._in_flight = 0
         self._hasher = _Argon2(
             time_cost=time_cost,
             memory_cost=memory_cost,
@@ -40,7 +75,7 @@ class PasswordHasher:
 
     async def hash(self, password: str) -> str:
         """Hash a password in a worker thread."""
-        return await anyio.to_thread.run_sync(self._hasher.hash, password)
+        return await self._run(self._hasher.hash, password)
 
     def _verify_sync(self, stored_hash: str | None, password: str) -> PasswordCheck:
         target = stored_hash or self._dummy_hash
@@ -56,4 +91,24 @@ class PasswordHasher:
 
     async def verify(self, stored_hash: str | None, password: str) -> PasswordCheck:
         """Verify in a worker thread; ``stored_hash=None`` burns the same time and fails."""
-        return await anyio.to_thread.run_sync(self._verify_sync, stored_hash, password)
+        return await self._run(self._verify_sync, stored_hash, password)
+
+    async def _run(self, work: Callable[..., T], *args: str | None) -> T:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._max_threads)
+        self._in_flight += 1
+        try:
+            return await anyio.to_thread.run_sync(
+                self._work_then_trim, work, *args, limiter=self._limiter
+            )
+        finally:
+            self._in_flight -= 1
+
+    def _work_then_trim(self, work: Callable[..., T], *args: str | None) -> T:
+        try:
+            return work(*args)
+        finally:
+            if self._in_flight <= 1 and _MALLOC_TRIM is not None:
+                _MALLOC_TRIM(
+                    0
+                )  # the last in-flight hash: return argon2's freed memory to the OS
