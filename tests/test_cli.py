@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from oauth_service.cli import main
-from oauth_service.cli.server import uvicorn_options
+from oauth_service.cli.server import prepare_metrics, uvicorn_options
 from oauth_service.crypto.tokens import token_hash
 from oauth_service.db.tables import ClientRow
 from oauth_service.settings import Settings
@@ -474,6 +474,41 @@ def test_uvicorn_options_trust_forwarded_headers_only_from_configured_proxies() 
         True,
         "10.0.0.1,10.0.0.2",
     )
+
+
+def test_uvicorn_options_log_once_as_json_and_drain_on_shutdown() -> None:
+    options = uvicorn_options(
+        make_settings("sqlite+aiosqlite:///x.db"),
+        host="127.0.0.1",
+        port=8000,
+        workers=2,
+    )
+    assert options["log_config"] is None
+    assert options["access_log"] is False
+    assert options["timeout_graceful_shutdown"] == 25
+
+
+def test_prepare_metrics_with_several_workers_turns_on_multiprocess_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    prepare_metrics(
+        make_settings("sqlite+aiosqlite:///x.db"), host="127.0.0.1", workers=2
+    )
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    assert Path(directory).is_dir()
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    Path(directory).rmdir()
+
+
+def test_prepare_metrics_with_one_worker_keeps_single_process_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    prepare_metrics(
+        make_settings("sqlite+aiosqlite:///x.db"), host="127.0.0.1", workers=1
+    )
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
 
 # --- demo --------------------------------------------------------------------------------------------------

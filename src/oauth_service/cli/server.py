@@ -2,7 +2,9 @@
 
 import asyncio
 import importlib.util
+import os
 import signal
+import tempfile
 from types import FrameType
 from typing import Annotated, Any
 
@@ -17,7 +19,31 @@ from oauth_service.cli.demo import demo, seed_and_report
 from oauth_service.cli.keys import check_keys_or_exit
 from oauth_service.db.engine import make_engine
 from oauth_service.db.migrations import upgrade
+from oauth_service.logs import configure_logging
+from oauth_service.metrics import (
+    MULTIPROC_ENV,
+    multiprocess_dir,
+    prepare_multiprocess_dir,
+    start_metrics_server,
+)
 from oauth_service.settings import Settings
+
+GRACEFUL_SHUTDOWN_SECONDS = 25
+
+
+def prepare_metrics(settings: Settings, *, host: str, workers: int) -> None:
+    """Make /metrics add up every worker, and serve it on its own port when one is configured.
+
+    Several workers need prometheus-client's multiprocess mode; when the operator did not choose a directory a
+    private temporary one is used. The variable must be set before the workers start (they inherit it).
+    """
+    if not settings.metrics_enabled:
+        return
+    if workers > 1 and multiprocess_dir() is None:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="oauth-service-metrics-")
+    prepare_multiprocess_dir()
+    if settings.metrics_port is not None:
+        start_metrics_server(settings.metrics_port, host)
 
 
 def uvicorn_options(
@@ -40,7 +66,12 @@ def uvicorn_options(
         "proxy_headers": bool(settings.trusted_proxies),
         "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
         "log_level": settings.log_level.lower(),
+        # Logging is configured once for the process (JSON, scrubbed); the middleware writes the access line.
+        "log_config": None,
+        "access_log": False,
         "server_header": False,
+        # In-flight requests get this long to finish after SIGTERM (compose gives the container 30 s).
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
     }
 
 
@@ -51,9 +82,11 @@ def serve(
 ) -> None:
     """Run the server (settings from the environment; invalid settings stop here)."""
     settings = settings_or_exit()
+    configure_logging(settings.log_level)
     check_keys_or_exit(settings)
     if settings.seed_demo:
         seed_and_report(settings, as_json=False)
+    prepare_metrics(settings, host=host, workers=workers)
     # uvicorn finishes in-flight requests and the lifespan on SIGTERM, then re-raises the signal; ending with
     # status 0 tells the supervisor (Docker, Kubernetes, systemd) that this was a clean, requested stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)

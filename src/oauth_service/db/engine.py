@@ -30,15 +30,19 @@ def make_engine(settings: Settings) -> AsyncEngine:
     """Create the engine for ``settings.database_url``."""
     url = settings.database_url
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 5})
+        engine = create_async_engine(
+            url, connect_args={"timeout": 5}, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
         url,
+        # Statement parameters (emails, token hashes) never appear in error messages or tracebacks.
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pool_pre_ping,
         pool_recycle=1800,
         connect_args={
             "timeout": settings.db_pool_timeout,
