@@ -24,6 +24,7 @@ from tests.fakes import FakeClientStore
 from tests.security.conftest import AppFactory, http_client
 
 SAMPLES = 15
+ROUNDS = 3
 
 
 async def _elapsed(http: httpx.AsyncClient, form: dict[str, str]) -> float:
@@ -49,19 +50,31 @@ async def test_password_grant_unknown_email_takes_as_long_as_wrong_password(
         "client_id": client.client_id,
         "password": "wrong",
     }
-    known: list[float] = []
-    unknown: list[float] = []
+    ratios: list[float] = []
     async with http_client(app) as http:
         await _elapsed(http, {**base, "email": "warmup@example.com"})
-        for index in range(SAMPLES):  # interleaved, so drift affects both series alike
-            known.append(await _elapsed(http, {**base, "email": "known@example.com"}))
-            unknown.append(
-                await _elapsed(http, {**base, "email": f"nobody{index}@example.com"})
-            )
+        # A leak (no dummy hash) costs a whole argon2 verification, several times the rest of the request, in
+        # every round. Noise from a shared machine does not repeat, so the check passes on the first round that
+        # is within bound and fails only when all rounds are out of it.
+        for _round in range(ROUNDS):
+            ratios.append(await _median_ratio(http, base))
+            if ratios[-1] <= 1.5:
+                break
+    assert min(ratios) <= 1.5, ratios
+
+
+async def _median_ratio(http: httpx.AsyncClient, base: dict[str, str]) -> float:
+    known: list[float] = []
+    unknown: list[float] = []
+    for index in range(SAMPLES):  # interleaved, so drift affects both series alike
+        known.append(await _elapsed(http, {**base, "email": "known@example.com"}))
+        unknown.append(
+            await _elapsed(http, {**base, "email": f"nobody{index}@example.com"})
+        )
     slow, fast = sorted(
         (statistics.median(known), statistics.median(unknown)), reverse=True
     )
-    assert slow / fast <= 1.5, (statistics.median(known), statistics.median(unknown))
+    return slow / fast
 
 
 @pytest.fixture
