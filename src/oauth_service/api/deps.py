@@ -55,8 +55,8 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def get_stores(runtime: RuntimeDep, session: SessionDep) -> Stores:
-    """The SQL stores bound to this request's session.
+def stores_for(runtime: Runtime, session: AsyncSession) -> Stores:
+    """The SQL stores bound to ``session``.
 
     Clients and the access-token revocation list are read through the process's caches (``client_cache_ttl``,
     ``revocation_cache_ttl``), so the hot paths make no database round trip for them.
@@ -71,11 +71,16 @@ async def get_stores(runtime: RuntimeDep, session: SessionDep) -> Stores:
     )
 
 
+async def get_stores(runtime: RuntimeDep, session: SessionDep) -> Stores:
+    """The SQL stores bound to this request's session (see ``stores_for``)."""
+    return stores_for(runtime, session)
+
+
 StoresDep = Annotated[Stores, Depends(get_stores)]
 
 
-async def get_token_issuer(runtime: RuntimeDep, stores: StoresDep) -> TokenIssuer:
-    """The token issuer, signing with the key set current at the start of this request."""
+def token_issuer_for(runtime: Runtime, stores: Stores) -> TokenIssuer:
+    """The token issuer, signing with the key set current now."""
     settings = runtime.settings
     return TokenIssuer(
         runtime.keys,
@@ -89,17 +94,25 @@ async def get_token_issuer(runtime: RuntimeDep, stores: StoresDep) -> TokenIssue
     )
 
 
+async def get_token_issuer(runtime: RuntimeDep, stores: StoresDep) -> TokenIssuer:
+    """The token issuer, signing with the key set current at the start of this request."""
+    return token_issuer_for(runtime, stores)
+
+
 TokenIssuerDep = Annotated[TokenIssuer, Depends(get_token_issuer)]
 
 
-async def get_dispatcher(
-    runtime: RuntimeDep, stores: StoresDep, issuer: TokenIssuerDep
-) -> TokenDispatcher:
-    """The token endpoint's dispatcher over the enabled grants."""
+async def get_dispatcher(runtime: RuntimeDep, session: SessionDep) -> TokenDispatcher:
+    """The token endpoint's dispatcher over the enabled grants.
+
+    Its parts are built by plain calls, not sub-dependencies: on the busiest route each FastAPI dependency
+    node costs tens of microseconds per request (the profile in bench/README.md).
+    """
     settings = runtime.settings
+    stores = stores_for(runtime, session)
     strategies = build_strategies(
         stores=stores,
-        issuer=issuer,
+        issuer=token_issuer_for(runtime, stores),
         passwords=runtime.passwords,
         enabled=settings.enabled_grants,
         config=GrantConfig(

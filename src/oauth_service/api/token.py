@@ -81,7 +81,9 @@ async def token(
         form, credentials, client_ip=client_ip(request)
     )
     response = await dispatcher.dispatch(token_request)
-    await session.commit()
+    # Nothing to commit when the grant touched no table (client_credentials with a cached client).
+    if session.in_transaction():
+        await session.commit()
     # Audited only once committed: the event never describes a token that was rolled back.
     bind_client_id(response.client_id)
     audit(
