@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CursorResult, Row, insert, select, update
+from sqlalchemy import CursorResult, Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
@@ -32,6 +32,22 @@ from oauth_service.oauth.storage import NewRefreshToken, RefreshRecord, Stores
 
 _REFRESH = RefreshTokenRow.__table__  # type: ignore[attr-defined]
 _REVOKED = RevokedTokenRow.__table__  # type: ignore[attr-defined]
+
+# Hot-path statements are built once with bind parameters: building one per call (and coercing its values and
+# computing its cache key) cost more CPU than the database round trip itself (bench/README.md).
+_SELECT_USER = select(UserRow).where(col(UserRow.id) == bindparam("user_id"))
+_SELECT_REFRESH = select(_REFRESH).where(_REFRESH.c.token_hash == bindparam("hash"))
+_INSERT_REFRESH = insert(_REFRESH)
+_MARK_REFRESH = {
+    column: update(_REFRESH)
+    .where(
+        _REFRESH.c.id == bindparam("token_id"),
+        _REFRESH.c.rotated_at.is_(None),
+        _REFRESH.c.revoked_at.is_(None),
+    )
+    .values({column: bindparam("at")})
+    for column in ("rotated_at", "revoked_at")
+}
 
 
 class SqlClientStore:
@@ -57,9 +73,7 @@ class SqlUserStore:
 
     async def get(self, user_id: str) -> User | None:
         """Return the user by id, or None."""
-        row = await self._session.scalar(
-            select(UserRow).where(col(UserRow.id) == user_id)
-        )
+        row = await self._session.scalar(_SELECT_USER, {"user_id": user_id})
         return user_from_row(row) if row is not None else None
 
     async def get_by_email(self, email: str) -> User | None:
@@ -160,13 +174,11 @@ class SqlRefreshTokenStore:
 
     async def save(self, token: NewRefreshToken) -> None:
         """Store a new refresh token."""
-        await self._session.execute(insert(_REFRESH).values(_refresh_values(token)))
+        await self._session.execute(_INSERT_REFRESH, _refresh_values(token))
 
     async def get(self, token_hash: str) -> RefreshRecord | None:
         """Return the token by hash, whatever its state."""
-        result = await self._session.execute(
-            select(_REFRESH).where(_REFRESH.c.token_hash == token_hash)
-        )
+        result = await self._session.execute(_SELECT_REFRESH, {"hash": token_hash})
         row = result.first()
         return _refresh_record(row) if row is not None else None
 
@@ -182,11 +194,8 @@ class SqlRefreshTokenStore:
         return _refresh_record(row) if row is not None else None
 
     async def _mark(self, token_id: UUID, at: datetime, *, column: str) -> bool:
-        live = (_REFRESH.c.rotated_at.is_(None), _REFRESH.c.revoked_at.is_(None))
         result = await self._session.execute(
-            update(_REFRESH)
-            .where(_REFRESH.c.id == token_id, *live)
-            .values({column: at})
+            _MARK_REFRESH[column], {"token_id": token_id, "at": at}
         )
         if not isinstance(result, CursorResult) or result.rowcount != 1:
             # Release the write lock (SQLite) before the caller revokes the family on another connection.
