@@ -8,6 +8,7 @@ Secrets are kept out three ways: secret-named ``extra`` fields are redacted, ``k
 ``Basic``/``Bearer`` credentials in message text are masked, and tracebacks are scrubbed the same way.
 """
 
+import functools
 import json
 import logging
 import re
@@ -96,6 +97,8 @@ def bind_client_id(client_id: str) -> None:
         context.client_id = client_id
 
 
+# Field names come from code (a small set) and every record checks ~20 of them.
+@functools.lru_cache(maxsize=1024)
 def is_secret_name(name: str) -> bool:
     """Whether a field called ``name`` could carry a password, secret, code or token."""
     lowered = name.lower()

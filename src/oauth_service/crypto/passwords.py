@@ -5,8 +5,9 @@ are verified against a dummy hash with the same parameters, so timing does not r
 
 At most ``max_threads`` (default: the CPU count) hashes run at once per process; the rest queue. More threads than
 cores add no throughput, but each one holds a ~19 MiB argon2 buffer and competes with the event loop for a
-core. When the last in-flight hash finishes, the freed buffers are handed back to the OS (glibc
-``malloc_trim``), so a burst of logins does not leave the worker's resident memory inflated.
+core. glibc gives each thread its own malloc arena and an arena keeps a freed 19 MiB buffer for reuse, so the
+process is held to one arena (``mallopt(M_ARENA_MAX)``), and when the last in-flight hash finishes the freed
+buffers go back to the OS (``malloc_trim``): a burst of logins does not leave a worker's memory inflated.
 """
 
 import ctypes
@@ -25,17 +26,22 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 T = TypeVar("T")
 
 
-def _load_malloc_trim() -> Callable[[int], int] | None:
-    """Return glibc's ``malloc_trim``, or None elsewhere (musl, macOS)."""
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+_MALLOC_ARENAS = 1
+
+
+def _load_glibc(symbol: str) -> Callable[..., int] | None:
+    """Return a glibc malloc tuning function, or None elsewhere (musl, macOS)."""
     name = ctypes.util.find_library("c")
     try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+        function: Callable[..., int] = getattr(ctypes.CDLL(name), symbol)
     except (OSError, AttributeError, TypeError):
         return None
-    return trim
+    return function
 
 
-_MALLOC_TRIM = _load_malloc_trim()
+_MALLOC_TRIM = _load_glibc("malloc_trim")
+_MALLOPT = _load_glibc("mallopt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,10 @@ class PasswordHasher:
         max_threads: int | None = None,
     ) -> None:
         self._max_threads = max_threads or os.cpu_count() or 1
+        if _MALLOPT is not None:
+            _MALLOPT(
+                _M_ARENA_MAX, _MALLOC_ARENAS
+            )  # before any hashing thread gets an arena of its own
         # Made on first use: an anyio limiter belongs to a running event loop.
         self._limiter: anyio.CapacityLimiter | None = None
         self._in_flight = 0
