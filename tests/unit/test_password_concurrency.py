@@ -1,6 +1,7 @@
 """argon2 work is bounded per process (at most ``max_threads`` hashes at once) and trims memory when idle."""
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -87,3 +88,16 @@ async def test_password_verify_burst_trims_only_when_drained(
     stored = hasher.hash_sync("pw")
     await asyncio.gather(*(hasher.verify(stored, "pw") for _ in range(6)))
     assert 1 <= len(trims) < 6
+
+
+async def test_password_hashing_thread_runs_at_lower_priority() -> None:
+    hasher = _cheap(max_threads=1)
+    stored = hasher.hash_sync("pw")
+    seen: list[int] = []
+
+    def niceness(stored_hash: str | None, password: str) -> bool:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return hasher._verify_sync(stored_hash, password).ok
+
+    assert await hasher._run(niceness, stored, "pw")
+    assert seen == [os.getpriority(os.PRIO_PROCESS, 0) + passwords._THREAD_NICENESS]
