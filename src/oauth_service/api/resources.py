@@ -78,9 +78,12 @@ def _not_found() -> JSONResponse:
     response_model_exclude_none=True,
     responses={**_UNAUTHORIZED},
 )
-async def me(session: SessionDep, token: TokenDep) -> Me:
+async def me(runtime: RuntimeDep, token: TokenDep) -> Me:
     """Return the user (authorization code, implicit, password) or the client (client credentials)."""
-    user = await token_user(session, token)
+    user = None
+    if not token.is_client_token:  # a client token needs no database session at all
+        async with runtime.sessionmaker() as session:
+            user = await token_user(session, token)
     base = {"sub": token.subject, "client_id": token.client_id}
     scope = format_scope(token.scopes)
     if user is None:
