@@ -16,7 +16,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; \
 	then command -v $$p; break; fi; done)
 
-.PHONY: help venv run migrate demo serve test lint format clean
+.PHONY: help venv run migrate demo serve test lint format clean bench bench-smoke
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,6 +46,22 @@ run: demo ## Migrate, seed demo data, print curl commands, serve on 127.0.0.1:80
 test: $(STAMP) ## Run the whole suite with branch coverage
 	@rc=0; $(BIN)/pytest --cov=oauth_service --cov-branch --cov-report=term-missing:skip-covered $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
+
+# Benchmark (bench/README.md): needs wrk and a Postgres reachable at BENCH_ADMIN_DSN; recreates BENCH_DATABASE.
+BENCH_WORKERS ?= 2
+BENCH_DURATION ?= 8
+BENCH_CONNECTIONS ?= 16,64
+BENCH_ADMIN_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
+BENCH_DATABASE ?= oauth_bench
+BENCH_ARGS ?=
+BENCH_OPTS = --workers $(BENCH_WORKERS) --connections $(BENCH_CONNECTIONS) \
+	--admin-dsn $(BENCH_ADMIN_DSN) --database $(BENCH_DATABASE) $(BENCH_ARGS)
+
+bench: $(STAMP) ## Benchmark every grant against a bare FastAPI baseline (about 5 minutes)
+	$(BIN)/python -m bench.run --duration $(BENCH_DURATION) $(BENCH_OPTS)
+
+bench-smoke: $(STAMP) ## The benchmark's few-second smoke run (CI): numbers and zero non-2xx
+	$(BIN)/python -m bench.run --smoke $(BENCH_OPTS)
 
 lint: $(STAMP) ## ruff format --check, ruff check, mypy --strict
 	$(BIN)/ruff format --check src tests alembic

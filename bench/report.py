@@ -132,6 +132,11 @@ def render(doc: dict[str, Any]) -> str:
             f"{row['scenario']:<28} {row['connections']:>3} {row['rps']:>8.0f} {row['p50_ms']:>7.1f}"
             f" {row['p99_ms']:>7.1f} {row['non_2xx']:>6} {ratio:>6} {target:>7}  {ok}"
         )
+        if "worker_rss_mb_after" in row and row["connections"] == max(
+            doc["settings"]["levels"]
+        ):
+            rss_after = "/".join(f"{mb:.0f}" for mb in row["worker_rss_mb_after"])
+            lines[-1] += f"  (RSS {rss_after} MiB)"
         if "healthz" in row:
             lines.append(
                 f"{'  /healthz during it':<28} {'':>3} {'':>8} {row['healthz']['p50_ms']:>7.1f}"
@@ -140,7 +145,8 @@ def render(doc: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"argon2id verify: {doc['argon2_verify_ms']:.1f} ms -> bound {doc['argon2_bound_rps']:.0f} req/s on"
-        f" {doc['machine']['cpus']} CPUs (password ratio is against this bound)"
+        f" {doc['machine']['cpus']} CPUs (password ratio is against this bound); bare argon2 on"
+        f" {doc['machine']['cpus']} threads, no server: {doc['argon2_parallel_rps']:.0f} verifies/s"
     )
     rss = ", ".join(f"{mb:.0f}" for mb in doc["worker_rss_mb"])
     lines.append(f"worker RSS after the runs: {rss} MiB (limit {RSS_LIMIT_MB:.0f})")

@@ -13,6 +13,7 @@ import os
 import statistics
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--growth-clients", type=int, default=100_000)
     p.add_argument("--log-level", default="INFO")
     p.add_argument(
+        "--only", default="", help="comma-separated scenario names (profiling)"
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment of the service (repeatable), e.g. OAUTH_DB_POOL_SIZE=20",
+    )
+    p.add_argument(
         "--smoke", action="store_true", help="1 s runs at c=4, no growth (CI)"
     )
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -69,6 +80,7 @@ def service_env(args: argparse.Namespace) -> dict[str, str]:
         "DATABASE_URL": f"{base}/{args.database}",
         "OAUTH_ISSUER": f"http://127.0.0.1:{args.port}",
         "LOG_LEVEL": args.log_level,
+        **dict(item.split("=", 1) for item in args.env),
     }
 
 
@@ -86,6 +98,24 @@ def argon2_verify_seconds(settings: Settings, rounds: int = 15) -> float:
         hasher._verify_sync(stored, seed.PASSWORD)
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
+
+
+def argon2_parallel_rps(settings: Settings, threads: int, rounds: int = 40) -> float:
+    """Verifies per second of bare argon2 on ``threads`` threads (no server): the memory-bound practical ceiling."""
+    hasher = PasswordHasher(
+        time_cost=settings.argon2_time_cost,
+        memory_cost=settings.argon2_memory_cost,
+        parallelism=settings.argon2_parallelism,
+    )
+    stored = hasher.hash_sync(seed.PASSWORD)
+    with ThreadPoolExecutor(threads) as pool:
+        start = time.perf_counter()
+        list(
+            pool.map(
+                lambda _: hasher._verify_sync(stored, seed.PASSWORD), range(rounds)
+            )
+        )
+        return rounds / (time.perf_counter() - start)
 
 
 async def seed_pools(
@@ -155,17 +185,20 @@ def run_levels(
         before = {
             s.name: measure(s, base.base_url, args, level)[0] for s in baselines()
         }
-        own = [
-            (s, *measure(s, urls[s.server], args, level))
-            for s in service(seeded.cc_basic, pools[level])
-        ]
+        wanted = set(filter(None, args.only.split(",")))
+        own = []
+        for s in service(seeded.cc_basic, pools[level]):
+            if not wanted or s.name in wanted:
+                result, health = measure(s, urls[s.server], args, level)
+                own.append((s, result, health, svc.worker_rss_mb()))
         after = {s.name: measure(s, base.base_url, args, level)[0] for s in baselines()}
         for s in baselines():
             rows.append(
                 report.baseline_row(s.name, level, before[s.name], after[s.name])
             )
-        for scenario, result, health in own:
-            rows.append(report.scenario_row(scenario, level, result, health))
+        for scenario, result, health, rss in own:
+            row = report.scenario_row(scenario, level, result, health)
+            rows.append({**row, "worker_rss_mb_after": rss})
     return rows
 
 
@@ -228,8 +261,10 @@ def _growth_pass(
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     """Prepare, run, measure; return the results document."""
     env = service_env(args)
-    os.environ.update({k: v for k, v in env.items() if k != "LOG_LEVEL"})
-    settings = load_settings()
+    # The servers get ``env``; this process builds the same settings without touching its own environment.
+    settings = load_settings(
+        database_url=env["DATABASE_URL"], issuer=env["OAUTH_ISSUER"]
+    )
     load = os.getloadavg()
     if load[0] > 1.0:
         print(
@@ -237,6 +272,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         )
     argon2_s = argon2_verify_seconds(settings)
     cores = os.cpu_count() or 1
+    argon2_parallel = argon2_parallel_rps(settings, cores)
     work = Path(tempfile.mkdtemp(prefix="oauth-bench-"))
     await seed.recreate_database(args.admin_dsn, args.database)
     servers.migrate(env)
@@ -247,6 +283,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         rows = run_levels(args, svc, base, seeded, pools)
         rss = svc.worker_rss_mb()
+        arenas = svc.worker_environ("MALLOC_ARENA_MAX")
     finally:
         svc.stop()
         base.stop()
@@ -268,8 +305,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         },
         "argon2_verify_ms": argon2_s * 1000,
         "argon2_bound_rps": cores / argon2_s,
+        "argon2_parallel_rps": argon2_parallel,
         "rows": rows,
         "worker_rss_mb": rss,
+        "worker_malloc_arena_max": arenas,
         "logs": str(work),
     }
     report.judge(doc)

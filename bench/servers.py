@@ -34,6 +34,24 @@ class Server:
                 self.process.kill()
                 self.process.wait()
 
+    def worker_environ(self, name: str) -> list[str | None]:
+        """The value of environment variable ``name`` in each worker process."""
+        values: list[str | None] = []
+        for pid in _children(self.process.pid):
+            if not _is_worker(pid):
+                continue
+            try:
+                raw = Path(f"/proc/{pid}/environ").read_bytes()
+            except OSError:
+                continue
+            found = [
+                e.split(b"=", 1)[1]
+                for e in raw.split(b"\0")
+                if e.startswith(name.encode() + b"=")
+            ]
+            values.append(found[0].decode() if found else None)
+        return values
+
     def worker_rss_mb(self) -> list[float]:
         """Resident memory of each worker process (the supervisor's children), in MiB."""
         return [rss_mb(pid) for pid in _children(self.process.pid) if _is_worker(pid)]

@@ -87,6 +87,9 @@ def serve(
     if settings.seed_demo:
         seed_and_report(settings, as_json=False)
     prepare_metrics(settings, host=host, workers=workers)
+    # Worker processes start with one glibc malloc arena: per-thread arenas each kept a freed 19 MiB argon2
+    # buffer, and a worker grew past 200 MB after login bursts (bench/README.md). Set it to override.
+    os.environ.setdefault("MALLOC_ARENA_MAX", "1")
     # uvicorn finishes in-flight requests and the lifespan on SIGTERM, then re-raises the signal; ending with
     # status 0 tells the supervisor (Docker, Kubernetes, systemd) that this was a clean, requested stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
