@@ -86,14 +86,18 @@ async def test_client_auth_after_rotation_accepts_new_secret_at_once() -> None:
     store, cached, _ = _setup()
     await authenticate_client(_basic(CLIENT_SECRET), cached, allow_public=False)
     rotated = dataclasses.replace(confidential_client(), secret_hash=token_hash("new"))
-    store.clients["conf"] = rotated  # rotated by another replica: this cache still holds the old digest
+    store.clients["conf"] = (
+        rotated  # rotated by another replica: this cache still holds the old digest
+    )
     client = await authenticate_client(_basic("new"), cached, allow_public=False)
     assert client.secret_hash == token_hash("new")
     with pytest.raises(InvalidClientError):  # and the re-read replaced the stale entry
         await authenticate_client(_basic(CLIENT_SECRET), cached, allow_public=False)
 
 
-async def test_client_auth_old_secret_after_remote_rotation_works_until_ttl_only() -> None:
+async def test_client_auth_old_secret_after_remote_rotation_works_until_ttl_only() -> (
+    None
+):
     store, cached, ticker = _setup()
     await authenticate_client(_basic(CLIENT_SECRET), cached, allow_public=False)
     store.clients["conf"] = dataclasses.replace(

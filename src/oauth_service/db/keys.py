@@ -116,9 +116,7 @@ def _build_keyset(rows: list[Any], now: datetime, cipher: PrivateKeyCipher) -> K
         for r in rows
         if r.kid != signer.kid and (r.expires_at is None or r.expires_at > now)
     ]
-    return KeySet(
-        SigningKey.from_pem(signer.kid, signer.alg, pems[signer.kid]), others
-    )
+    return KeySet(SigningKey.from_pem(signer.kid, signer.alg, pems[signer.kid]), others)
 
 
 async def load_keyset(
