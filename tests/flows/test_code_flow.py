@@ -6,6 +6,8 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oauth_service.runtime import Runtime
 from tests.authorization_helpers import (
     CALLBACK,
     authorize_through_pages,
@@ -15,8 +17,6 @@ from tests.authorization_helpers import (
 )
 from tests.conftest import ISSUER
 from tests.factories import make_client, make_user
-
-from oauth_service.runtime import Runtime
 
 EMAIL = "alice@example.com"
 PASSWORD = "correct horse battery"

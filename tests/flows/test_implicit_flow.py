@@ -3,6 +3,9 @@
 from urllib.parse import urlsplit
 
 import httpx
+
+from oauth_service.app import create_app
+from oauth_service.runtime import Runtime
 from tests.authorization_helpers import (
     authorize_through_pages,
     authorize_url,
@@ -10,9 +13,6 @@ from tests.authorization_helpers import (
 )
 from tests.conftest import ISSUER, make_settings
 from tests.factories import make_client, make_user
-
-from oauth_service.app import create_app
-from oauth_service.runtime import Runtime
 
 EMAIL = "alice@example.com"
 PASSWORD = "correct horse battery"
