@@ -7,6 +7,7 @@ I/O, and a plain ``def`` dependency would cost a worker-thread round trip per re
 """
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated
@@ -42,14 +43,21 @@ async def get_settings(runtime: RuntimeDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
-    """Open a session for this request; uncommitted work is rolled back at the end."""
+@asynccontextmanager
+async def request_session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+    """One session; whatever was not committed is rolled back when the block ends."""
     async with runtime.sessionmaker() as session:
         try:
             yield session
         finally:
             if session.in_transaction():
                 await session.rollback()
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    """Open a session for this request; uncommitted work is rolled back at the end."""
+    async with request_session(runtime) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
@@ -103,10 +111,18 @@ TokenIssuerDep = Annotated[TokenIssuer, Depends(get_token_issuer)]
 
 
 async def get_dispatcher(runtime: RuntimeDep, session: SessionDep) -> TokenDispatcher:
-    """The token endpoint's dispatcher over the enabled grants.
+    """The token endpoint's dispatcher over the enabled grants (see ``dispatcher_for``)."""
+    return dispatcher_for(runtime, session)
 
-    Its parts are built by plain calls, not sub-dependencies: on the busiest route each FastAPI dependency
-    node costs tens of microseconds per request (the profile in bench/README.md).
+
+DispatcherDep = Annotated[TokenDispatcher, Depends(get_dispatcher)]
+
+
+def dispatcher_for(runtime: Runtime, session: AsyncSession) -> TokenDispatcher:
+    """The token endpoint's dispatcher over the enabled grants, its stores bound to ``session``.
+
+    A plain function: the token endpoint, the busiest route, calls it directly, because each FastAPI
+    dependency node costs tens of microseconds per request (the profile in bench/README.md).
     """
     settings = runtime.settings
     stores = stores_for(runtime, session)
@@ -123,6 +139,3 @@ async def get_dispatcher(runtime: RuntimeDep, session: SessionDep) -> TokenDispa
         throttle=runtime.throttle,
     )
     return TokenDispatcher(strategies, stores.clients, throttle=runtime.throttle)
-
-
-DispatcherDep = Annotated[TokenDispatcher, Depends(get_dispatcher)]

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from oauth_service.api.client_ip import client_ip
-from oauth_service.api.deps import DispatcherDep, SessionDep
+from oauth_service.api.deps import dispatcher_for, request_session
 from oauth_service.api.errors import NO_STORE
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
 from oauth_service.logs import audit, bind_client_id
 from oauth_service.oauth.models import TokenRequest
+from oauth_service.runtime import Runtime
 
 router = APIRouter(tags=["oauth"])
 
@@ -71,19 +72,20 @@ _ERROR = {"description": "RFC 6749 §5.2 error: {error, error_description}"}
         },
     },
 )
-async def token(
-    request: Request, session: SessionDep, dispatcher: DispatcherDep
-) -> JSONResponse:
+async def token(request: Request) -> JSONResponse:
     """Exchange a grant for tokens."""
+    # No FastAPI dependencies on the busiest route: each node costs tens of microseconds (bench/README.md).
+    runtime: Runtime = request.app.state.runtime
     form = await read_form(request)
     credentials = client_credentials_from(request.headers, form)
     token_request = TokenRequest.from_form(
         form, credentials, client_ip=client_ip(request)
     )
-    response = await dispatcher.dispatch(token_request)
-    # Nothing to commit when the grant touched no table (client_credentials with a cached client).
-    if session.in_transaction():
-        await session.commit()
+    async with request_session(runtime) as session:
+        response = await dispatcher_for(runtime, session).dispatch(token_request)
+        # Nothing to commit when the grant touched no table (client_credentials with a cached client).
+        if session.in_transaction():
+            await session.commit()
     # Audited only once committed: the event never describes a token that was rolled back.
     bind_client_id(response.client_id)
     audit(
