@@ -153,3 +153,41 @@ def render(doc: dict[str, Any]) -> str:
     if "growth" in doc:
         lines.extend(_growth_lines(doc["growth"]))
     return "\n".join(lines)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The README table of one run (``python -m bench.report bench/results/<file>.json``)."""
+    lines = [
+        "| scenario | c | req/s | p50 ms | p99 ms | non-2xx | compared with | ratio | target | met |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+    ]
+    for row in doc["rows"]:
+        if row["baseline"]:
+            lines.append(
+                f"| {row['scenario']} | {row['connections']} | {row['rps']:.0f} | {row['p50_ms']:.1f}"
+                f" | {row['p99_ms']:.1f} | {row['non_2xx']} | | | | |"
+            )
+            continue
+        against = (
+            "argon2 bound"
+            if row["compare_to"] == "argon2"
+            else row["compare_to"].split(" (")[0]
+        )
+        extra = ""
+        if row["p99_limit_ms"] is not None:
+            extra = f", p99 < {row['p99_limit_ms']:.0f} ms"
+        if "healthz" in row:
+            extra = f", /healthz p99 {row['healthz']['p99_ms']:.1f} ms (< 20)"
+        lines.append(
+            f"| {row['scenario']} | {row['connections']} | {row['rps']:.0f} | {row['p50_ms']:.1f}"
+            f" | {row['p99_ms']:.1f} | {row['non_2xx']} | {against} | {row['ratio']:.2f}"
+            f" | ≥ {row['target']:.2f}{extra} | {'yes' if row['ok'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from oauth_service.db.authorization_stores import SqlAuthorizationCodeStore
-from oauth_service.db.mapping import client_from_row, join_set, split_set, user_from_row
+from oauth_service.db.mapping import client_from_row, join_set, split_set
 from oauth_service.db.tables import (
     ClientRow,
     RefreshTokenRow,
@@ -35,7 +35,19 @@ _REVOKED = RevokedTokenRow.__table__  # type: ignore[attr-defined]
 
 # Hot-path statements are built once with bind parameters: building one per call (and coercing its values and
 # computing its cache key) cost more CPU than the database round trip itself (bench/README.md).
-_SELECT_USER = select(UserRow).where(col(UserRow.id) == bindparam("user_id"))
+_USERS = UserRow.__table__  # type: ignore[attr-defined]
+_USER_COLUMNS = (
+    _USERS.c.id,
+    _USERS.c.email,
+    _USERS.c.is_active,
+    _USERS.c.is_admin,
+    _USERS.c.password_hash,
+)
+# Core rows, not ORM entities: loading a UserRow cost half again as much as the read itself.
+_SELECT_USER = select(*_USER_COLUMNS).where(_USERS.c.id == bindparam("user_id"))
+_SELECT_USER_BY_EMAIL = select(*_USER_COLUMNS).where(
+    _USERS.c.email_normalized == bindparam("email")
+)
 _SELECT_REFRESH = select(_REFRESH).where(_REFRESH.c.token_hash == bindparam("hash"))
 _INSERT_REFRESH = insert(_REFRESH)
 _MARK_REFRESH = {
@@ -64,6 +76,18 @@ class SqlClientStore:
         return client_from_row(row) if row is not None else None
 
 
+def _user(row: Row[*tuple[Any, ...]] | None) -> User | None:
+    if row is None:
+        return None
+    return User(
+        id=row.id,
+        email=row.email,
+        is_active=row.is_active,
+        is_admin=row.is_admin,
+        password_hash=row.password_hash,
+    )
+
+
 class SqlUserStore:
     """``UserStore`` over the ``users`` table (emails match case-insensitively)."""
 
@@ -73,16 +97,16 @@ class SqlUserStore:
 
     async def get(self, user_id: str) -> User | None:
         """Return the user by id, or None."""
-        row = await self._session.scalar(_SELECT_USER, {"user_id": user_id})
-        return user_from_row(row) if row is not None else None
+        result = await self._session.execute(_SELECT_USER, {"user_id": user_id})
+        return _user(result.first())
 
     async def get_by_email(self, email: str) -> User | None:
         """Return the user by email, or None."""
         normalized = email.strip().lower()
-        row = await self._session.scalar(
-            select(UserRow).where(col(UserRow.email_normalized) == normalized)
+        result = await self._session.execute(
+            _SELECT_USER_BY_EMAIL, {"email": normalized}
         )
-        return user_from_row(row) if row is not None else None
+        return _user(result.first())
 
     async def update_password_hash(self, user_id: str, password_hash: str) -> None:
         """Store a rehashed password."""
