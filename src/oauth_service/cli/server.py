@@ -82,7 +82,6 @@ def serve(
 ) -> None:
     """Run the server (settings from the environment; invalid settings stop here)."""
     settings = settings_or_exit()
-    configure_logging(settings.log_level)
     check_keys_or_exit(settings)
     if settings.seed_demo:
         seed_and_report(settings, as_json=False)
@@ -93,10 +92,14 @@ def serve(
     # uvicorn finishes in-flight requests and the lifespan on SIGTERM, then re-raises the signal; ending with
     # status 0 tells the supervisor (Docker, Kubernetes, systemd) that this was a clean, requested stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        "oauth_service.app:create_app",
-        **uvicorn_options(settings, host=host, port=port, workers=workers),
-    )
+    restore_logging = configure_logging(settings.log_level)
+    try:
+        uvicorn.run(
+            "oauth_service.app:create_app",
+            **uvicorn_options(settings, host=host, port=port, workers=workers),
+        )
+    finally:
+        restore_logging()
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
