@@ -162,6 +162,17 @@ async def test_token_password_issues_access_and_refresh(
     assert claims["auth_time"] == claims["iat"]
 
 
+async def test_token_password_public_client_with_empty_basic_secret_succeeds(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    # What Swagger UI's password flow sends for the public docs client: Basic with an empty secret.
+    spa, _ = await make_client(runtime, grant_types=("password",), is_public=True)
+    user, password = await make_user(runtime)
+    form = {"grant_type": "password", "username": user.email, "password": password}
+    response = await client.post(TOKEN, data=form, headers=_basic(spa.client_id, ""))
+    _assert_token_response(response, scope="read write", refresh=False)
+
+
 async def test_token_password_public_client_without_secret_succeeds(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:

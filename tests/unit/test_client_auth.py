@@ -33,6 +33,17 @@ async def test_client_auth_public_with_none_succeeds_when_allowed() -> None:
     assert client.client_id == "spa"
 
 
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+async def test_client_auth_public_with_empty_secret_is_identified_not_refused(
+    method: AuthMethod,
+) -> None:
+    # Swagger UI's password flow sends ``Authorization: Basic base64("docs:")`` for a public client.
+    client = await authenticate_client(
+        ClientCredentials("spa", "", method), STORE, allow_public=True
+    )
+    assert client.client_id == "spa"
+
+
 @pytest.mark.parametrize(
     ("creds", "allow_public", "basic"),
     [
@@ -44,6 +55,9 @@ async def test_client_auth_public_with_none_succeeds_when_allowed() -> None:
         (ClientCredentials(None, None, "none"), True, False),
         (ClientCredentials("spa", None, "none"), False, False),
         (ClientCredentials("spa", "anything", "client_secret_post"), True, False),
+        (ClientCredentials("spa", "anything", "client_secret_basic"), True, True),
+        (ClientCredentials("spa", "", "client_secret_basic"), False, True),
+        (ClientCredentials("conf", "", "client_secret_basic"), False, True),
     ],
     ids=[
         "wrong-secret-basic",
@@ -54,6 +68,9 @@ async def test_client_auth_public_with_none_succeeds_when_allowed() -> None:
         "no-client-id",
         "public-where-grant-needs-confidential",
         "public-with-secret",
+        "public-with-basic-secret",
+        "public-empty-basic-where-grant-needs-confidential",
+        "confidential-empty-secret",
     ],
 )
 async def test_client_auth_failure_is_invalid_client(

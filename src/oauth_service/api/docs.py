@@ -89,8 +89,8 @@ def oauth2_scheme(settings: Settings) -> dict[str, Any]:
         flows["clientCredentials"] = {"tokenUrl": token, "scopes": scopes}
     description = (
         f"Access tokens of this server. Browser flows use the public client `{settings.docs_client_id}` "
-        "(authorization code with PKCE; for the password flow pick *Request body* as the client "
-        "credentials location and leave the secret empty). Client credentials need a confidential "
+        "(authorization code with PKCE, implicit, and password: leave the secret empty). Client "
+        "credentials need a confidential "
         "client's id and secret."
     )
     return {"type": "oauth2", "description": description, "flows": flows}

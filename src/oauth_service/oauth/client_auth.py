@@ -68,8 +68,9 @@ async def _authenticate(
         raise failure
     if client.is_public:
         # A public client holds no secret: presenting one, or using it where the grant needs a confidential
-        # client (client_credentials), is a failed authentication.
-        if credentials.method != "none" or not allow_public:
+        # client (client_credentials), is a failed authentication. An *empty* secret only names the client:
+        # Swagger UI and other libraries send ``Basic base64(client_id:)`` for public clients.
+        if secret or not allow_public:
             raise failure
         return client
     if credentials.method == "none" or secret is None:
