@@ -41,6 +41,8 @@ def admin_dsn() -> str:
     if not url:
         pytest.skip("the benchmark runs on Postgres (run with TEST_DATABASE_URL)")
     if shutil.which("wrk") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide wrk; .ci/run installs it")
         pytest.skip("wrk is not installed (apt-get install wrk)")
     base = url.split("://", 1)[1].rsplit("/", 1)[0]
     return f"postgresql://{base}/postgres"

@@ -1,5 +1,6 @@
 """The container image and compose stack definitions (issue 8 §1-2): static checks, plus ``docker compose config``."""
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -131,6 +132,10 @@ def _compose_command() -> list[str] | None:
 def test_compose_file_validates_with_docker_compose_config() -> None:
     command = _compose_command()
     if command is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "CI must provide docker compose (or docker-compose); .ci/run installs it"
+            )
         pytest.skip(
             "neither the docker compose plugin nor docker-compose is installed; "
             "the static compose checks above still ran"
