@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from oauth_service.api.deps import RuntimeDep
-from oauth_service.db.authorization_stores import server_secret
+from oauth_service.api.hmac_keys import hmac_key
 from oauth_service.oauth.errors import InvalidRequestError
 
 _SECRET_NAME = "admin_cursor"
@@ -30,16 +30,7 @@ def _unb64(text: str) -> bytes:
 
 async def cursor_key(request: Request, runtime: RuntimeDep) -> bytes:
     """Return the cursor HMAC key, read once per app."""
-    cached: bytes | None = getattr(request.app.state, "admin_cursor_key", None)
-    if cached is not None:
-        return cached
-    configured = runtime.settings.secret_key
-    if configured:
-        key = hmac.new(configured.encode(), b"admin-cursor", hashlib.sha256).digest()
-    else:
-        key = await server_secret(runtime.engine, _SECRET_NAME, runtime.clock)
-    request.app.state.admin_cursor_key = key
-    return key
+    return await hmac_key(request, runtime, _SECRET_NAME)
 
 
 CursorKeyDep = Annotated[bytes, Depends(cursor_key)]

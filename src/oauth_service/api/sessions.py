@@ -12,7 +12,7 @@ import hmac
 
 from fastapi import Request, Response
 
-from oauth_service.db.authorization_stores import server_secret
+from oauth_service.api.hmac_keys import hmac_key
 from oauth_service.runtime import Runtime
 
 COOKIE_NAME = "oauth_session"
@@ -22,16 +22,7 @@ _SECRET_NAME = "cookie_signing"
 
 async def signing_key(request: Request, runtime: Runtime) -> bytes:
     """Return the cookie/CSRF HMAC key, read once per process."""
-    cached: bytes | None = getattr(request.app.state, "cookie_signing_key", None)
-    if cached is not None:
-        return cached
-    configured = runtime.settings.secret_key
-    if configured:
-        key = hmac.new(configured.encode(), b"cookie-signing", hashlib.sha256).digest()
-    else:
-        key = await server_secret(runtime.engine, _SECRET_NAME, runtime.clock)
-    request.app.state.cookie_signing_key = key
-    return key
+    return await hmac_key(request, runtime, _SECRET_NAME)
 
 
 def _mac(key: bytes, *parts: str) -> str:
