@@ -175,3 +175,35 @@ async def test_introspect_after_local_revocation_is_inactive_at_once(
     after = await http.post("/oauth/introspect", data={"token": token}, headers=auth)
     assert after.status_code == 200
     assert after.json() == {"active": False}
+
+
+async def test_introspect_client_token_with_cached_client_runs_no_sql(
+    http: httpx.AsyncClient, cached_runtime: Runtime
+) -> None:
+    app_client, secret = await make_client(cached_runtime)
+    assert secret is not None
+    auth = basic(app_client.client_id, secret)
+    cid = app_client.client_id
+    token = access_token(cached_runtime, subject=cid, client_id=cid, jti="j-intro")
+    form = {"token": token, "token_type_hint": "access_token"}
+    assert (await http.post("/oauth/introspect", data=form, headers=auth)).json()[
+        "active"
+    ]
+    with sql_statements(cached_runtime) as statements:
+        response = await http.post("/oauth/introspect", data=form, headers=auth)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body == {
+        "active": True,
+        "scope": "read write",
+        "client_id": cid,
+        "sub": cid,
+        "exp": body["exp"],
+        "iat": body["exp"] - 600,
+        "iss": ISSUER,
+        "aud": cached_runtime.settings.resource_audience,
+        "token_type": "Bearer",
+        "jti": "j-intro",
+    }
+    assert statements == []
