@@ -313,7 +313,9 @@ async def test_login_cookie_is_secure_when_configured(
         await make_user(runtime, email=EMAIL, password=PASSWORD)
         await code_client(runtime)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+        # Secure cookies (the login form's browser id) only travel over https.
+        https = ISSUER.replace("http://", "https://")
+        async with httpx.AsyncClient(transport=transport, base_url=https) as http:
             start = await http.get(code_url())
             response = await submit_login(
                 http, start.headers["location"], EMAIL, PASSWORD

@@ -19,7 +19,14 @@ from oauth_service.api.browser_flow import (
 )
 from oauth_service.api.client_ip import client_ip
 from oauth_service.api.pages import render_page
-from oauth_service.api.sessions import csrf_token, csrf_valid, set_session_cookie
+from oauth_service.api.sessions import (
+    csrf_token,
+    csrf_valid,
+    read_browser_cookie,
+    set_browser_cookie,
+    set_session_cookie,
+)
+from oauth_service.crypto.tokens import new_opaque_token
 from oauth_service.db.authorization_stores import PendingRequest
 from oauth_service.logs import audit
 from oauth_service.oauth.errors import InvalidRequestError
@@ -37,6 +44,7 @@ async def _render(
     flow: FlowDep,
     pending: PendingRequest,
     request_id: str,
+    browser_id: str,
     *,
     email: str = "",
     error: str | None = None,
@@ -46,7 +54,7 @@ async def _render(
     context = {
         "client_name": client.name,
         "request_id": request_id,
-        "csrf_token": csrf_token(flow.key, "login", request_id),
+        "csrf_token": csrf_token(flow.key, "login", request_id, browser_id),
         "email": email,
         "error": error,
     }
@@ -57,11 +65,18 @@ async def _render(
 
 @router.get("/oauth/login")
 async def login_page(request: Request, flow: FlowDep) -> Response:
-    """Show the sign-in form for a pending authorization request."""
+    """Show the sign-in form for a pending authorization request; its CSRF token is bound to this browser."""
     request_id = request.query_params.get("request")
     pending = await load_pending(flow, request_id)
     assert request_id is not None  # noqa: S101 - load_pending refused it otherwise
-    return await _render(request, flow, pending, request_id)
+    browser_id = read_browser_cookie(request, flow.key)
+    if browser_id is not None:
+        return await _render(request, flow, pending, request_id, browser_id)
+    browser_id = new_opaque_token()
+    page = await _render(request, flow, pending, request_id, browser_id)
+    secure = flow.runtime.settings.secure_cookies
+    set_browser_cookie(page, flow.key, browser_id, secure=secure)
+    return page
 
 
 async def _authenticate(
@@ -96,7 +111,10 @@ async def login_submit(request: Request, flow: FlowDep) -> Response:
     request_id = form.get("request")
     pending = await load_pending(flow, request_id)
     assert request_id is not None  # noqa: S101 - load_pending refused it otherwise
-    if not csrf_valid(flow.key, form.get("csrf_token"), "login", request_id):
+    browser_id = read_browser_cookie(request, flow.key)
+    if browser_id is None or not csrf_valid(
+        flow.key, form.get("csrf_token"), "login", request_id, browser_id
+    ):
         raise InvalidRequestError("The form expired. Go back and try again.")
     email = form.get("email", "").strip()
     try:
@@ -109,6 +127,7 @@ async def login_submit(request: Request, flow: FlowDep) -> Response:
             flow,
             pending,
             request_id,
+            browser_id,
             email=email,
             error=LOGIN_LOCKED,
             status_code=429,
@@ -117,7 +136,13 @@ async def login_submit(request: Request, flow: FlowDep) -> Response:
         return page
     if user is None:
         return await _render(
-            request, flow, pending, request_id, email=email, error=LOGIN_FAILED
+            request,
+            flow,
+            pending,
+            request_id,
+            browser_id,
+            email=email,
+            error=LOGIN_FAILED,
         )
     if flow.session_id is not None:
         await flow.logins.delete(flow.session_id)

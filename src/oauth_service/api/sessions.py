@@ -4,6 +4,9 @@ The cookie carries a random session id plus an HMAC over it; the database keeps 
 replica can check a cookie. The HMAC key is ``OAUTH_SECRET_KEY`` when set, else a secret generated once and
 shared through the ``server_secrets`` table. CSRF tokens are HMACs bound to the pending request (login form) or
 to the login session and the pending request (consent form), so a cross-site page cannot forge either POST.
+Before sign-in there is no session, and anyone can create a pending request and read its login form, so the login
+form's token is also bound to a random browser id in its own signed cookie (set by the login page): a cross-site
+page cannot sign a victim's browser into the attacker's account (login CSRF, OWASP; RFC 6749 §10.12).
 """
 
 import base64
@@ -16,6 +19,7 @@ from oauth_service.api.hmac_keys import hmac_key
 from oauth_service.runtime import Runtime
 
 COOKIE_NAME = "oauth_session"
+BROWSER_COOKIE_NAME = "oauth_browser"
 COOKIE_PATH = "/oauth"
 _SECRET_NAME = "cookie_signing"
 
@@ -43,15 +47,38 @@ def csrf_valid(key: bytes, token: str | None, purpose: str, *bound_to: str) -> b
     return hmac.compare_digest(token, csrf_token(key, purpose, *bound_to))
 
 
-def read_session_cookie(request: Request, key: bytes) -> str | None:
-    """Return the raw session id of a correctly signed cookie, else None."""
-    value = request.cookies.get(COOKIE_NAME)
+def _read_signed(request: Request, key: bytes, name: str, purpose: str) -> str | None:
+    value = request.cookies.get(name)
     if not value or "." not in value:
         return None
     raw, _, mac = value.rpartition(".")
-    if not hmac.compare_digest(mac, _mac(key, "session", raw)):
+    if not hmac.compare_digest(mac, _mac(key, purpose, raw)):
         return None
     return raw
+
+
+def read_session_cookie(request: Request, key: bytes) -> str | None:
+    """Return the raw session id of a correctly signed cookie, else None."""
+    return _read_signed(request, key, COOKIE_NAME, "session")
+
+
+def read_browser_cookie(request: Request, key: bytes) -> str | None:
+    """Return the browser id of a correctly signed pre-login cookie, else None."""
+    return _read_signed(request, key, BROWSER_COOKIE_NAME, "browser")
+
+
+def set_browser_cookie(
+    response: Response, key: bytes, browser_id: str, *, secure: bool
+) -> None:
+    """Attach the signed, HttpOnly, SameSite=Lax browser-id cookie (lives as long as the browser session)."""
+    response.set_cookie(
+        BROWSER_COOKIE_NAME,
+        f"{browser_id}.{_mac(key, 'browser', browser_id)}",
+        path=COOKIE_PATH,
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+    )
 
 
 def set_session_cookie(
