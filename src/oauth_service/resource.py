@@ -153,6 +153,10 @@ class IntrospectionVerifier:
     def _to_access_token(self, body: dict[str, Any]) -> AccessToken | None:
         if body.get("active") is not True:
             return None
+        # The introspecting client's own refresh tokens are active too; only an access token is a bearer.
+        token_type = body.get("token_type")
+        if token_type is not None and str(token_type).lower() != "bearer":
+            return None
         aud = body.get("aud")
         audience = tuple(aud) if isinstance(aud, list) else (str(aud),) if aud else ()
         if self._audience is not None and self._audience not in audience:
