@@ -19,6 +19,7 @@ from oauth_service.crypto.tokens import token_hash
 from oauth_service.logs import audit
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.errors import InvalidGrantError
+from oauth_service.oauth.grants.password import ADMIN_SCOPE
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
 from oauth_service.oauth.scopes import narrow_scope
@@ -65,11 +66,16 @@ class RefreshTokenGrant:
                 raise InvalidGrantError(
                     INVALID, detail="refresh token reuse: family revoked"
                 )
-        scope = narrow_scope(request.scope, record.scope)
+        # What may still be granted: the original scope, less what the client lost since, and ``admin`` only
+        # while the user is an administrator (a demoted admin's refresh tokens must not keep minting it).
+        allowed = record.scope & client.scopes
         if record.user_id is not None:
             user = await self._users.get(record.user_id)
             if user is None or not user.is_active:
                 raise InvalidGrantError(INVALID)
+            if not user.is_admin:
+                allowed -= {ADMIN_SCOPE}
+        scope = narrow_scope(request.scope, allowed)
         return Grant(
             client=client,
             subject=record.user_id,
@@ -80,7 +86,7 @@ class RefreshTokenGrant:
             family_expires_at=record.family_expires_at,
             refresh_id=record.id,
             superseded_id=superseded,
-            refresh_scope=record.scope,
+            refresh_scope=allowed,
         )
 
     async def _unused_successor(
