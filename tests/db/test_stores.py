@@ -3,9 +3,10 @@
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from oauth_service.db.engine import make_sessionmaker
@@ -141,6 +142,77 @@ async def test_refresh_store_rotate_wins_once(
     rotated = await stores.refresh_tokens.get(first.token_hash)
     assert rotated is not None
     assert rotated.rotated_at == T0
+
+
+async def test_refresh_store_rotate_one_round_trip_on_postgres_stores_successor(
+    runtime: Runtime, stores: Stores, session: AsyncSession
+) -> None:
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    user, _ = await make_user(runtime)
+    family = uuid.uuid4()
+    first = _new_token(client.client_id, user.id, family=family)
+    await stores.refresh_tokens.save(first)
+    await session.commit()
+    later = T0 + timedelta(minutes=5)
+    second = _new_token(
+        client.client_id, user.id, family=family, parent=first.id, at=later
+    )
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert await stores.refresh_tokens.rotate(first.id, second, later) is True
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    await session.commit()
+    postgres = runtime.engine.dialect.name == "postgresql"
+    assert len(statements) == (1 if postgres else 2)
+    stored = await stores.refresh_tokens.get(second.token_hash)
+    assert stored is not None
+    assert (stored.id, stored.family_id, stored.parent_id) == (
+        second.id,
+        family,
+        first.id,
+    )
+    assert (stored.client_id, stored.user_id, stored.scope) == (
+        client.client_id,
+        user.id,
+        frozenset({"read", "write"}),
+    )
+    assert (stored.issued_at, stored.expires_at, stored.family_expires_at) == (
+        later,
+        later + timedelta(days=1),
+        later + timedelta(days=30),
+    )
+    assert (stored.auth_time, stored.rotated_at, stored.revoked_at) == (
+        later,
+        None,
+        None,
+    )
+    rotated = await stores.refresh_tokens.get(first.token_hash)
+    assert rotated is not None
+    assert rotated.rotated_at == later
+
+
+async def test_refresh_store_rotate_revoked_token_loses_and_inserts_nothing(
+    runtime: Runtime, stores: Stores, session: AsyncSession
+) -> None:
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    family = uuid.uuid4()
+    first = _new_token(client.client_id, None, family=family)
+    await stores.refresh_tokens.save(first)
+    await session.commit()
+    await stores.refresh_tokens.revoke_family(family, T0)
+    second = _new_token(client.client_id, None, family=family, parent=first.id)
+    assert await stores.refresh_tokens.rotate(first.id, second, T0) is False
+    assert await stores.refresh_tokens.get(second.token_hash) is None
+    revoked = await stores.refresh_tokens.get(first.token_hash)
+    assert revoked is not None
+    assert (revoked.rotated_at, revoked.revoked_at) == (None, T0)
 
 
 async def test_refresh_store_revoke_family_survives_rollback(

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CursorResult, Row, bindparam, insert, select, update
+from sqlalchemy import CursorResult, Executable, Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
@@ -60,6 +60,44 @@ _MARK_REFRESH = {
     .values({column: bindparam("at")})
     for column in ("rotated_at", "revoked_at")
 }
+_NEW_COLUMNS = (
+    "id",
+    "token_hash",
+    "family_id",
+    "parent_id",
+    "client_id",
+    "user_id",
+    "scope",
+    "auth_time",
+    "issued_at",
+    "expires_at",
+    "family_expires_at",
+    "access_jti",
+    "access_expires_at",
+)
+
+
+def _rotate_in_one_statement() -> Executable:
+    """Postgres: the conditional UPDATE and the INSERT of the successor as one statement (one round trip).
+
+    ``WITH old AS (UPDATE ... WHERE rotated_at IS NULL AND revoked_at IS NULL RETURNING id) INSERT ...
+    SELECT ... FROM old``: the successor is inserted only when the update matched, in the same statement, so the
+    row lock still makes exactly one of concurrent rotations win (the loser's UPDATE re-checks the row after the
+    winner commits and matches nothing, so it inserts nothing).
+    """
+    old = (
+        _MARK_REFRESH["rotated_at"].returning(_REFRESH.c.id.label("old_id")).cte("old")
+    )
+    values = select(
+        *(
+            bindparam(f"new_{name}", type_=_REFRESH.c[name].type)
+            for name in _NEW_COLUMNS
+        )
+    ).select_from(old)
+    return insert(_REFRESH).from_select(_NEW_COLUMNS, values).returning(_REFRESH.c.id)
+
+
+_ROTATE_PG = _rotate_in_one_statement()
 
 
 class SqlClientStore:
@@ -228,7 +266,20 @@ class SqlRefreshTokenStore:
         return True
 
     async def rotate(self, old_id: UUID, new: NewRefreshToken, at: datetime) -> bool:
-        """Atomically mark ``old_id`` rotated and insert ``new``; False when it was already rotated or revoked."""
+        """Atomically mark ``old_id`` rotated and insert ``new``; False when it was already rotated or revoked.
+
+        One statement on Postgres (``_ROTATE_PG``); the conditional UPDATE then the INSERT elsewhere (SQLite
+        serialises writers, so the UPDATE alone decides the winner).
+        """
+        if self._engine.dialect.name == "postgresql":
+            params = {f"new_{k}": v for k, v in _refresh_values(new).items()}
+            result = await self._session.execute(
+                _ROTATE_PG, {"token_id": old_id, "at": at, **params}
+            )
+            if result.first() is not None:
+                return True
+            await self._session.rollback()
+            return False
         if not await self._mark(old_id, at, column="rotated_at"):
             return False
         await self.save(new)
