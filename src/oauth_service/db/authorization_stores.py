@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CursorResult, bindparam, delete, select, update
+from sqlalchemy import CursorResult, Row, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -44,9 +44,12 @@ _CONSUME_CODE = (
     )
     .execution_options(synchronize_session=False)
 )
+# A Core row, not an ORM entity: loading the entity (identity map, instance state) cost more than the read.
+_CODES = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
+_SELECT_CODE = select(_CODES).where(_CODES.c.code_hash == bindparam("hash"))
 
 
-def _code_from_row(row: AuthorizationCodeRow) -> CodeRecord:
+def _code_from_row(row: Row[Any]) -> CodeRecord:
     return CodeRecord(
         code_hash=row.code_hash,
         client_id=row.client_id,
@@ -97,7 +100,8 @@ class SqlAuthorizationCodeStore:
 
     async def get(self, code_hash: str) -> CodeRecord | None:
         """Return the code by hash, used or not."""
-        row = await self._session.get(AuthorizationCodeRow, code_hash)
+        result = await self._session.execute(_SELECT_CODE, {"hash": code_hash})
+        row = result.first()
         return _code_from_row(row) if row is not None else None
 
     async def consume(
