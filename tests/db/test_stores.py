@@ -215,6 +215,38 @@ async def test_refresh_store_rotate_revoked_token_loses_and_inserts_nothing(
     assert (revoked.rotated_at, revoked.revoked_at) == (None, T0)
 
 
+async def test_refresh_store_get_reads_user_in_same_query(
+    runtime: Runtime, stores: Stores, session: AsyncSession
+) -> None:
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    user, _ = await make_user(runtime, is_admin=True)
+    for_user = _new_token(client.client_id, user.id, family=uuid.uuid4())
+    for_client = _new_token(client.client_id, None, family=uuid.uuid4())
+    await stores.refresh_tokens.save(for_user)
+    await stores.refresh_tokens.save(for_client)
+    await session.commit()
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        found = await stores.refresh_tokens.get(for_user.token_hash)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(statements) == 1
+    assert found is not None
+    assert found.user is not None
+    assert (found.user.id, found.user.email) == (user.id, user.email)
+    assert (found.user.is_active, found.user.is_admin) == (True, True)
+    assert found.user.password_hash == user.password_hash
+    client_token = await stores.refresh_tokens.get(for_client.token_hash)
+    assert client_token is not None
+    assert client_token.user is None
+
+
 async def test_refresh_store_revoke_family_survives_rollback(
     runtime: Runtime, stores: Stores, session: AsyncSession, database: AsyncEngine
 ) -> None:

@@ -243,3 +243,41 @@ async def test_refresh_grace_expired_reuse_revokes_family() -> None:
     setup.clock.advance(seconds=31)
     assert (await _expect_invalid(setup, setup.token)).body() == INVALID
     assert setup.live() == 0
+
+
+class _NoReads:
+    """A user store that fails the test if the grant reads it."""
+
+    async def get(self, user_id: str) -> User | None:
+        raise AssertionError(f"user {user_id} read separately")
+
+
+async def test_refresh_with_user_loaded_by_store_skips_user_read() -> None:
+    setup = await _setup()
+    record = setup.record(setup.token)
+    user = setup.stores.users.users["u1"]
+    setup.stores.refresh_tokens.tokens[record.id] = dataclasses.replace(
+        record, user=user
+    )
+    strategy = RefreshTokenGrant(
+        setup.stores.refresh_tokens,
+        _NoReads(),  # type: ignore[arg-type]
+        make_issuer(setup.stores, setup.clock),
+        clock=setup.clock,
+    )
+    request = TokenRequest(
+        "refresh_token", ClientCredentials("conf"), refresh_token=setup.token
+    )
+    grant = await strategy.validate(request, CLIENT)
+    assert (grant.subject, grant.scope) == ("u1", frozenset({"read", "write"}))
+
+
+async def test_refresh_with_loaded_user_deactivated_is_invalid_grant() -> None:
+    setup = await _setup()
+    record = setup.record(setup.token)
+    inactive = dataclasses.replace(setup.stores.users.users["u1"], is_active=False)
+    setup.stores.refresh_tokens.tokens[record.id] = dataclasses.replace(
+        record, user=inactive
+    )
+    error = await _expect_invalid(setup)
+    assert error.body() == INVALID

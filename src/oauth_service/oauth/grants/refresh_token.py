@@ -70,7 +70,7 @@ class RefreshTokenGrant:
         # while the user is an administrator (a demoted admin's refresh tokens must not keep minting it).
         allowed = record.scope & client.scopes
         if record.user_id is not None:
-            user = await self._users.get(record.user_id)
+            user = record.user or await self._users.get(record.user_id)
             if user is None or not user.is_active:
                 raise InvalidGrantError(INVALID)
             if not user.is_admin:
