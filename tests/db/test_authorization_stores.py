@@ -4,8 +4,9 @@ consents, login sessions, pending requests and the shared server secret."""
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.crypto.tokens import token_hash
@@ -79,6 +80,33 @@ async def test_code_store_round_trip_and_single_consume(
         )
     assert used is not None
     assert (used.used_at, used.family_id, used.access_jti) == (T0, family, "j1")
+
+
+async def test_code_store_get_reads_user_in_same_query(
+    runtime: Runtime, database: AsyncEngine
+) -> None:
+    user_id = await _fixtures(runtime)
+    async with runtime.sessionmaker() as session:
+        await SqlAuthorizationCodeStore(session, database, clock).save(_code(user_id))
+        await session.commit()
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with runtime.sessionmaker() as session:
+            found = await SqlAuthorizationCodeStore(session, database, clock).get(
+                token_hash("code-1")
+            )
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", record)
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
+    assert found is not None
+    assert found.user is not None
+    assert (found.user.id, found.user.email) == (user_id, "alice@example.com")
+    assert (found.user.is_active, found.user.is_admin) == (True, False)
 
 
 async def test_code_store_concurrent_consume_has_one_winner(

@@ -26,9 +26,11 @@ from oauth_service.db.tables import (
     LoginSessionRow,
     RevokedTokenRow,
     ServerSecretRow,
+    UserRow,
 )
 from oauth_service.oauth.authorization import AuthorizationRequest
 from oauth_service.oauth.clock import Clock
+from oauth_service.oauth.models import User
 from oauth_service.oauth.storage import CodeRecord
 
 # Built once with bind parameters (per-call construction cost more CPU than the round trip; bench/README.md).
@@ -45,8 +47,20 @@ _CONSUME_CODE = (
     .execution_options(synchronize_session=False)
 )
 # A Core row, not an ORM entity: loading the entity (identity map, instance state) cost more than the read.
+# The code with its user (LEFT JOIN): a redemption needs both, and one query saves a round trip.
 _CODES = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
-_SELECT_CODE = select(_CODES).where(_CODES.c.code_hash == bindparam("hash"))
+_USERS = UserRow.__table__  # type: ignore[attr-defined]
+_SELECT_CODE = (
+    select(
+        _CODES,
+        *(
+            _USERS.c[name].label(f"u_{name}")
+            for name in ("id", "email", "is_active", "is_admin", "password_hash")
+        ),
+    )
+    .outerjoin(_USERS, _USERS.c.id == _CODES.c.user_id)
+    .where(_CODES.c.code_hash == bindparam("hash"))
+)
 
 
 def _code_from_row(row: Row[Any]) -> CodeRecord:
@@ -64,6 +78,19 @@ def _code_from_row(row: Row[Any]) -> CodeRecord:
         family_id=row.family_id,
         access_jti=row.access_jti,
         access_expires_at=row.access_expires_at,
+        user=_joined_user(row),
+    )
+
+
+def _joined_user(row: Row[Any]) -> User | None:
+    if row.u_id is None:
+        return None
+    return User(
+        id=row.u_id,
+        email=row.u_email,
+        is_active=row.u_is_active,
+        is_admin=row.u_is_admin,
+        password_hash=row.u_password_hash,
     )
 
 

@@ -286,3 +286,23 @@ async def test_concurrent_redemptions_only_one_wins() -> None:
     )
     assert sum(isinstance(r, InvalidGrantError) for r in results) == 1
     assert len(setup.stores.refresh_tokens.tokens) == 1
+
+
+async def test_code_with_user_loaded_by_store_skips_user_read() -> None:
+    setup = Setup()
+    user = setup.stores.users.users.pop("u1")  # a separate read would now find nobody
+    setup.add_code(user=user)
+    body = await setup.redeem()
+    assert (body["token_type"], body["scope"]) == ("Bearer", "read")
+
+
+async def test_code_with_loaded_user_deactivated_is_invalid_grant() -> None:
+    setup = Setup()
+    inactive = dataclasses.replace(setup.stores.users.users["u1"], is_active=False)
+    setup.add_code(user=inactive)
+    with pytest.raises(OAuthError) as caught:
+        await setup.redeem()
+    assert caught.value.body() == {
+        "error": "invalid_grant",
+        "error_description": "The authorization code is invalid.",
+    }

@@ -70,7 +70,7 @@ class AuthorizationCodeGrant:
             raise InvalidGrantError(CODE_USED)
         if record.expires_at <= self._clock():
             raise InvalidGrantError("The authorization code expired.")
-        user = await self._users.get(record.user_id)
+        user = record.user or await self._users.get(record.user_id)
         if user is None or not user.is_active:
             raise InvalidGrantError("The authorization code is invalid.")
         return Grant(
