@@ -7,12 +7,12 @@ non-2xx, that single-use pools were not exhausted, and that the results JSON was
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 from bench import run
+from tests.live_server import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +26,6 @@ SCENARIOS = {
     "/api/v1/me (JWT)",
     "password",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -59,9 +52,9 @@ def test_bench_smoke_measures_every_scenario_without_errors(
             "--database",
             "oauth_bench_smoke",
             "--port",
-            str(_free_port()),
+            str(free_port()),
             "--baseline-port",
-            str(_free_port()),
+            str(free_port()),
             "--out",
             str(tmp_path),
         ]

@@ -4,21 +4,19 @@ Chromium must exist at ``/usr/bin/chromium``: CI installs it, so its absence is 
 """
 
 import os
-import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.async_api import Browser, BrowserContext, async_playwright
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import create_app
 from tests.conftest import make_settings
+from tests.live_server import free_port, serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,14 +34,6 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TIMEOUT_MS = 15_000
 
 
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass(frozen=True, slots=True)
 class LiveServer:
     """The running service: its issuer URL is its own address."""
@@ -55,25 +45,9 @@ class LiveServer:
 def live_server(db_url: str, database: AsyncEngine) -> Iterator[LiveServer]:
     """Serve ``create_app`` with uvicorn in a thread (its own event loop) on a free loopback port."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    app = create_app(make_settings(db_url, issuer=url))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("live server did not start")
-        time.sleep(0.02)
-    try:
+    app = create_app(make_settings(db_url, issuer=f"http://127.0.0.1:{port}"))
+    with serve_in_thread(app, port) as url:
         yield LiveServer(url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 class _Callback(BaseHTTPRequestHandler):

@@ -3,21 +3,19 @@
 server's own (Swagger UI's assets are local), so any CDN dependency or CSP violation fails the test.
 """
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.async_api import BrowserContext, ConsoleMessage, Locator, Page
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import create_app
 from oauth_service.runtime import Runtime
-from tests.browser.conftest import LiveServer, free_port
+from tests.browser.conftest import LiveServer
 from tests.conftest import make_settings
 from tests.factories import make_client, make_user
+from tests.live_server import free_port, serve_in_thread
 
 pytestmark = pytest.mark.browser
 
@@ -29,24 +27,11 @@ PASSWORD = "correct horse battery"
 def docs_server(db_url: str, database: AsyncEngine) -> Iterator[LiveServer]:
     """The service with /docs on, served by uvicorn on a free loopback port (the issuer is its address)."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    app = create_app(make_settings(db_url, issuer=url, docs_enabled=True))
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    app = create_app(
+        make_settings(db_url, issuer=f"http://127.0.0.1:{port}", docs_enabled=True)
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="docs-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("docs server did not start")
-        time.sleep(0.02)
-    try:
+    with serve_in_thread(app, port, name="docs-server") as url:
         yield LiveServer(url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 class PageWatch:

@@ -5,16 +5,12 @@ on a loopback port; the RFC 8414 metadata passes Authlib's validator; the JWT ac
 against the published JWKS.
 """
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import anyio.to_thread
 import pytest
 import requests
-import uvicorn
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from joserfc import jwt as rfc_jwt
@@ -25,39 +21,18 @@ from oauth_service.app import create_app
 from oauth_service.runtime import Runtime
 from tests.conftest import make_settings
 from tests.factories import make_client, make_user
+from tests.live_server import free_port, serve_in_thread
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def live_server(db_url: str, database: AsyncEngine) -> Iterator[str]:
     """Serve the app with uvicorn in a background thread; yield its base URL (also the issuer)."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    app = create_app(make_settings(db_url, issuer=base))
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
+    port = free_port()
+    app = create_app(make_settings(db_url, issuer=f"http://127.0.0.1:{port}"))
+    with serve_in_thread(app, port) as base:
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _verify(base: str, access_token: str) -> dict[str, Any]:

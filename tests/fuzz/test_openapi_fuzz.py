@@ -8,9 +8,6 @@ schema. The spec therefore describes the real answers (errors included), which i
 
 import asyncio
 import base64
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
@@ -29,6 +25,7 @@ from oauth_service.db import admin
 from oauth_service.db.engine import make_engine, make_sessionmaker
 from oauth_service.db.migrations import upgrade
 from tests.conftest import make_settings
+from tests.live_server import free_port, serve_in_thread
 
 MAX_EXAMPLES = 25
 ADMIN_EMAIL = "fuzz-admin@example.com"
@@ -40,13 +37,6 @@ CHECKS = [
     checks.response_headers_conformance,
     checks.response_schema_conformance,
 ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _migrate_and_seed(url: str) -> str:
@@ -117,27 +107,11 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     path: Path = tmp_path_factory.mktemp("fuzz") / "oauth.db"
     db_url = f"sqlite+aiosqlite:///{path}"
     secret = asyncio.run(_migrate_and_seed(db_url))
-    port = _free_port()
+    port = free_port()
     app = create_app(make_settings(db_url, log_level="ERROR", metrics_enabled=False))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="error", lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, name="fuzz-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("fuzz server did not start")
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    basic = "Basic " + base64.b64encode(f"fuzz:{secret}".encode()).decode()
-    try:
+    with serve_in_thread(app, port, name="fuzz-server") as url:
+        basic = "Basic " + base64.b64encode(f"fuzz:{secret}".encode()).decode()
         yield Target(url, basic, _admin_token(url, secret))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _operations() -> list[tuple[str, str]]:

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import time
@@ -26,6 +25,7 @@ from oauth_service.background import BackgroundTasks
 from oauth_service.cli import main
 from oauth_service.runtime import Runtime
 from tests.conftest import make_settings
+from tests.live_server import free_port
 
 # About 1.5 s per verification: long enough to be surely in flight when SIGTERM arrives.
 SLOW_ARGON2_TIME_COST = 100
@@ -39,13 +39,6 @@ def _make_password_slow(database: Path, password: str) -> None:
     with sqlite3.connect(database) as conn:
         conn.execute("UPDATE users SET password_hash = ?", (slow.hash(password),))
     conn.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -74,7 +67,7 @@ async def test_sigterm_during_slow_request_completes_it_and_exits_zero(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     database = tmp_path / "shutdown.db"
     settings = {
         "DATABASE_URL": f"sqlite+aiosqlite:///{database}",

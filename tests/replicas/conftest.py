@@ -6,7 +6,6 @@ wait is bounded and the processes are always killed.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import ISSUER
+from tests.live_server import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 START_TIMEOUT = 30.0
@@ -35,15 +35,8 @@ class Replica:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _start(name: str, env: dict[str, str], logs: Path) -> Replica:
-    port = _free_port()
+    port = free_port()
     log = logs / f"{name}.log"
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "oauth_service.app:create_app",
