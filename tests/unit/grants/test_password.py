@@ -85,8 +85,12 @@ async def test_password_admin_user_may_request_admin_scope() -> None:
     strategy, _ = _setup(is_admin=True)
     grant = await strategy.validate(_request(scope=frozenset({"admin"})), CLIENT)
     assert grant.scope == {"admin"}
+
+
+async def test_password_admin_user_without_scope_gets_default_without_admin() -> None:
+    strategy, _ = _setup(is_admin=True)
     default = await strategy.validate(_request(), CLIENT)
-    assert default.scope == {"read", "write", "admin"}
+    assert default.scope == {"read", "write"}
 
 
 @pytest.mark.parametrize(

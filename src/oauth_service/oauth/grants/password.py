@@ -2,7 +2,8 @@
 
 Unknown email, wrong password and inactive user all give the same ``invalid_grant`` after the same argon2 work
 (a dummy hash stands in for a missing user), so neither the answer nor its timing tells which emails exist. The
-``admin`` scope is only for admin users, and the default scope never includes it for others. A hash made with
+``admin`` scope is only for admin users, and only when asked for: the default scope (no ``scope`` parameter)
+never includes it, as at the authorization endpoint (least privilege). A hash made with
 outdated argon2 parameters is upgraded when the token is issued. A refresh token is issued when the client is
 registered for (and the server enables) the ``refresh_token`` grant.
 """
@@ -73,10 +74,15 @@ class PasswordGrant:
         await self._throttle.succeeded(attempt)
         audit("login.succeeded", via="password_grant", subject=user.id)
         allowed = client.scopes if user.is_admin else client.scopes - {ADMIN_SCOPE}
+        scope = (
+            narrow_scope(request.scope, allowed)
+            if request.scope
+            else allowed - {ADMIN_SCOPE}
+        )
         return Grant(
             client=client,
             subject=user.id,
-            scope=narrow_scope(request.scope, allowed),
+            scope=scope,
             with_refresh=self._refresh_enabled
             and "refresh_token" in client.grant_types,
             auth_time=self._clock(),
