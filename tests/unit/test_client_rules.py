@@ -109,6 +109,16 @@ def test_client_id_bad_characters_raise(client_id: str) -> None:
         check_client_id(client_id)
 
 
+@pytest.mark.parametrize(
+    "client_id",
+    ["3f1c9a4e-8f64-4c1e-9a59-2d7f0e6b1a20", "3f1c9a4e8f644c1e9a592d7f0e6b1a20"],
+    ids=["hyphenated", "hex"],
+)
+def test_client_id_shaped_like_a_user_id_raises(client_id: str) -> None:
+    with pytest.raises(AdminError, match="must not be a UUID"):
+        check_client_id(client_id)
+
+
 @pytest.mark.parametrize("name", ["", "   ", "tab\tname", "x" * 256])
 def test_client_name_invalid_raises(name: str) -> None:
     with pytest.raises(AdminError, match="client name must be"):

@@ -6,6 +6,7 @@ follow RFC 6749 §3.3. Every rule raises ``AdminError`` with one line fit for a 
 """
 
 import re
+import uuid
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -98,7 +99,21 @@ def check_client_id(client_id: str) -> str:
         raise AdminError(
             f"client_id {client_id!r} must be 1-255 of A-Z a-z 0-9 . _ ~ -"
         )
+    if _looks_like_user_id(client_id):
+        # A client's tokens carry sub=client_id; a UUID could equal a user's id and let the client's tokens
+        # pass for that user's at resource servers (RFC 9068 §5).
+        raise AdminError(
+            f"client_id {client_id!r} must not be a UUID (user ids are UUIDs)"
+        )
     return client_id
+
+
+def _looks_like_user_id(client_id: str) -> bool:
+    try:
+        uuid.UUID(client_id)
+    except ValueError:
+        return False
+    return True
 
 
 def check_name(name: str, *, what: str = "client name", limit: int = 255) -> str:
