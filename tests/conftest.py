@@ -42,6 +42,37 @@ DEFAULT_SCOPES = ("read", "write", "admin")
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Tests marked ``postgres`` run only on the Postgres backend: their SQLite variants are deselected.
+
+    Without ``TEST_DATABASE_URL`` they are all deselected locally; under CI that is an error, so a missing
+    database can never turn them into silent skips.
+    """
+    if "postgres" not in BACKENDS and os.environ.get("CI"):
+        postgres_only = [item for item in items if item.get_closest_marker("postgres")]
+        if postgres_only:
+            raise pytest.UsageError(
+                "CI must set TEST_DATABASE_URL: Postgres-only tests would not run"
+            )
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("db_url") if callspec is not None else None
+        on_sqlite = backend == "sqlite" or (
+            backend is None and "postgres" not in BACKENDS
+        )
+        if item.get_closest_marker("postgres") and on_sqlite:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def _postgres_url() -> str:
     url = os.environ["TEST_DATABASE_URL"]
     for prefix in ("postgresql://", "postgres://"):

@@ -164,10 +164,6 @@ async def test_refresh_without_grace_immediate_retry_revokes_family(
 async def test_refresh_concurrent_rotation_has_exactly_one_winner(
     client: httpx.AsyncClient, runtime: Runtime, database: AsyncEngine, db_url: str
 ) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip(
-            "row-lock concurrency is exercised on Postgres (run with TEST_DATABASE_URL)"
-        )
     session = await _login(client, runtime)
     responses = await asyncio.gather(
         *(session.refresh(session.refresh_token) for _ in range(20))

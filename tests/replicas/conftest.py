@@ -88,8 +88,6 @@ def replicas(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Replica, Replica]]:
     """Replicas A and B of one deployment (same database, Redis, issuer and secret)."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("replicas share a Postgres database (run with TEST_DATABASE_URL)")
     env = {
         **os.environ,
         "DATABASE_URL": db_url,

@@ -23,7 +23,7 @@ from tests.factories import make_client, make_user
 from tests.security.conftest import http_client
 from tests.security.tcp_proxy import TcpProxy
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 
 UNAVAILABLE = {
     "error": "temporarily_unavailable",
@@ -44,10 +44,6 @@ async def proxied(
     db_url: str, database: AsyncEngine
 ) -> AsyncIterator[tuple[FastAPI, TcpProxy]]:
     """An app whose only way to Postgres is a proxy the test controls (tight timeouts)."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip(
-            "database outage is exercised on Postgres (run with TEST_DATABASE_URL)"
-        )
     url = make_url(db_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     await proxy.start()
