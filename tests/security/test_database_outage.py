@@ -21,7 +21,7 @@ from oauth_service.runtime import Runtime
 from tests.conftest import make_settings
 from tests.factories import make_client, make_user
 from tests.security.conftest import http_client
-from tests.security.tcp_proxy import TcpProxy
+from tests.security.tcp_proxy import Mode, TcpProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 
@@ -109,28 +109,15 @@ async def _assert_recovers(http: httpx.AsyncClient, auth: dict[str, str]) -> Non
     assert response.status_code == 200, response.text
 
 
-async def test_database_refusing_connections_gives_503_then_recovers(
-    proxied: tuple[FastAPI, TcpProxy],
+@pytest.mark.parametrize("mode", ["refuse", "blackhole"])
+async def test_database_unreachable_gives_503_within_bound_then_recovers(
+    proxied: tuple[FastAPI, TcpProxy], mode: Mode
 ) -> None:
     app, proxy = proxied
     auth = await _setup(app.state.runtime)
     async with http_client(app) as http:
         assert (await http.post("/oauth/token", **_password(auth))).status_code == 200  # type: ignore[arg-type]
-        proxy.mode = "refuse"
-        proxy.sever()
-        await _assert_unavailable(http, auth)
-        proxy.mode = "forward"
-        await _assert_recovers(http, auth)
-
-
-async def test_database_blackholed_gives_503_within_bound_then_recovers(
-    proxied: tuple[FastAPI, TcpProxy],
-) -> None:
-    app, proxy = proxied
-    auth = await _setup(app.state.runtime)
-    async with http_client(app) as http:
-        assert (await http.post("/oauth/token", **_password(auth))).status_code == 200  # type: ignore[arg-type]
-        proxy.mode = "blackhole"
+        proxy.mode = mode
         proxy.sever()
         await _assert_unavailable(http, auth)
         proxy.mode = "forward"
