@@ -250,3 +250,141 @@ def test_jwt_verifies_with_independent_library(keyset: KeySet) -> None:
 def test_generate_key_with_unknown_alg_raises() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         generate_key("HS256")  # type: ignore[arg-type]
+
+
+# Verification checks signatures with ``cryptography`` directly; these pin it to python-jose's answers, to an
+# independent library (joserfc) and to every tampering we can think of, for both algorithms.
+
+
+@pytest.fixture(scope="module", params=["RS256", "ES256"])
+def any_keyset(request: pytest.FixtureRequest) -> KeySet:
+    kid, pem, _ = generate_key(request.param)
+    return KeySet(SigningKey.from_pem(kid, request.param, pem))
+
+
+def _flip(segment: str, index: int) -> str:
+    """The base64url segment with one decoded byte changed (a different signature, still well-formed)."""
+    raw = bytearray(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    raw[index] ^= 0x01
+    return _b64(bytes(raw))
+
+
+def _jose_accepts(keyset: KeySet, token: str) -> bool:
+    from jose import jws
+    from jose.exceptions import JOSEError
+
+    key = keyset.signing.private_key.public_key()
+    try:
+        jws.verify(token, key, algorithms=[keyset.signing.alg])
+    except JOSEError:
+        return False
+    return True
+
+
+def test_jwt_verification_agrees_with_python_jose(any_keyset: KeySet) -> None:
+    header, payload, signature = any_keyset.sign(_claims()).split(".")
+    candidates = {
+        "genuine": (f"{header}.{payload}.{signature}", True),
+        "first signature byte": (f"{header}.{payload}.{_flip(signature, 0)}", False),
+        "last signature byte": (f"{header}.{payload}.{_flip(signature, -1)}", False),
+        "payload": (f"{header}.{_segment(_claims(sub='admin'))}.{signature}", False),
+        "truncated signature": (f"{header}.{payload}.{signature[:-4]}", False),
+    }
+    for name, (token, valid) in candidates.items():
+        assert _jose_accepts(any_keyset, token) is valid, name
+        if valid:
+            assert _verify(any_keyset, token)["sub"] == "user-1"
+        else:
+            with pytest.raises(TokenVerificationError):
+                _verify(any_keyset, token)
+
+
+def test_jwt_signed_by_independent_library_verifies(any_keyset: KeySet) -> None:
+    from joserfc import jws as rfc_jws
+    from joserfc.jwk import import_key
+
+    alg = any_keyset.signing.alg
+    pem = any_keyset.signing.private_key.to_pem().decode()
+    key = import_key(pem, "RSA" if alg == "RS256" else "EC")
+    header = {"alg": alg, "typ": "at+jwt", "kid": any_keyset.signing.kid}
+    token = rfc_jws.serialize_compact(header, json.dumps(_claims()), key)
+    assert _verify(any_keyset, token)["jti"] == "j1"
+
+
+@pytest.mark.parametrize(
+    "alg", ["none", "HS256", "RS384", "RS512", "PS256", "ES384", "EdDSA", ""]
+)
+def test_jwt_with_an_algorithm_other_than_the_keys_is_rejected(
+    any_keyset: KeySet, alg: str
+) -> None:
+    _, payload, signature = any_keyset.sign(_claims()).split(".")
+    forged = {"alg": alg, "typ": "at+jwt", "kid": any_keyset.signing.kid}
+    with pytest.raises(TokenVerificationError, match="algorithm"):
+        _verify(any_keyset, f"{_segment(forged)}.{payload}.{signature}")
+
+
+def test_jwt_with_no_signature_is_rejected(any_keyset: KeySet) -> None:
+    header, payload, _ = any_keyset.sign(_claims()).split(".")
+    with pytest.raises(TokenVerificationError, match="malformed"):
+        _verify(any_keyset, f"{header}.{payload}.")
+
+
+def test_jwt_without_kid_is_rejected(any_keyset: KeySet) -> None:
+    _, payload, signature = any_keyset.sign(_claims()).split(".")
+    header = {"alg": any_keyset.signing.alg, "typ": "at+jwt"}
+    with pytest.raises(TokenVerificationError, match="unknown key id"):
+        _verify(any_keyset, f"{_segment(header)}.{payload}.{signature}")
+
+
+def test_jwt_es256_der_encoded_signature_is_rejected() -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    kid, pem, _ = generate_key("ES256")
+    keys = KeySet(SigningKey.from_pem(kid, "ES256", pem))
+    header, payload, _ = keys.sign(_claims()).split(".")
+    private = serialization.load_pem_private_key(pem.encode(), None)
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    # A valid ECDSA signature, but DER-encoded: RFC 7518 §3.4 demands the 64-byte r || s form.
+    der = private.sign(f"{header}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
+    with pytest.raises(TokenVerificationError, match="bad signature"):
+        _verify(keys, f"{header}.{payload}.{_b64(der)}")
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda s: s + "==",  # padding (RFC 7515 §2: base64url without padding)
+        lambda s: s.replace("-", "+").replace("_", "/") + "+",  # base64, not base64url
+        lambda s: s[:10] + "~" + s[10:],  # a b64token character that is not base64url
+        lambda s: s[:10] + " " + s[10:],
+        lambda s: s[:-1],  # one character short
+    ],
+    ids=["padded", "plus-slash", "tilde", "space", "short"],
+)
+def test_jwt_with_non_base64url_signature_is_rejected(
+    any_keyset: KeySet, mangle: Any
+) -> None:
+    header, payload, signature = any_keyset.sign(_claims()).split(".")
+    with pytest.raises(TokenVerificationError):
+        _verify(any_keyset, f"{header}.{payload}.{mangle(signature)}")
+
+
+def test_jwt_with_malformed_claims_is_rejected(any_keyset: KeySet) -> None:
+    header = {
+        "alg": any_keyset.signing.alg,
+        "typ": "at+jwt",
+        "kid": any_keyset.signing.kid,
+    }
+    signing_input = f"{_segment(header)}.{_b64(b'[1, 2]')}"
+    signature = any_keyset.signing.private_key.sign(signing_input.encode())
+    with pytest.raises(TokenVerificationError, match="malformed claims"):
+        _verify(any_keyset, f"{signing_input}.{_b64(signature)}")
+
+
+def test_verification_key_refuses_a_key_of_the_wrong_type(
+    rsa_material: tuple[str, str, dict[str, str]],
+) -> None:
+    kid, _, public = rsa_material
+    with pytest.raises(ValueError, match="cannot verify ES256"):
+        VerificationKey.from_jwk(kid, "ES256", public)
