@@ -25,7 +25,7 @@ from oauth_service.api import (
     resources,
     revoke,
 )
-from oauth_service.api.bearer import build_resource_protector
+from oauth_service.api.bearer import build_resource_protector, build_token_verifier
 from oauth_service.api.cors import PathScopedCORSMiddleware
 from oauth_service.api.discovery import router as discovery_router
 from oauth_service.api.docs import install_docs
@@ -103,7 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             restore_logging()  # a failed start-up leaves no logging set-up behind
             raise
         app.state.runtime = runtime
-        app.state.resource_protector = build_resource_protector(runtime)
+        # One verifier (and its verified-token cache) for /api/v1, /admin and introspection.
+        app.state.token_verifier = verifier = build_token_verifier(runtime)
+        app.state.resource_protector = build_resource_protector(verifier)
         if settings.docs_enabled:
             await ensure_docs_client(
                 runtime.engine,

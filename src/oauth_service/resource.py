@@ -33,6 +33,7 @@ from oauth_service.oauth.access_tokens import (
     AccessToken,
     LocalTokenVerifier,
     TtlCache,
+    VerifiedTokenCache,
 )
 from oauth_service.oauth.errors import (
     BearerTokenError,
@@ -50,6 +51,7 @@ __all__ = [
     "LocalTokenVerifier",
     "ResourceProtector",
     "TokenVerifier",
+    "VerifiedTokenCache",
     "bearer_token",
     "require_scopes",
 ]

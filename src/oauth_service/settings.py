@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # Caches that keep the database off the hottest paths; each bound is a staleness bound.
     client_cache_ttl: float = Field(default=5.0, ge=0)
     revocation_cache_ttl: float = Field(default=2.0, ge=0)
+    # Access tokens whose signature was verified, by their exact string (no staleness: expiry and revocation
+    # are still checked on every use); 0 disables it.
+    verified_token_cache_size: int = Field(default=10_000, ge=0)
 
     # Throttling of credential guessing.
     max_failed_logins: int = Field(default=5, ge=1)

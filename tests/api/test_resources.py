@@ -2,14 +2,20 @@
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+import pytest
 
+from oauth_service.app import create_app
+from oauth_service.crypto.jwt import KeySet, SigningKey, generate_key
 from oauth_service.db import admin
 from oauth_service.db.stores import SqlRevokedTokenStore
 from oauth_service.runtime import Runtime
-from tests.bearer import access_token, bearer
-from tests.factories import make_user
+from oauth_service.settings import Settings
+from tests.bearer import access_token, basic, bearer
+from tests.conftest import ISSUER, make_settings
+from tests.factories import make_client, make_user
 
 BARE = 'Bearer realm="oauth-service"'
 INVALID = {
@@ -120,6 +126,87 @@ async def test_me_with_expired_token_is_invalid_token(
     response = await client.get("/api/v1/me", headers=bearer(token))
     assert response.status_code == 401
     assert response.json() == INVALID
+
+
+async def test_me_with_token_expired_after_a_cached_use_is_invalid_token(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    token = access_token(runtime, subject="svc", client_id="svc", ttl=60)
+    assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 200
+    real_clock = runtime.clock
+    runtime.clock = lambda: real_clock() + timedelta(seconds=60 + 31)
+    response = await client.get("/api/v1/me", headers=bearer(token))
+    assert response.status_code == 401
+    assert response.json() == INVALID
+
+
+async def test_me_token_of_a_removed_key_stops_verifying_at_once(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    token = access_token(runtime, subject="svc", client_id="svc")
+    assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 200
+    kept = runtime.keys
+    kid, pem, _ = generate_key("RS256")
+    runtime.keys = KeySet(
+        SigningKey.from_pem(kid, "RS256", pem)
+    )  # a reload without the old key
+    try:
+        response = await client.get("/api/v1/me", headers=bearer(token))
+        assert response.status_code == 401
+        assert response.json() == INVALID
+    finally:
+        runtime.keys = kept
+    assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 200
+
+
+class _CountedVerify:
+    """Counts ``KeySet.verify`` calls (full signature verifications) while installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        original = KeySet.verify
+
+        def verify(keys: KeySet, token: str, **kwargs: Any) -> dict[str, Any]:
+            self.calls += 1
+            return original(keys, token, **kwargs)
+
+        monkeypatch.setattr(KeySet, "verify", verify)
+
+
+async def _me_twice_and_introspect(http: httpx.AsyncClient, runtime: Runtime) -> None:
+    """The client ``api`` calls /api/v1/me twice with its token, then introspects it."""
+    _, secret = await make_client(runtime, client_id="api")
+    assert secret is not None
+    token = access_token(runtime, subject="api", client_id="api")
+    for _ in range(2):
+        response = await http.get("/api/v1/me", headers=bearer(token))
+        assert response.status_code == 200
+    response = await http.post(
+        "/oauth/introspect", data={"token": token}, headers=basic("api", secret)
+    )
+    assert response.json()["active"] is True
+
+
+async def test_me_and_introspection_share_one_verified_token_cache(
+    client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted = _CountedVerify(monkeypatch)
+    await _me_twice_and_introspect(client, runtime)
+    assert counted.calls == 1
+
+
+async def test_verified_token_cache_size_zero_verifies_every_use(
+    db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    del settings  # requested for the database fixture's clean-up
+    app = create_app(make_settings(db_url, verified_token_cache_size=0))
+    async with app.router.lifespan_context(app):
+        runtime: Runtime = app.state.runtime
+        counted = _CountedVerify(monkeypatch)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+            await _me_twice_and_introspect(http, runtime)
+    assert counted.calls == 3
 
 
 async def test_notes_create_list_get_delete_round_trip(

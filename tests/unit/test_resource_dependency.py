@@ -12,7 +12,12 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from oauth_service.crypto.jwt import KeySet, SigningKey, generate_key
-from oauth_service.oauth.access_tokens import AccessToken, LocalTokenVerifier, TtlCache
+from oauth_service.oauth.access_tokens import (
+    AccessToken,
+    LocalTokenVerifier,
+    TtlCache,
+    VerifiedTokenCache,
+)
 from oauth_service.resource import ResourceProtector
 
 ISS = "http://oauth.test"
@@ -88,6 +93,7 @@ def _app(
     revocations: FakeRevocationList,
     *,
     cache_ttl: float = 0,
+    verified_cache: VerifiedTokenCache | None = None,
 ) -> FastAPI:
     verifier = LocalTokenVerifier(
         lambda: keyset,
@@ -96,6 +102,7 @@ def _app(
         is_revoked=revocations,
         revocation_cache_ttl=cache_ttl,
         clock=clock,
+        cache=verified_cache,
     )
     protector = ResourceProtector(verifier)
     app = FastAPI()
@@ -128,11 +135,17 @@ def revocations() -> FakeRevocationList:
     return FakeRevocationList()
 
 
-@pytest.fixture
+@pytest.fixture(params=[False, True], ids=["uncached", "verified-token-cache"])
 async def http(
-    keyset: KeySet, clock: FakeClock, revocations: FakeRevocationList
+    request: pytest.FixtureRequest,
+    keyset: KeySet,
+    clock: FakeClock,
+    revocations: FakeRevocationList,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=_app(keyset, clock, revocations))
+    """A client of the test app; every test runs with and without a verified-token cache."""
+    cache = VerifiedTokenCache() if request.param else None
+    app = _app(keyset, clock, revocations, verified_cache=cache)
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=AUD) as client:
         yield client
 

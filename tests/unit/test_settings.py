@@ -175,3 +175,12 @@ def test_resource_audience_defaults_to_issuer(env: pytest.MonkeyPatch) -> None:
         Settings(issuer="https://a.example.com", audience="api").resource_audience
         == "api"
     )
+
+
+def test_verified_token_cache_size_is_read_and_bounded(env: pytest.MonkeyPatch) -> None:
+    assert load_settings().verified_token_cache_size == 10_000
+    env.setenv("OAUTH_VERIFIED_TOKEN_CACHE_SIZE", "0")
+    assert load_settings().verified_token_cache_size == 0
+    env.setenv("OAUTH_VERIFIED_TOKEN_CACHE_SIZE", "-1")
+    with pytest.raises(SettingsError, match="OAUTH_VERIFIED_TOKEN_CACHE_SIZE"):
+        load_settings()

@@ -18,6 +18,7 @@ from oauth_service.oauth.access_tokens import (
     AccessToken,
     LocalTokenVerifier,
     RevocationCheck,
+    VerifiedTokenCache,
 )
 from oauth_service.oauth.errors import InsufficientScopeError, InvalidTokenError
 from oauth_service.oauth.models import User
@@ -37,6 +38,7 @@ def access_token_verifier(
     *,
     is_revoked: RevocationCheck | None = None,
     revocation_cache_ttl: float = 0.0,
+    cache: VerifiedTokenCache | None = None,
 ) -> LocalTokenVerifier:
     """A verifier of this server's access tokens, using the runtime's current keys and clock."""
     settings = runtime.settings
@@ -47,12 +49,25 @@ def access_token_verifier(
         is_revoked=is_revoked,
         revocation_cache_ttl=revocation_cache_ttl,
         clock=lambda: runtime.clock().timestamp(),
+        cache=cache,
     )
 
 
-def build_resource_protector(runtime: Runtime) -> ResourceProtector:
-    """Build the process-wide protector: local JWT verification plus the in-memory revocation list."""
-    verifier = access_token_verifier(runtime, is_revoked=runtime.revocations.contains)
+def build_token_verifier(runtime: Runtime) -> LocalTokenVerifier:
+    """The process-wide verifier of ``/api/v1``, ``/admin`` and introspection.
+
+    Local JWT verification, the in-memory revocation list, and a cache of verified tokens
+    (``settings.verified_token_cache_size`` entries).
+    """
+    return access_token_verifier(
+        runtime,
+        is_revoked=runtime.revocations.contains,
+        cache=VerifiedTokenCache(runtime.settings.verified_token_cache_size),
+    )
+
+
+def build_resource_protector(verifier: LocalTokenVerifier) -> ResourceProtector:
+    """Build the process-wide protector of this server's own APIs around ``verifier``."""
     return ResourceProtector(verifier, scheme=OAUTH2_SCHEME)
 
 

@@ -7,12 +7,12 @@ for 401); the policy of which client may introspect which token is in ``oauth.in
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from oauth_service.api.bearer import access_token_verifier
 from oauth_service.api.client_ip import client_ip
 from oauth_service.api.deps import request_session, stores_for
 from oauth_service.api.errors import NO_STORE
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
 from oauth_service.api.revoke import TOKEN_FORM_SCHEMA, require_token
+from oauth_service.oauth.access_tokens import LocalTokenVerifier
 from oauth_service.oauth.client_auth import authenticate_client
 from oauth_service.oauth.errors import InvalidClientError
 from oauth_service.oauth.introspection import TokenIntrospector
@@ -83,6 +83,7 @@ async def introspect(request: Request) -> JSONResponse:
     cached client introspecting an access token of a client reads nothing).
     """
     runtime: Runtime = request.app.state.runtime
+    verifier: LocalTokenVerifier = request.app.state.token_verifier
     form = await read_form(request)
     credentials = client_credentials_from(request.headers, form)
     async with request_session(runtime) as session:
@@ -91,9 +92,9 @@ async def introspect(request: Request) -> JSONResponse:
             credentials, stores.clients, runtime.throttle, client_ip(request)
         )
         introspector = TokenIntrospector(
-            access_tokens=access_token_verifier(
-                runtime, is_revoked=stores.revoked_tokens.contains
-            ),
+            # The process-wide verifier: its revocation list is the one ``stores.revoked_tokens`` reads, and
+            # its verified-token cache is shared with /api/v1.
+            access_tokens=verifier,
             refresh_tokens=stores.refresh_tokens,
             users=stores.users,
             clients=stores.clients,

@@ -232,6 +232,13 @@ class KeySet:
         self.signing = signing
         keys = [signing.verification_key(), *others]
         self._keys: dict[str, VerificationKey] = {key.kid: key for key in keys}
+        self.fingerprint: frozenset[tuple[str, str, tuple[tuple[str, str], ...]]] = (
+            frozenset(
+                (key.kid, key.alg, tuple(sorted(key.public_jwk.items())))
+                for key in self._keys.values()
+            )
+        )
+        """Equal for two key sets exactly when the same keys (kid, algorithm, public key) verify."""
 
     @property
     def kids(self) -> frozenset[str]:

@@ -5,12 +5,16 @@ algorithm pinned per key), RFC 9068 §2.2 (required claims ``sub``, ``client_id`
 RFC 7009 §2.1 (a revoked access token stays on the revocation list until it expires). The revocation list is
 read through a small TTL cache: a token revoked elsewhere may still be accepted for at most
 ``revocation_cache_ttl`` seconds (0 disables the cache). A "revoked" answer is kept until the token expires.
+
+A ``VerifiedTokenCache`` lets a token presented again skip its signature and claims checks; it changes no
+answer (see the class).
 """
 
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
 
 from oauth_service.crypto.jwt import TokenVerificationError
@@ -28,6 +32,11 @@ RevocationCheck = Callable[[str], Awaitable[bool]]
 
 class TokenKeys(Protocol):
     """What verifies a JWT (``crypto.jwt.KeySet`` satisfies it)."""
+
+    @property
+    def fingerprint(self) -> Hashable:
+        """An immutable value, equal for two key sets exactly when the same keys verify."""
+        ...
 
     def verify(
         self,
@@ -102,6 +111,96 @@ class TtlCache(Generic[K, V]):
         return len(self._items)
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A ``VerifiedTokenCache`` entry: the token and the claims its time checks need, as signed."""
+
+    access: AccessToken
+    expires_at: float  # ``exp`` (``AccessToken.expires_at`` is truncated to an int)
+    not_before: float | None  # the later of ``iat`` and ``nbf``, when either is present
+    issuer: object  # ``iss``
+    audiences: tuple[object, ...]  # ``aud``, as a tuple even when it is one string
+
+    @classmethod
+    def of(cls, access: AccessToken, claims: Mapping[str, Any]) -> "VerifiedToken":
+        """The entry for ``access``, built from the verified ``claims`` it came from."""
+        times = [
+            claims[name] for name in ("iat", "nbf") if claims.get(name) is not None
+        ]
+        aud = claims.get("aud")
+        return cls(
+            access=access,
+            expires_at=claims["exp"],
+            not_before=max(times) if times else None,
+            issuer=claims.get("iss"),
+            audiences=tuple(aud) if isinstance(aud, list) else (aud,),
+        )
+
+
+class VerifiedTokenCache:
+    """Access tokens whose signature and claims were verified, by their exact string, in LRU order.
+
+    Envoy's ``jwt_authn`` filter keeps the same kind of cache (``JwtProvider.jwt_cache_config``): a client
+    sends the same token on every request until it expires, and verifying its signature is the costly part
+    of accepting it. A hit changes no answer:
+
+    * The key is the whole token string, so any other string (a different signature included) is a miss
+      and is verified in full. Failed verifications are never stored.
+    * On a hit the verifier still applies the expiry rule (``exp``, ``nbf``/``iat`` with its leeway) and
+      its own issuer and audience, and it still consults the revocation list every time.
+    * An entry is never used past its token's ``exp`` plus the leeway; it is dropped when a lookup finds it
+      expired, by the sweep of the least recently used end at each insertion, or by the size bound.
+    * Any change of the key set (a reload that adds, retires or removes a key) empties the cache, so a
+      token signed by a removed key stops verifying at once.
+
+    One cache serves one key set: verifiers sharing it must read the same keys. ``max_entries=0`` disables it.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, VerifiedToken] = OrderedDict()
+        self._fingerprint: Hashable = None
+
+    def _bind(self, keys: TokenKeys) -> None:
+        """Empty the cache when ``keys`` verify differently from the key set its entries were verified with."""
+        fingerprint = keys.fingerprint
+        # The same object is the same key set (a KeySet is immutable); a reload compares once by value.
+        if fingerprint is not self._fingerprint:
+            if fingerprint != self._fingerprint:
+                self._entries.clear()
+            self._fingerprint = fingerprint
+
+    def get(self, token: str, keys: TokenKeys) -> VerifiedToken | None:
+        """The entry verified with ``keys`` for exactly this ``token``, or None."""
+        self._bind(keys)
+        entry = self._entries.get(token)
+        if entry is not None:
+            self._entries.move_to_end(token)
+        return entry
+
+    def put(
+        self, token: str, keys: TokenKeys, entry: VerifiedToken, *, expired: float
+    ) -> None:
+        """Store ``entry``; first drop, from the least recently used end, entries whose ``exp`` <= ``expired``."""
+        if self.max_entries <= 0:
+            return
+        self._bind(keys)
+        entries = self._entries
+        while entries and next(iter(entries.values())).expires_at <= expired:
+            entries.popitem(last=False)
+        entries[token] = entry
+        entries.move_to_end(token)
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
+
+    def pop(self, token: str) -> None:
+        """Forget ``token`` (no error when absent)."""
+        self._entries.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 def _as_str(claims: Mapping[str, Any], name: str) -> str:
     value = claims.get(name)
     if not isinstance(value, str) or not value:
@@ -129,7 +228,8 @@ def access_token_from_claims(claims: Mapping[str, Any]) -> AccessToken:
         issued_at=int(iat) if isinstance(iat, int | float) else None,
         audience=audience,
         issuer=str(claims.get("iss", "")),
-        claims=dict(claims),
+        # Read-only: with a ``VerifiedTokenCache`` one AccessToken answers every request carrying the token.
+        claims=MappingProxyType(dict(claims)),
     )
 
 
@@ -146,6 +246,7 @@ class LocalTokenVerifier:
         revocation_cache_ttl: float = 0.0,
         leeway: int = DEFAULT_LEEWAY,
         clock: Callable[[], float] = time.time,
+        cache: VerifiedTokenCache | None = None,
     ) -> None:
         self._keys = keys
         self._issuer = issuer
@@ -155,25 +256,50 @@ class LocalTokenVerifier:
         self._leeway = leeway
         self._clock = clock
         self._revoked_cache: TtlCache[str, bool] = TtlCache(clock=clock)
+        self._verified = cache if cache is not None and cache.max_entries > 0 else None
 
     def decode(self, token: str) -> AccessToken:
-        """Verify signature and claims, without consulting the revocation list.
+        """Verify signature and claims (or find them verified in the cache), without the revocation list.
 
         Raises:
             InvalidTokenError: with a private ``detail`` naming the reason.
         """
+        keys = self._keys()
+        now = self._clock()
+        cache = self._verified
+        if cache is not None:
+            hit = cache.get(token, keys)
+            if hit is not None:
+                return self._still_valid(cache, token, hit, now)
         try:
-            claims = self._keys().verify(
+            claims = keys.verify(
                 token,
                 issuer=self._issuer,
                 audience=self._audience,
                 typ="at+jwt",
                 leeway=self._leeway,
-                now=self._clock(),
+                now=now,
             )
         except TokenVerificationError as exc:
             raise InvalidTokenError(detail=str(exc)) from None
-        return access_token_from_claims(claims)
+        access = access_token_from_claims(claims)
+        if cache is not None:
+            entry = VerifiedToken.of(access, claims)
+            cache.put(token, keys, entry, expired=now - self._leeway)
+        return access
+
+    def _still_valid(
+        self, cache: VerifiedTokenCache, token: str, hit: VerifiedToken, now: float
+    ) -> AccessToken:
+        """The checks of ``crypto.jwt`` that depend on the time or on this verifier, applied to a cached token."""
+        if now >= hit.expires_at + self._leeway:
+            cache.pop(token)
+            raise InvalidTokenError(detail="token expired")
+        if hit.not_before is not None and hit.not_before > now + self._leeway:
+            raise InvalidTokenError(detail="iat or nbf in the future")
+        if hit.issuer != self._issuer or self._audience not in hit.audiences:
+            raise InvalidTokenError(detail="wrong issuer or audience")
+        return hit.access
 
     async def revoked(self, access: AccessToken) -> bool:
         """Whether the token's ``jti`` is on the revocation list (read through the TTL cache)."""
