@@ -150,9 +150,20 @@ class FakeRefreshTokenStore:
 
 
 class FakeCodeStore:
-    def __init__(self, revoked: FakeRevokedTokenStore | None = None) -> None:
+    """Codes by hash; ``consume`` stores the redemption's refresh token in ``refresh_tokens``, as the SQL store does."""
+
+    def __init__(
+        self,
+        revoked: FakeRevokedTokenStore | None = None,
+        refresh_tokens: FakeRefreshTokenStore | None = None,
+    ) -> None:
         self.codes: dict[str, CodeRecord] = {}
         self.revoked = revoked if revoked is not None else FakeRevokedTokenStore()
+        self.refresh_tokens = (
+            refresh_tokens
+            if refresh_tokens is not None
+            else FakeRefreshTokenStore(self.revoked)
+        )
 
     async def save(self, code: CodeRecord) -> None:
         self.codes[code.code_hash] = code
@@ -168,10 +179,13 @@ class FakeCodeStore:
         family_id: UUID,
         access_jti: str,
         access_expires_at: datetime,
+        refresh: NewRefreshToken | None = None,
     ) -> bool:
         code = self.codes.get(code_hash)
         if code is None or code.used_at is not None:
             return False
+        if refresh is not None:
+            await self.refresh_tokens.save(refresh)
         self.codes[code_hash] = dataclasses.replace(
             code,
             used_at=at,
@@ -206,8 +220,8 @@ class FakeStores:
     refresh_tokens: FakeRefreshTokenStore = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
-        self.codes = FakeCodeStore(self.revoked_tokens)
         self.refresh_tokens = FakeRefreshTokenStore(self.revoked_tokens)
+        self.codes = FakeCodeStore(self.revoked_tokens, self.refresh_tokens)
 
     def bundle(self) -> Stores:
         return Stores(

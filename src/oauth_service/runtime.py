@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from oauth_service.crypto.jwt import KeySet
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.db import revocation_reads
+from oauth_service.db.engine import make_token_sessionmaker
 from oauth_service.oauth.client_cache import ClientCache
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.revocation_list import RevocationList
@@ -30,6 +31,8 @@ class Runtime:
     # Hot-path caches, each with a staleness bound of its TTL setting (see their modules).
     client_cache: ClientCache = field(init=False)
     revocations: RevocationList = field(init=False)
+    # The token endpoint's sessions: autocommit on Postgres (``db.engine.make_token_sessionmaker``).
+    token_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
 
     def __post_init__(self) -> None:
         # Both read the runtime's clock at call time, so a test's injected clock ages them too.
@@ -37,6 +40,7 @@ class Runtime:
             self.settings.client_cache_ttl, clock=lambda: self.clock().timestamp()
         )
         engine = self.engine
+        self.token_sessionmaker = make_token_sessionmaker(engine)
         self.revocations = RevocationList(
             lambda now: revocation_reads.load_revoked(engine, now),
             lambda jti: revocation_reads.is_revoked(engine, jti),

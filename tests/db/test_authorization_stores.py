@@ -2,11 +2,14 @@
 consents, login sessions, pending requests and the shared server secret."""
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.crypto.tokens import token_hash
@@ -17,8 +20,9 @@ from oauth_service.db.authorization_stores import (
     SqlLoginSessionStore,
     server_secret,
 )
+from oauth_service.db.stores import SqlRefreshTokenStore
 from oauth_service.oauth.authorization import AuthorizationRequest
-from oauth_service.oauth.storage import CodeRecord
+from oauth_service.oauth.storage import CodeRecord, NewRefreshToken
 from oauth_service.runtime import Runtime
 from tests.factories import make_client, make_user
 
@@ -288,3 +292,101 @@ async def test_login_session_store_sweeps_expired_sessions(
         )
     assert token_hash(old) not in hashes
     assert len(hashes) == 1
+
+
+def _refresh(user_id: str, family: uuid.UUID, raw: str) -> NewRefreshToken:
+    return NewRefreshToken(
+        id=uuid.uuid4(),
+        token_hash=token_hash(raw),
+        family_id=family,
+        parent_id=None,
+        client_id="web",
+        user_id=user_id,
+        scope=frozenset({"read"}),
+        issued_at=T0,
+        expires_at=T0 + timedelta(days=1),
+        family_expires_at=T0 + timedelta(days=30),
+        auth_time=T0,
+        access_jti="j-code",
+        access_expires_at=T0 + timedelta(minutes=10),
+    )
+
+
+async def _count_refresh(database: AsyncEngine) -> int:
+    async with database.connect() as conn:
+        return int(
+            (await conn.scalar(text("SELECT count(*) FROM refresh_tokens"))) or 0
+        )
+
+
+async def test_code_consumed_with_its_refresh_token_on_the_token_session(
+    runtime: Runtime, database: AsyncEngine
+) -> None:
+    """The token endpoint's session (autocommit on Postgres): consume + refresh insert, one winner of five."""
+    user_id = await _fixtures(runtime)
+    async with runtime.sessionmaker() as session:
+        await SqlAuthorizationCodeStore(session, database, clock).save(_code(user_id))
+        await session.commit()
+
+    async def attempt(i: int) -> bool:
+        family = uuid.uuid4()
+        async with runtime.token_sessionmaker() as session:
+            store = SqlAuthorizationCodeStore(session, database, clock)
+            won = await store.consume(
+                token_hash("code-1"),
+                T0,
+                family_id=family,
+                access_jti=f"j{i}",
+                access_expires_at=T0,
+                refresh=_refresh(user_id, family, f"rt-{i}"),
+            )
+            await session.commit()
+            return won
+
+    results = await asyncio.gather(*(attempt(i) for i in range(5)))
+    assert sorted(results) == [False, False, False, False, True]
+    assert await _count_refresh(database) == 1
+    async with runtime.sessionmaker() as session:
+        used = await SqlAuthorizationCodeStore(session, database, clock).get(
+            token_hash("code-1")
+        )
+    assert used is not None
+    assert used.used_at is not None
+    async with database.connect() as conn:
+        family = await conn.scalar(text("SELECT family_id FROM refresh_tokens"))
+    assert uuid.UUID(str(family)) == used.family_id
+
+
+async def test_code_stays_unused_when_its_refresh_token_cannot_be_stored(
+    runtime: Runtime, database: AsyncEngine
+) -> None:
+    """All or nothing: a refresh insert that fails (here a duplicate hash) leaves the code redeemable."""
+    user_id = await _fixtures(runtime)
+    taken = _refresh(user_id, uuid.uuid4(), "rt-taken")
+    async with runtime.sessionmaker() as session:
+        await SqlAuthorizationCodeStore(session, database, clock).save(_code(user_id))
+        await SqlRefreshTokenStore(session, database).save(taken)
+        await session.commit()
+    family = uuid.uuid4()
+    duplicate = dataclasses.replace(
+        _refresh(user_id, family, "rt-taken"), id=uuid.uuid4()
+    )
+    async with runtime.token_sessionmaker() as session:
+        store = SqlAuthorizationCodeStore(session, database, clock)
+        with pytest.raises(IntegrityError):
+            await store.consume(
+                token_hash("code-1"),
+                T0,
+                family_id=family,
+                access_jti="j1",
+                access_expires_at=T0,
+                refresh=duplicate,
+            )
+    async with runtime.sessionmaker() as session:
+        code = await SqlAuthorizationCodeStore(session, database, clock).get(
+            token_hash("code-1")
+        )
+    assert code is not None
+    assert code.used_at is None
+    assert code.family_id is None
+    assert await _count_refresh(database) == 1

@@ -324,3 +324,42 @@ async def test_revoked_store_add_is_idempotent(
     await session.commit()
     assert await stores.revoked_tokens.contains("jti-x") is True
     assert await stores.revoked_tokens.contains("jti-y") is False
+
+
+async def test_token_session_commits_each_grant_write_at_once_on_postgres(
+    runtime: Runtime, database: AsyncEngine
+) -> None:
+    """The token endpoint's session: on Postgres no BEGIN/COMMIT round trips (each write is one statement, and
+    durable when it returns); on SQLite an ordinary transaction. Grace-window replacement stays atomic."""
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    family = uuid.uuid4()
+    first = _new_token(client.client_id, None, family=family)
+    second = _new_token(client.client_id, None, family=family, parent=first.id)
+    retry = _new_token(client.client_id, None, family=family, parent=first.id)
+    postgres = database.dialect.name == "postgresql"
+    async with runtime.token_sessionmaker() as session:
+        stores = build_stores(session, database)
+        await stores.refresh_tokens.save(first)
+        assert await stores.refresh_tokens.rotate(first.id, second, T0) is True
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        if postgres:
+            driver = raw.driver_connection
+            assert driver is not None
+            assert driver.is_in_transaction() is False
+        async with database.connect() as other:
+            seen = await other.scalar(
+                text("SELECT count(*) FROM refresh_tokens WHERE family_id = :f"),
+                {"f": family if postgres else family.hex},
+            )
+        assert seen == (2 if postgres else 0)
+        await session.commit()
+        assert await stores.refresh_tokens.replace_successor(second.id, retry, T0)
+        await session.commit()
+    async with runtime.sessionmaker() as check:
+        refresh = build_stores(check, database).refresh_tokens
+        replaced = await refresh.get(second.token_hash)
+        assert replaced is not None
+        assert replaced.revoked_at == T0
+        assert await refresh.get(retry.token_hash) is not None
+    assert await _revoked_jtis(database) == {second.access_jti}

@@ -81,7 +81,8 @@ async def token(request: Request) -> JSONResponse:
     token_request = TokenRequest.from_form(
         form, credentials, client_ip=client_ip(request)
     )
-    async with request_session(runtime) as session:
+    # On Postgres an autocommit session: each grant writes in one statement (``make_token_sessionmaker``).
+    async with request_session(runtime, runtime.token_sessionmaker) as session:
         response = await dispatcher_for(runtime, session).dispatch(token_request)
         # Nothing to commit when the grant touched no table (client_credentials with a cached client).
         if session.in_transaction():

@@ -19,6 +19,12 @@ from sqlmodel import col
 
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
 from oauth_service.db.mapping import join_set, split_set
+from oauth_service.db.refresh_sql import (
+    INSERT_REFRESH,
+    insert_after,
+    new_refresh_params,
+    refresh_values,
+)
 from oauth_service.db.tables import (
     AuthorizationCodeRow,
     AuthorizationRequestRow,
@@ -31,24 +37,26 @@ from oauth_service.db.tables import (
 from oauth_service.oauth.authorization import AuthorizationRequest
 from oauth_service.oauth.clock import Clock
 from oauth_service.oauth.models import User
-from oauth_service.oauth.storage import CodeRecord
+from oauth_service.oauth.storage import CodeRecord, NewRefreshToken
 
 # Built once with bind parameters (per-call construction cost more CPU than the round trip; bench/README.md).
+_CODES = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
 _CONSUME_CODE = (
-    update(AuthorizationCodeRow)
-    .where(col(AuthorizationCodeRow.code_hash) == bindparam("hash"))
-    .where(col(AuthorizationCodeRow.used_at).is_(None))
+    update(_CODES)
+    .where(_CODES.c.code_hash == bindparam("hash"), _CODES.c.used_at.is_(None))
     .values(
         used_at=bindparam("at"),
         family_id=bindparam("family"),
         access_jti=bindparam("jti"),
         access_expires_at=bindparam("jti_expires"),
     )
-    .execution_options(synchronize_session=False)
+)
+# Postgres: consuming the code and storing its refresh token is one statement (``refresh_sql``).
+_CONSUME_CODE_WITH_REFRESH = insert_after(
+    _CONSUME_CODE.returning(_CODES.c.code_hash.label("used_hash")).cte("used")
 )
 # A Core row, not an ORM entity: loading the entity (identity map, instance state) cost more than the read.
 # The code with its user (LEFT JOIN): a redemption needs both, and one query saves a round trip.
-_CODES = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
 _USERS = UserRow.__table__  # type: ignore[attr-defined]
 _SELECT_CODE = (
     select(
@@ -139,8 +147,13 @@ class SqlAuthorizationCodeStore:
         family_id: UUID,
         access_jti: str,
         access_expires_at: datetime,
+        refresh: NewRefreshToken | None = None,
     ) -> bool:
-        """Mark the code used if nobody did yet; the row lock makes a concurrent redemption wait, then lose."""
+        """Mark the code used if nobody did yet, and store ``refresh`` with it, all or nothing.
+
+        The row lock makes a concurrent redemption wait, then lose. On Postgres both writes are one statement;
+        elsewhere they share the request's transaction.
+        """
         params = {
             "hash": code_hash,
             "at": at,
@@ -148,8 +161,17 @@ class SqlAuthorizationCodeStore:
             "jti": access_jti,
             "jti_expires": access_expires_at,
         }
+        if refresh is not None and self._engine.dialect.name == "postgresql":
+            inserted = await self._session.execute(
+                _CONSUME_CODE_WITH_REFRESH, {**params, **new_refresh_params(refresh)}
+            )
+            return inserted.first() is not None
         result: CursorResult[Any] = await self._session.execute(_CONSUME_CODE, params)  # type: ignore[assignment]
-        return result.rowcount == 1
+        if result.rowcount != 1:
+            return False
+        if refresh is not None:
+            await self._session.execute(INSERT_REFRESH, refresh_values(refresh))
+        return True
 
     async def revoke_issued(self, code_hash: str, at: datetime) -> None:
         """Put the access token the code's redemption issued on the revocation list, committed at once."""

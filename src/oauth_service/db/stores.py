@@ -12,16 +12,22 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CursorResult, Executable, Row, bindparam, insert, select, update
+from sqlalchemy import CursorResult, Executable, Row, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from oauth_service.db.authorization_stores import SqlAuthorizationCodeStore
-from oauth_service.db.mapping import client_from_row, join_set, split_set
+from oauth_service.db.mapping import client_from_row, split_set
+from oauth_service.db.refresh_sql import (
+    INSERT_REFRESH,
+    REFRESH,
+    insert_after,
+    new_refresh_params,
+    refresh_values,
+)
 from oauth_service.db.tables import (
     ClientRow,
-    RefreshTokenRow,
     RevokedTokenRow,
     ScopeRow,
     UserRow,
@@ -30,7 +36,6 @@ from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.models import Client, User
 from oauth_service.oauth.storage import NewRefreshToken, RefreshRecord, Stores
 
-_REFRESH = RefreshTokenRow.__table__  # type: ignore[attr-defined]
 _REVOKED = RevokedTokenRow.__table__  # type: ignore[attr-defined]
 
 # Hot-path statements are built once with bind parameters: building one per call (and coercing its values and
@@ -50,56 +55,26 @@ _SELECT_USER_BY_EMAIL = select(*_USER_COLUMNS).where(
 )
 # The token with its user (LEFT JOIN): a refresh needs both, and one query saves a round trip.
 _SELECT_REFRESH = (
-    select(_REFRESH, *(column.label(f"u_{column.name}") for column in _USER_COLUMNS))
-    .outerjoin(_USERS, _USERS.c.id == _REFRESH.c.user_id)
-    .where(_REFRESH.c.token_hash == bindparam("hash"))
+    select(REFRESH, *(column.label(f"u_{column.name}") for column in _USER_COLUMNS))
+    .outerjoin(_USERS, _USERS.c.id == REFRESH.c.user_id)
+    .where(REFRESH.c.token_hash == bindparam("hash"))
 )
-_INSERT_REFRESH = insert(_REFRESH)
 _MARK_REFRESH = {
-    column: update(_REFRESH)
+    column: update(REFRESH)
     .where(
-        _REFRESH.c.id == bindparam("token_id"),
-        _REFRESH.c.rotated_at.is_(None),
-        _REFRESH.c.revoked_at.is_(None),
+        REFRESH.c.id == bindparam("token_id"),
+        REFRESH.c.rotated_at.is_(None),
+        REFRESH.c.revoked_at.is_(None),
     )
     .values({column: bindparam("at")})
     for column in ("rotated_at", "revoked_at")
 }
-_NEW_COLUMNS = (
-    "id",
-    "token_hash",
-    "family_id",
-    "parent_id",
-    "client_id",
-    "user_id",
-    "scope",
-    "auth_time",
-    "issued_at",
-    "expires_at",
-    "family_expires_at",
-    "access_jti",
-    "access_expires_at",
-)
 
 
 def _rotate_in_one_statement() -> Executable:
-    """Postgres: the conditional UPDATE and the INSERT of the successor as one statement (one round trip).
-
-    ``WITH old AS (UPDATE ... WHERE rotated_at IS NULL AND revoked_at IS NULL RETURNING id) INSERT ...
-    SELECT ... FROM old``: the successor is inserted only when the update matched, in the same statement, so the
-    row lock still makes exactly one of concurrent rotations win (the loser's UPDATE re-checks the row after the
-    winner commits and matches nothing, so it inserts nothing).
-    """
-    old = (
-        _MARK_REFRESH["rotated_at"].returning(_REFRESH.c.id.label("old_id")).cte("old")
-    )
-    values = select(
-        *(
-            bindparam(f"new_{name}", type_=_REFRESH.c[name].type)
-            for name in _NEW_COLUMNS
-        )
-    ).select_from(old)
-    return insert(_REFRESH).from_select(_NEW_COLUMNS, values).returning(_REFRESH.c.id)
+    """Postgres: the conditional UPDATE and the INSERT of the successor as one statement (``refresh_sql``)."""
+    old = _MARK_REFRESH["rotated_at"].returning(REFRESH.c.id.label("old_id")).cte("old")
+    return insert_after(old)
 
 
 _ROTATE_PG = _rotate_in_one_statement()
@@ -176,24 +151,6 @@ class SqlScopeStore:
         return {str(name): str(description) for name, description in result.all()}
 
 
-def _refresh_values(token: NewRefreshToken) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "token_hash": token.token_hash,
-        "family_id": token.family_id,
-        "parent_id": token.parent_id,
-        "client_id": token.client_id,
-        "user_id": token.user_id,
-        "scope": join_set(token.scope),
-        "auth_time": token.auth_time,
-        "issued_at": token.issued_at,
-        "expires_at": token.expires_at,
-        "family_expires_at": token.family_expires_at,
-        "access_jti": token.access_jti,
-        "access_expires_at": token.access_expires_at,
-    }
-
-
 def _refresh_record(row: Row[Any], user: User | None = None) -> RefreshRecord:
     return RefreshRecord(
         id=row.id,
@@ -224,9 +181,9 @@ async def add_revoked_jtis(
     if not entries:
         return
     dialect = (
-        conn.get_bind().dialect.name
-        if isinstance(conn, AsyncSession)
-        else conn.dialect.name
+        conn.dialect.name
+        if isinstance(conn, AsyncConnection)
+        else conn.get_bind().dialect.name
     )
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     values = [{"jti": jti, "expires_at": exp, "revoked_at": at} for jti, exp in entries]
@@ -242,7 +199,7 @@ class SqlRefreshTokenStore:
 
     async def save(self, token: NewRefreshToken) -> None:
         """Store a new refresh token."""
-        await self._session.execute(_INSERT_REFRESH, _refresh_values(token))
+        await self._session.execute(INSERT_REFRESH, refresh_values(token))
 
     async def get(self, token_hash: str) -> RefreshRecord | None:
         """Return the token by hash, whatever its state."""
@@ -264,9 +221,9 @@ class SqlRefreshTokenStore:
     async def get_successor(self, parent_id: UUID) -> RefreshRecord | None:
         """Return the newest token rotated from ``parent_id``, or None."""
         result = await self._session.execute(
-            select(_REFRESH)
-            .where(_REFRESH.c.parent_id == parent_id)
-            .order_by(_REFRESH.c.issued_at.desc(), _REFRESH.c.id)
+            select(REFRESH)
+            .where(REFRESH.c.parent_id == parent_id)
+            .order_by(REFRESH.c.issued_at.desc(), REFRESH.c.id)
             .limit(1)
         )
         row = result.first()
@@ -289,9 +246,8 @@ class SqlRefreshTokenStore:
         serialises writers, so the UPDATE alone decides the winner).
         """
         if self._engine.dialect.name == "postgresql":
-            params = {f"new_{k}": v for k, v in _refresh_values(new).items()}
             result = await self._session.execute(
-                _ROTATE_PG, {"token_id": old_id, "at": at, **params}
+                _ROTATE_PG, {"token_id": old_id, "at": at, **new_refresh_params(new)}
             )
             if result.first() is not None:
                 return True
@@ -305,20 +261,19 @@ class SqlRefreshTokenStore:
     async def replace_successor(
         self, successor_id: UUID, new: NewRefreshToken, at: datetime
     ) -> bool:
-        """Revoke an unused successor (and its access token) and insert ``new``; False when it was used."""
-        if not await self._mark(successor_id, at, column="revoked_at"):
-            return False
-        result = await self._session.execute(
-            select(_REFRESH.c.access_jti, _REFRESH.c.access_expires_at).where(
-                _REFRESH.c.id == successor_id, _REFRESH.c.access_jti.is_not(None)
-            )
-        )
-        entries = [
-            (jti, exp) for jti, exp in result.all() if exp is not None and exp > at
-        ]
-        await add_revoked_jtis(self._session, entries, at)
-        await self.save(new)
-        return True
+        """Revoke an unused successor (and its access token) and insert ``new``; False when it was used.
+
+        Several statements: on Postgres (where the token endpoint's session autocommits) they run in a
+        transaction of their own; elsewhere in the request's transaction.
+        """
+        if self._engine.dialect.name == "postgresql":
+            async with self._engine.begin() as conn:
+                return await _replace_successor(conn, successor_id, new, at)
+        if await _replace_successor(self._session, successor_id, new, at):
+            return True
+        # Release the write lock (SQLite) before the caller revokes the family on another connection.
+        await self._session.rollback()
+        return False
 
     async def revoke_family(self, family_id: UUID, at: datetime) -> None:
         """Revoke the family and its unexpired access tokens, committed on a connection of its own.
@@ -329,20 +284,40 @@ class SqlRefreshTokenStore:
         await self._session.rollback()
         async with self._engine.begin() as conn:
             await conn.execute(
-                update(_REFRESH)
-                .where(
-                    _REFRESH.c.family_id == family_id, _REFRESH.c.revoked_at.is_(None)
-                )
+                update(REFRESH)
+                .where(REFRESH.c.family_id == family_id, REFRESH.c.revoked_at.is_(None))
                 .values(revoked_at=at)
             )
             result = await conn.execute(
-                select(_REFRESH.c.access_jti, _REFRESH.c.access_expires_at).where(
-                    _REFRESH.c.family_id == family_id,
-                    _REFRESH.c.access_jti.is_not(None),
-                    _REFRESH.c.access_expires_at > at,
+                select(REFRESH.c.access_jti, REFRESH.c.access_expires_at).where(
+                    REFRESH.c.family_id == family_id,
+                    REFRESH.c.access_jti.is_not(None),
+                    REFRESH.c.access_expires_at > at,
                 )
             )
             await add_revoked_jtis(conn, [(jti, exp) for jti, exp in result.all()], at)
+
+
+async def _replace_successor(
+    executor: AsyncConnection | AsyncSession,
+    successor_id: UUID,
+    new: NewRefreshToken,
+    at: datetime,
+) -> bool:
+    marked = await executor.execute(
+        _MARK_REFRESH["revoked_at"], {"token_id": successor_id, "at": at}
+    )
+    if not isinstance(marked, CursorResult) or marked.rowcount != 1:
+        return False
+    result = await executor.execute(
+        select(REFRESH.c.access_jti, REFRESH.c.access_expires_at).where(
+            REFRESH.c.id == successor_id, REFRESH.c.access_jti.is_not(None)
+        )
+    )
+    entries = [(jti, exp) for jti, exp in result.all() if exp is not None and exp > at]
+    await add_revoked_jtis(executor, entries, at)
+    await executor.execute(INSERT_REFRESH, refresh_values(new))
+    return True
 
 
 class SqlRevokedTokenStore:

@@ -128,8 +128,12 @@ class AuthorizationCodeStore(Protocol):
         family_id: UUID,
         access_jti: str,
         access_expires_at: datetime,
+        refresh: NewRefreshToken | None = None,
     ) -> bool:
-        """Mark the code used, recording what it issued; False when it was already used (atomic)."""
+        """Mark the code used, recording what it issued, and store ``refresh`` with it, all or nothing.
+
+        False (and nothing stored) when the code was already used.
+        """
         ...
 
     async def revoke_issued(self, code_hash: str, at: datetime) -> None:

@@ -45,7 +45,9 @@ def make_client(
 class Setup:
     def __init__(self, *, allow_plain: bool = False) -> None:
         self.stores = FakeStores()
-        self.codes = FakeCodeStore(self.stores.revoked_tokens)
+        self.codes = FakeCodeStore(
+            self.stores.revoked_tokens, self.stores.refresh_tokens
+        )
         self.clock = FixedClock()
         self.stores.users.users["u1"] = User(id="u1", email="alice@example.com")
         self.grant = AuthorizationCodeGrant(

@@ -7,8 +7,8 @@ these and finds the code already used counts as a replay: it revokes what the fi
 own connection, before raising). A replay with bad client auth or a bad verifier is refused without revoking
 anything, so an attacker holding a stolen code cannot use it to log the real client out.
 
-``issue`` consumes the code with a conditional update (single use under concurrency), recording the access
-token's ``jti`` and the refresh family it starts, then mints. A refresh token is issued only when the client is
+``issue`` mints, then consumes the code with a conditional update (single use under concurrency) that records the
+access token's ``jti`` and the refresh family it starts and stores the refresh token in the same write. A refresh token is issued only when the client is
 registered for the ``refresh_token`` grant and the server enables it.
 """
 
@@ -25,6 +25,7 @@ from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenRespons
 from oauth_service.oauth.storage import (
     AuthorizationCodeStore,
     CodeRecord,
+    NewRefreshToken,
     RefreshTokenStore,
     UserStore,
 )
@@ -91,20 +92,22 @@ class AuthorizationCodeGrant:
         access = self._issuer.mint_access_token(
             grant.client, grant.subject, grant.scope, grant.auth_time
         )
+        raw: str | None = None
+        refresh: NewRefreshToken | None = None
+        if grant.with_refresh:
+            raw, refresh = self._issuer.new_refresh_token(grant, access)
+        # The code is consumed and its refresh token stored together: never one without the other.
         consumed = await self._codes.consume(
             grant.code_hash,
             self._clock(),
             family_id=grant.family_id,
             access_jti=access.jti,
             access_expires_at=access.expires_at,
+            refresh=refresh,
         )
         if not consumed:
             # A concurrent redemption won the conditional update; this one gets nothing.
             raise InvalidGrantError(CODE_USED)
-        if not grant.with_refresh:
-            return self._issuer.response(access, grant.scope)
-        raw, record = self._issuer.new_refresh_token(grant, access)
-        await self._refresh_tokens.save(record)
         return self._issuer.response(access, grant.scope, raw)
 
     def _check_pkce(
