@@ -96,6 +96,37 @@ async def test_token_client_credentials_with_cached_client_runs_no_sql(
     assert statements == []
 
 
+async def test_token_client_credentials_with_cached_client_opens_no_session(
+    http: httpx.AsyncClient, cached_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No session is built for it; a grant that needs the database opens one and returns its connection."""
+    app_client, secret = await make_client(
+        cached_runtime, grant_types=("client_credentials", "password", "refresh_token")
+    )
+    assert secret is not None
+    auth = basic(app_client.client_id, secret)
+    assert (await http.post(TOKEN, data=CC, headers=auth)).status_code == 200
+    real = cached_runtime.token_sessionmaker
+    opened: list[object] = []
+
+    def counting() -> Any:
+        session = real()
+        opened.append(session)
+        return session
+
+    monkeypatch.setattr(cached_runtime, "token_sessionmaker", counting)
+    assert (await http.post(TOKEN, data=CC, headers=auth)).status_code == 200
+    assert opened == []
+    refused = await http.post(
+        TOKEN,
+        data={"grant_type": "refresh_token", "refresh_token": "not-a-token"},
+        headers=auth,
+    )
+    assert refused.status_code == 400
+    assert len(opened) == 1
+    assert cached_runtime.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
 async def test_token_after_remote_secret_rotation_new_secret_works_at_once(
     http: httpx.AsyncClient, cached_runtime: Runtime
 ) -> None:
