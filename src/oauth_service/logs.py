@@ -134,15 +134,27 @@ def _plain(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+def _timestamp(created: float, _cache: list[Any] = [-1, ""]) -> str:  # noqa: B006 - deliberate memo
+    """``created`` as ISO 8601 UTC with milliseconds; the part up to the second is formatted once a second."""
+    second = int(created)
+    micros = round(
+        (created - second) * 1_000_000
+    )  # rounded as ``datetime.fromtimestamp`` does
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    if second != _cache[0]:
+        _cache[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _cache[0] = second
+    return f"{_cache[1]}.{micros // 1000:03d}+00:00"
+
+
 class JsonFormatter(logging.Formatter):
     """Render a record as one JSON object: ``ts``, ``level``, ``logger``, ``msg``, request context, extras."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Format ``record``; secret-named extras are redacted and message text is scrubbed."""
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "ts": _timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": scrub(record.getMessage()),
@@ -172,6 +184,26 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         """Ignore: the stream is always the current ``sys.stderr``."""
 
 
+# What a LogRecord would compute that no line of ours writes (the formatter drops these attributes): the
+# logging HOWTO's "Optimization" settings. Skipping the caller lookup (``sys._getframe`` walk), thread, process
+# and task names saves a few microseconds per line, on a path that writes two lines per request.
+_RECORD_FIELD_FLAGS = ("logThreads", "logProcesses", "logMultiprocessing")
+
+
+def _skip_unused_record_fields() -> tuple[Any, ...]:
+    saved = (logging._srcfile, *(getattr(logging, n) for n in _RECORD_FIELD_FLAGS))
+    logging._srcfile = None
+    for name in _RECORD_FIELD_FLAGS:
+        setattr(logging, name, False)
+    return saved
+
+
+def _restore_record_fields(saved: tuple[Any, ...]) -> None:
+    logging._srcfile = saved[0]
+    for name, value in zip(_RECORD_FIELD_FLAGS, saved[1:], strict=True):
+        setattr(logging, name, value)
+
+
 def configure_logging(level: str = "INFO") -> Callable[[], None]:
     """Install JSON logging on the root logger at ``level``; returns the function that undoes it.
 
@@ -183,6 +215,7 @@ def configure_logging(level: str = "INFO") -> Callable[[], None]:
     """
     root = logging.getLogger()
     previous_level = root.level
+    previous_flags = _skip_unused_record_fields()
     added: _StderrHandler | None = None
     if not any(isinstance(handler, _StderrHandler) for handler in root.handlers):
         added = _StderrHandler()
@@ -202,6 +235,7 @@ def configure_logging(level: str = "INFO") -> Callable[[], None]:
         saved[2][0].disabled = True
 
     def undo() -> None:
+        _restore_record_fields(previous_flags)
         if added is None:
             root.setLevel(previous_level)
             return

@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,6 +11,7 @@ from oauth_service.logs import (
     REDACTED,
     JsonFormatter,
     RequestContext,
+    _timestamp,
     audit,
     bind_client_id,
     bind_request,
@@ -203,3 +205,34 @@ async def test_app_lifespan_leaves_no_logging_behind(settings: Settings) -> None
     async with app.router.lifespan_context(app):
         assert len(root.handlers) == len(before) + 1
     assert root.handlers == before
+
+
+@pytest.mark.parametrize(
+    "created",
+    [
+        0.0,
+        1_800_000_000.0,
+        1_800_000_000.5,
+        1_800_000_000.123,
+        1_800_000_059.999,
+        1_800_000_059.9999996,
+    ],
+)
+def test_timestamp_is_iso_utc_with_milliseconds(created: float) -> None:
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    assert _timestamp(created) == expected
+    assert _timestamp(created + 1) == datetime.fromtimestamp(
+        created + 1, UTC
+    ).isoformat(timespec="milliseconds")
+
+
+def test_configure_logging_skips_caller_lookup_and_restores_it() -> None:
+    before = (logging._srcfile, logging.logThreads, logging.logProcesses)
+    undo = configure_logging("INFO")
+    try:
+        assert logging._srcfile is None
+        assert logging.logThreads is False
+        assert logging.logProcesses is False
+    finally:
+        undo()
+    assert (logging._srcfile, logging.logThreads, logging.logProcesses) == before
