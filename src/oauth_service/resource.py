@@ -225,7 +225,15 @@ class ResourceProtector:
 
     def require_scopes(self, *scopes: str) -> Dependency:
         """Return a dependency yielding the ``AccessToken`` when it carries every one of ``scopes``."""
-        return _dependency(lambda _request: self, scopes, self.scheme)
+        required = frozenset(scopes)
+
+        async def dependency(
+            request: Request,
+            _documented: Annotated[Any, Security(self.scheme, scopes=list(scopes))],
+        ) -> AccessToken:
+            return await self.authenticate(request, required)
+
+        return dependency
 
     def install(self, app: FastAPI) -> None:
         """Render this module's errors (401/403 with ``WWW-Authenticate``) in an app of your own."""
@@ -238,34 +246,19 @@ async def _render_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body(), status_code=exc.http_status, headers=headers)
 
 
-def _dependency(
-    protector_of: Callable[[Request], ResourceProtector],
-    scopes: tuple[str, ...],
-    scheme: SecurityBase,
-) -> Dependency:
-    required = frozenset(scopes)
-
-    async def dependency(
-        request: Request,
-        _documented: Annotated[Any, Security(scheme, scopes=list(scopes))],
-    ) -> AccessToken:
-        return await protector_of(request).authenticate(request, required)
-
-    return dependency
-
-
-def _app_protector(request: Request) -> ResourceProtector:
-    protector: ResourceProtector = request.app.state.resource_protector
-    return protector
-
-
 def require_scopes(*scopes: str, scheme: SecurityBase | None = None) -> Dependency:
     """Like ``ResourceProtector.require_scopes``, for the protector stored at ``app.state.resource_protector``.
 
     Lets routers be declared at import time while the protector is built by the app's lifespan.
     """
-    return _dependency(
-        _app_protector,
-        scopes,
-        scheme or HTTPBearer(auto_error=False, bearerFormat="JWT"),
-    )
+    required = frozenset(scopes)
+    documented = scheme or HTTPBearer(auto_error=False, bearerFormat="JWT")
+
+    async def dependency(
+        request: Request,
+        _documented: Annotated[Any, Security(documented, scopes=list(scopes))],
+    ) -> AccessToken:
+        protector: ResourceProtector = request.app.state.resource_protector
+        return await protector.authenticate(request, required)
+
+    return dependency

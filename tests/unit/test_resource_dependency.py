@@ -391,3 +391,18 @@ def test_ttl_cache_evicts_least_recently_used_entry() -> None:
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
     cache.put("d", 4, until=NOW)  # already expired: not stored
     assert len(cache) == 2
+
+
+def test_dependency_documents_its_scheme_and_scopes_in_openapi(
+    keyset: KeySet, clock: FakeClock, revocations: FakeRevocationList
+) -> None:
+    schema = _app(keyset, clock, revocations).openapi()
+    assert schema["paths"]["/me"]["get"]["security"] == [{"HTTPBearer": []}]
+    assert schema["paths"]["/notes"]["get"]["security"] == [
+        {"HTTPBearer": ["read", "notes"]}
+    ]
+    assert schema["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }

@@ -76,7 +76,6 @@ def scoped(*scopes: str) -> Dependency:
     return require_scopes(*scopes, scheme=OAUTH2_SCHEME)
 
 
-TokenDep = Annotated[AccessToken, Depends(scoped())]
 ReadTokenDep = Annotated[AccessToken, Depends(scoped("read"))]
 WriteTokenDep = Annotated[AccessToken, Depends(scoped("write"))]
 

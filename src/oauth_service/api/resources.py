@@ -12,10 +12,16 @@ from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from oauth_service.api.bearer import ReadTokenDep, TokenDep, WriteTokenDep, token_user
+from oauth_service.api.bearer import (
+    OAUTH2_SCHEME,
+    ReadTokenDep,
+    WriteTokenDep,
+    token_user,
+)
 from oauth_service.api.deps import RuntimeDep, SessionDep
 from oauth_service.db import notes
 from oauth_service.oauth.scopes import format_scope
+from oauth_service.resource import ResourceProtector
 from oauth_service.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["sample API"])
@@ -25,6 +31,7 @@ _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     403: {"description": "The token lacks a required scope"},
 }
 NoteId = Annotated[uuid.UUID, Path(description="The note's id")]
+_ANY_SCOPE: frozenset[str] = frozenset()
 
 
 class Me(BaseModel):
@@ -79,13 +86,19 @@ def _not_found() -> JSONResponse:
     response_model=Me,
     response_model_exclude_none=True,
     responses={**_UNAUTHORIZED},
+    # The bearer requirement, documented without a dependency (Swagger UI's Authorize applies to it).
+    openapi_extra={"security": [{OAUTH2_SCHEME.scheme_name: []}]},
 )
-async def me(request: Request, token: TokenDep) -> JSONResponse:
+async def me(request: Request) -> JSONResponse:
     """Return the user (authorization code, implicit, password) or the client (client credentials).
 
     The body is built directly (``Me`` documents it): FastAPI's response-model validation and the runtime
-    dependency cost more than the rest of this route for a client token (bench/README.md).
+    dependency cost more than the rest of this route for a client token (bench/README.md). The token is
+    checked by the app's ``ResourceProtector`` called here, not through ``TokenDep``: its two dependency
+    nodes cost about 18 µs of FastAPI's dependency solving per request, a sixth of the route.
     """
+    protector: ResourceProtector = request.app.state.resource_protector
+    token = await protector.authenticate(request, _ANY_SCOPE)
     body: dict[str, Any] = {
         "type": "client",
         "sub": token.subject,
