@@ -7,13 +7,16 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from oauth_service.app import create_app
 from oauth_service.crypto.jwt import KeySet, SigningKey, generate_key
 from oauth_service.db import admin
 from oauth_service.resource import AccessToken, IntrospectionVerifier, ResourceProtector
 from oauth_service.runtime import Runtime
+from oauth_service.settings import Settings
 from tests.bearer import access_token, basic, bearer, password_tokens, refresh
-from tests.conftest import ISSUER
+from tests.conftest import ISSUER, make_settings
 from tests.factories import make_client
 
 INTROSPECT = "/oauth/introspect"
@@ -255,6 +258,50 @@ async def test_introspect_without_token_is_invalid_request(
         "error": "invalid_request",
         "error_description": "Missing 'token' parameter.",
     }
+
+
+class _SessionCloses:
+    """Counts ``AsyncSession.close`` calls while installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        original = AsyncSession.close
+
+        async def close(session: AsyncSession) -> None:
+            self.calls += 1
+            await original(session)
+
+        monkeypatch.setattr(AsyncSession, "close", close)
+
+
+async def test_introspect_closes_the_session_only_when_a_store_read(
+    db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    del settings  # requested for the database fixture's clean-up
+    app = create_app(make_settings(db_url, client_cache_ttl=60))
+    async with app.router.lifespan_context(app):
+        runtime: Runtime = app.state.runtime
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+            issued = await password_tokens(http, runtime)
+            own = access_token(runtime, subject="app", client_id="app")
+            assert (await _introspect(http, issued.auth, own))["active"] is True
+            closes = _SessionCloses(monkeypatch)
+            # A cached client introspecting a client's access token reads nothing: no session to close.
+            assert (await _introspect(http, issued.auth, own))["active"] is True
+            assert closes.calls == 0
+            # A user's token reads the user, a refresh token its row: those sessions are closed.
+            body = await _introspect(http, issued.auth, issued.access_token)
+            assert body["username"] == "alice@example.com"
+            assert closes.calls == 1
+            assert issued.refresh_token is not None
+            body = await _introspect(http, issued.auth, issued.refresh_token)
+            assert body["active"] is True
+            assert closes.calls == 2
+            assert await _introspect(http, issued.auth, "unknown") == INACTIVE
+            assert closes.calls == 3
+        pool = runtime.engine.pool
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 # --- the resource dependency's second mode: verification through this endpoint ------------------------------
