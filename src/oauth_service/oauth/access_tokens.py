@@ -309,6 +309,10 @@ class LocalTokenVerifier:
         if cached is not None:
             return cached
         revoked = await self._is_revoked(access.jti)
+        if not revoked and self._ttl <= 0:
+            return (
+                False  # nothing to remember (and two clock reads saved on the hot path)
+            )
         # Revocation is permanent: remember it until the token dies. "Not revoked" is kept ttl seconds at most.
         until = (
             access.expires_at + self._leeway
