@@ -274,7 +274,7 @@ class _SessionCloses:
         monkeypatch.setattr(AsyncSession, "close", close)
 
 
-async def test_introspect_closes_the_session_only_when_a_store_read(
+async def test_introspect_opens_and_closes_a_session_only_when_a_store_reads(
     db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     del settings  # requested for the database fixture's clean-up
@@ -287,7 +287,7 @@ async def test_introspect_closes_the_session_only_when_a_store_read(
             own = access_token(runtime, subject="app", client_id="app")
             assert (await _introspect(http, issued.auth, own))["active"] is True
             closes = _SessionCloses(monkeypatch)
-            # A cached client introspecting a client's access token reads nothing: no session to close.
+            # A cached client introspecting a client's access token reads nothing: no session at all.
             assert (await _introspect(http, issued.auth, own))["active"] is True
             assert closes.calls == 0
             # A user's token reads the user, a refresh token its row: those sessions are closed.

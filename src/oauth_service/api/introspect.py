@@ -4,15 +4,11 @@ Any failure to authenticate is 401 ``invalid_client`` with a ``WWW-Authenticate:
 for 401); the policy of which client may introspect which token is in ``oauth.introspection``.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from oauth_service.api.client_ip import client_ip
-from oauth_service.api.deps import stores_for
+from oauth_service.api.deps import request_session, stores_for
 from oauth_service.api.errors import NO_STORE
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
 from oauth_service.api.revoke import TOKEN_FORM_SCHEMA, require_token
@@ -40,21 +36,6 @@ _EXAMPLE = {
     "jti": "9f1c1e9b0c2d4c0e8f6b2a1d3e4f5a6b",
     "username": "alice@example.com",
 }
-
-
-@asynccontextmanager
-async def _session_closed_if_used(runtime: Runtime) -> AsyncIterator[AsyncSession]:
-    """A session for the request's reads, closed (and rolled back) only if one of them began a transaction.
-
-    A session connects only when a statement runs, and that begins its transaction; one that never did holds
-    nothing to release, and closing it would still cost about 25 µs (a greenlet hop and SQLAlchemy's clean-up).
-    """
-    session = runtime.sessionmaker()
-    try:
-        yield session
-    finally:
-        if session.in_transaction():
-            await session.close()
 
 
 async def _authenticate(
@@ -99,13 +80,13 @@ async def introspect(request: Request) -> JSONResponse:
 
     No FastAPI dependencies: resource servers call this per request, and each dependency node costs tens of
     microseconds (bench/README.md). The session opens no connection unless a store reads the database (a
-    cached client introspecting an access token of a client reads nothing), and is closed only if one did.
+    cached client introspecting an access token of a client reads nothing), and is built only if one does.
     """
     runtime: Runtime = request.app.state.runtime
     verifier: LocalTokenVerifier = request.app.state.token_verifier
     form = await read_form(request)
     credentials = client_credentials_from(request.headers, form)
-    async with _session_closed_if_used(runtime) as session:
+    async with request_session(runtime) as session:
         stores = stores_for(runtime, session)
         caller = await _authenticate(
             credentials, stores.clients, runtime.throttle, client_ip(request)
