@@ -93,11 +93,19 @@ def _metrics() -> _Metrics:
     )
 
 
+# The labelled series of a request, looked up once per label set (``labels()`` takes a lock and builds
+# tuples on every call). Label sets are bounded: route templates (``unmatched`` for 404s), methods, statuses.
+@cache
+def _request_series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    m = _metrics()
+    return m.requests.labels(method, route, str(status)), m.latency.labels(route)
+
+
 def record_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count one served request and observe its latency (called by the request middleware)."""
-    m = _metrics()
-    m.requests.labels(method, route, str(status)).inc()
-    m.latency.labels(route).observe(seconds)
+    count, latency = _request_series(method, route, status)
+    count.inc()
+    latency.observe(seconds)
 
 
 def record_oauth_error(error: str) -> None:

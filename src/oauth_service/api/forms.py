@@ -38,7 +38,12 @@ def _content_type(headers: Headers) -> tuple[str, dict[str, str]]:
 
 
 def _reject_secrets_in_query(request: Request) -> None:
-    names = {name for name, _ in parse_qsl(request.url.query, keep_blank_values=True)}
+    query = request.scope.get("query_string", b"")
+    if not query:
+        return
+    names = {
+        name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    }
     if names & SECRET_PARAMETERS:
         raise InvalidRequestError(
             "Credentials must not be sent in the URL query string."
