@@ -1,4 +1,4 @@
-"""A tiny asyncio TCP proxy a test controls: forward, refuse, black-hole, or cut a connection at its ``COMMIT``.
+"""A tiny asyncio TCP proxy a test controls: forward, refuse, black-hole, or cut a connection at a given write.
 
 It stands between the app and the shared Postgres so a test can make *its* database unreachable without touching
 anyone else's.
@@ -20,8 +20,9 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.mode: Mode = "forward"
-        self.cut_on_commit = False
-        self.commits_cut = 0
+        # Bytes that, seen in what the client sends, make the proxy drop that message and sever (once).
+        self.cut_on: bytes | None = None
+        self.cuts = 0
         self.port = 0
 
     async def start(self) -> None:
@@ -80,10 +81,10 @@ class TcpProxy:
     ) -> None:
         try:
             while data := await reader.read(65536):
-                if client_side and self.cut_on_commit and b"COMMIT" in data:
-                    # The COMMIT never reaches the server: the transaction dies with the connection.
-                    self.cut_on_commit = False
-                    self.commits_cut += 1
+                if client_side and self.cut_on is not None and self.cut_on in data:
+                    # The write never reaches the server: it dies with the connection.
+                    self.cut_on = None
+                    self.cuts += 1
                     self.sever()
                     return
                 writer.write(data)
