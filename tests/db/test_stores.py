@@ -363,3 +363,41 @@ async def test_token_session_commits_each_grant_write_at_once_on_postgres(
         assert replaced.revoked_at == T0
         assert await refresh.get(retry.token_hash) is not None
     assert await _revoked_jtis(database) == {second.access_jti}
+
+
+async def test_token_session_reads_and_rotates_directly_on_postgres(
+    runtime: Runtime, database: AsyncEngine
+) -> None:
+    """On Postgres the token endpoint's refresh read and rotation bypass SQLAlchemy's execution (``db.direct``)
+    and map to the same records as the session path; elsewhere they go through the session."""
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    user, _ = await make_user(runtime)
+    family = uuid.uuid4()
+    first = _new_token(client.client_id, user.id, family=family)
+    second = _new_token(client.client_id, user.id, family=family, parent=first.id)
+    async with runtime.sessionmaker() as session:
+        await build_stores(session, database).refresh_tokens.save(first)
+        await session.commit()
+        expected = await build_stores(session, database).refresh_tokens.get(
+            first.token_hash
+        )
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with runtime.token_sessionmaker() as session:
+            refresh = build_stores(session, database).refresh_tokens
+            assert await refresh.get(first.token_hash) == expected
+            assert await refresh.rotate(first.id, second, T0) is True
+            assert await refresh.rotate(first.id, second, T0) is False
+            await session.commit()
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", record)
+    postgres = database.dialect.name == "postgresql"
+    assert len(statements) == (0 if postgres else 4)
+    assert expected is not None
+    assert expected.user is not None
+    assert expected.user.id == user.id

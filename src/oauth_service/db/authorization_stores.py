@@ -6,18 +6,20 @@ Everything runs on SQLite and Postgres with portable SQLAlchemy constructs.
 """
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CursorResult, Row, bindparam, delete, select, update
+from sqlalchemy import CursorResult, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
+from oauth_service.db.direct import DirectStatement, direct_for
 from oauth_service.db.mapping import join_set, split_set
 from oauth_service.db.refresh_sql import (
     INSERT_REFRESH,
@@ -70,35 +72,40 @@ _SELECT_CODE = (
     .where(_CODES.c.code_hash == bindparam("hash"))
 )
 
+# The redemption's read and write for the asyncpg connection of an autocommit session (``db.direct``).
+_SELECT_CODE_DIRECT = DirectStatement.compile(_SELECT_CODE)
+_CONSUME_CODE_WITH_REFRESH_DIRECT = DirectStatement.compile(_CONSUME_CODE_WITH_REFRESH)
 
-def _code_from_row(row: Row[Any]) -> CodeRecord:
+
+def _code_from_row(row: Mapping[Any, Any]) -> CodeRecord:
+    """A code row joined with its user (a Core row's ``_mapping`` or an asyncpg record)."""
     return CodeRecord(
-        code_hash=row.code_hash,
-        client_id=row.client_id,
-        user_id=row.user_id,
-        redirect_uri=row.redirect_uri,
-        scope=split_set(row.scope),
-        auth_time=row.auth_time,
-        expires_at=row.expires_at,
-        code_challenge=row.code_challenge,
-        code_challenge_method=row.code_challenge_method,
-        used_at=row.used_at,
-        family_id=row.family_id,
-        access_jti=row.access_jti,
-        access_expires_at=row.access_expires_at,
+        code_hash=row["code_hash"],
+        client_id=row["client_id"],
+        user_id=row["user_id"],
+        redirect_uri=row["redirect_uri"],
+        scope=split_set(row["scope"]),
+        auth_time=row["auth_time"],
+        expires_at=row["expires_at"],
+        code_challenge=row["code_challenge"],
+        code_challenge_method=row["code_challenge_method"],
+        used_at=row["used_at"],
+        family_id=row["family_id"],
+        access_jti=row["access_jti"],
+        access_expires_at=row["access_expires_at"],
         user=_joined_user(row),
     )
 
 
-def _joined_user(row: Row[Any]) -> User | None:
-    if row.u_id is None:
+def _joined_user(row: Mapping[Any, Any]) -> User | None:
+    if row["u_id"] is None:
         return None
     return User(
-        id=row.u_id,
-        email=row.u_email,
-        is_active=row.u_is_active,
-        is_admin=row.u_is_admin,
-        password_hash=row.u_password_hash,
+        id=row["u_id"],
+        email=row["u_email"],
+        is_active=row["u_is_active"],
+        is_admin=row["u_is_admin"],
+        password_hash=row["u_password_hash"],
     )
 
 
@@ -135,9 +142,13 @@ class SqlAuthorizationCodeStore:
 
     async def get(self, code_hash: str) -> CodeRecord | None:
         """Return the code by hash, used or not."""
+        direct = await direct_for(self._session)
+        if direct is not None:
+            record = await _SELECT_CODE_DIRECT.fetchrow(direct, {"hash": code_hash})
+            return _code_from_row(record) if record is not None else None
         result = await self._session.execute(_SELECT_CODE, {"hash": code_hash})
         row = result.first()
-        return _code_from_row(row) if row is not None else None
+        return _code_from_row(row._mapping) if row is not None else None
 
     async def consume(
         self,
@@ -162,9 +173,12 @@ class SqlAuthorizationCodeStore:
             "jti_expires": access_expires_at,
         }
         if refresh is not None and self._engine.dialect.name == "postgresql":
-            inserted = await self._session.execute(
-                _CONSUME_CODE_WITH_REFRESH, {**params, **new_refresh_params(refresh)}
-            )
+            values = {**params, **new_refresh_params(refresh)}
+            direct = await direct_for(self._session)
+            if direct is not None:
+                row = await _CONSUME_CODE_WITH_REFRESH_DIRECT.fetchrow(direct, values)
+                return row is not None
+            inserted = await self._session.execute(_CONSUME_CODE_WITH_REFRESH, values)
             return inserted.first() is not None
         result: CursorResult[Any] = await self._session.execute(_CONSUME_CODE, params)  # type: ignore[assignment]
         if result.rowcount != 1:

@@ -7,7 +7,7 @@ connection so the revocation survives the error response that follows it, and it
 access-token ids on the revocation list (RFC 9700 §4.14.2, RFC 7009 §2.1).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from oauth_service.db.authorization_stores import SqlAuthorizationCodeStore
+from oauth_service.db.direct import DirectStatement, direct_for
 from oauth_service.db.mapping import client_from_row, split_set
 from oauth_service.db.refresh_sql import (
     INSERT_REFRESH,
@@ -78,6 +79,9 @@ def _rotate_in_one_statement() -> Executable:
 
 
 _ROTATE_PG = _rotate_in_one_statement()
+# The same two statements for the asyncpg connection of an autocommit session (``db.direct``).
+_SELECT_REFRESH_DIRECT = DirectStatement.compile(_SELECT_REFRESH)
+_ROTATE_PG_DIRECT = DirectStatement.compile(_ROTATE_PG)
 
 
 class SqlClientStore:
@@ -151,24 +155,38 @@ class SqlScopeStore:
         return {str(name): str(description) for name, description in result.all()}
 
 
-def _refresh_record(row: Row[Any], user: User | None = None) -> RefreshRecord:
+def _refresh_record(row: Mapping[Any, Any], user: User | None = None) -> RefreshRecord:
+    """A refresh-token row (a Core row's ``_mapping`` or an asyncpg record) as a ``RefreshRecord``."""
     return RefreshRecord(
-        id=row.id,
-        token_hash=row.token_hash,
-        family_id=row.family_id,
-        parent_id=row.parent_id,
-        client_id=row.client_id,
-        user_id=row.user_id,
-        scope=split_set(row.scope),
-        issued_at=row.issued_at,
-        expires_at=row.expires_at,
-        family_expires_at=row.family_expires_at,
-        auth_time=row.auth_time,
-        rotated_at=row.rotated_at,
-        revoked_at=row.revoked_at,
-        access_jti=row.access_jti,
-        access_expires_at=row.access_expires_at,
+        id=row["id"],
+        token_hash=row["token_hash"],
+        family_id=row["family_id"],
+        parent_id=row["parent_id"],
+        client_id=row["client_id"],
+        user_id=row["user_id"],
+        scope=split_set(row["scope"]),
+        issued_at=row["issued_at"],
+        expires_at=row["expires_at"],
+        family_expires_at=row["family_expires_at"],
+        auth_time=row["auth_time"],
+        rotated_at=row["rotated_at"],
+        revoked_at=row["revoked_at"],
+        access_jti=row["access_jti"],
+        access_expires_at=row["access_expires_at"],
         user=user,
+    )
+
+
+def _joined_user(row: Mapping[Any, Any]) -> User | None:
+    """The user columns (``u_*``) of a token read joined with its user, or None for a client's token."""
+    if row["u_id"] is None:
+        return None
+    return User(
+        id=row["u_id"],
+        email=row["u_email"],
+        is_active=row["u_is_active"],
+        is_admin=row["u_is_admin"],
+        password_hash=row["u_password_hash"],
     )
 
 
@@ -203,20 +221,17 @@ class SqlRefreshTokenStore:
 
     async def get(self, token_hash: str) -> RefreshRecord | None:
         """Return the token by hash, whatever its state."""
-        result = await self._session.execute(_SELECT_REFRESH, {"hash": token_hash})
-        row = result.first()
+        direct = await direct_for(self._session)
+        row: Mapping[Any, Any] | None
+        if direct is not None:
+            row = await _SELECT_REFRESH_DIRECT.fetchrow(direct, {"hash": token_hash})
+        else:
+            result = await self._session.execute(_SELECT_REFRESH, {"hash": token_hash})
+            first = result.first()
+            row = first._mapping if first is not None else None
         if row is None:
             return None
-        user = None
-        if row.u_id is not None:
-            user = User(
-                id=row.u_id,
-                email=row.u_email,
-                is_active=row.u_is_active,
-                is_admin=row.u_is_admin,
-                password_hash=row.u_password_hash,
-            )
-        return _refresh_record(row, user)
+        return _refresh_record(row, _joined_user(row))
 
     async def get_successor(self, parent_id: UUID) -> RefreshRecord | None:
         """Return the newest token rotated from ``parent_id``, or None."""
@@ -227,7 +242,7 @@ class SqlRefreshTokenStore:
             .limit(1)
         )
         row = result.first()
-        return _refresh_record(row) if row is not None else None
+        return _refresh_record(row._mapping) if row is not None else None
 
     async def _mark(self, token_id: UUID, at: datetime, *, column: str) -> bool:
         result = await self._session.execute(
@@ -246,9 +261,11 @@ class SqlRefreshTokenStore:
         serialises writers, so the UPDATE alone decides the winner).
         """
         if self._engine.dialect.name == "postgresql":
-            result = await self._session.execute(
-                _ROTATE_PG, {"token_id": old_id, "at": at, **new_refresh_params(new)}
-            )
+            params = {"token_id": old_id, "at": at, **new_refresh_params(new)}
+            direct = await direct_for(self._session)
+            if direct is not None:
+                return await _ROTATE_PG_DIRECT.fetchrow(direct, params) is not None
+            result = await self._session.execute(_ROTATE_PG, params)
             if result.first() is not None:
                 return True
             await self._session.rollback()
