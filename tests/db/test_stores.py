@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from oauth_service.db.direct import direct_for
 from oauth_service.db.engine import make_sessionmaker
 from oauth_service.db.stores import build_stores
 from oauth_service.oauth.storage import NewRefreshToken, Stores
@@ -401,3 +402,23 @@ async def test_token_session_reads_and_rotates_directly_on_postgres(
     assert expected is not None
     assert expected.user is not None
     assert expected.user.id == user.id
+
+
+async def test_direct_connection_is_looked_up_once_per_held_connection(
+    runtime: Runtime, database: AsyncEngine
+) -> None:
+    """Kept while the session holds its connection; looked up again once a commit or rollback released it."""
+    async with runtime.token_sessionmaker() as session:
+        first = await direct_for(session)
+        if database.dialect.name != "postgresql":
+            assert first is None
+            return
+        assert first is not None
+        assert await direct_for(session) is first
+        await session.commit()
+        again = await direct_for(session)
+        assert again is not None
+        assert again is not first
+        assert await again.driver.fetchval("SELECT 1") == 1
+        await session.rollback()
+        assert await direct_for(session) is not again

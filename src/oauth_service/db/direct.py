@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+_INFO_KEY = "oauth_service.direct"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,17 @@ class Direct:
 
 
 async def direct_for(session: AsyncSession) -> Direct | None:
-    """The connection of ``session`` for direct statements when it autocommits on Postgres, else None."""
+    """The connection of ``session`` for direct statements when it autocommits on Postgres, else None.
+
+    Looked up once per session (kept in ``session.info`` while the session holds that connection).
+    """
+    known = session.info.get(_INFO_KEY)
+    if (
+        isinstance(known, Direct)
+        and not known.connection.closed
+        and not known.connection.invalidated
+    ):
+        return known
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return None
@@ -97,4 +108,6 @@ async def direct_for(session: AsyncSession) -> Direct | None:
         return None
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    return Direct(connection, raw.dbapi_connection, raw.driver_connection)
+    direct = Direct(connection, raw.dbapi_connection, raw.driver_connection)
+    session.info[_INFO_KEY] = direct
+    return direct
