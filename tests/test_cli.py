@@ -17,11 +17,12 @@ import anyio
 import anyio.to_thread
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy import func, select, table
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from oauth_service.cli import main
+from oauth_service.cli import main, server
 from oauth_service.cli.server import prepare_metrics, uvicorn_options
 from oauth_service.crypto.tokens import token_hash
 from oauth_service.db.tables import ClientRow
@@ -634,3 +635,53 @@ async def test_serve_starts_uvicorn_that_answers_readyz(
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal.
     assert server.returncode in {0, -signal.SIGTERM}
     assert "Application shutdown complete" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("workers", "cpus", "expected"), [(1, 2, 2), (2, 2, 1), (4, 2, 1), (3, 8, 2)]
+)
+def test_hash_threads_share_the_cpus_among_workers(
+    workers: int, cpus: int, expected: int
+) -> None:
+    assert server.hash_threads_per_worker(workers, cpus) == expected
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "2"), ("3", "3")])
+def test_serve_gives_each_worker_its_share_of_hash_threads(
+    monkeypatch: pytest.MonkeyPatch, preset: str | None, expected: str
+) -> None:
+    """Never more concurrent argon2 hashes than cores across the workers, unless the operator says so."""
+    if preset is None:
+        monkeypatch.delenv(server.HASH_THREADS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(server.HASH_THREADS_ENV, preset)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    seen: dict[str, str | None] = {}
+    monkeypatch.setattr(
+        server,
+        "settings_or_exit",
+        lambda: make_settings("sqlite+aiosqlite:///unused.db"),
+    )
+    monkeypatch.setattr(server, "check_keys_or_exit", lambda _settings: None)
+    monkeypatch.setattr(server, "prepare_metrics", lambda *_a, **_k: None)
+    monkeypatch.setattr(server, "configure_logging", lambda _level: lambda: None)
+    monkeypatch.setattr(signal, "signal", lambda *_a: None)
+    monkeypatch.setattr(
+        uvicorn,
+        "run",
+        lambda *_a, **_k: seen.update(threads=os.environ.get(server.HASH_THREADS_ENV)),
+    )
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "1")
+    server.serve(host="127.0.0.1", port=8000, workers=2)
+    assert seen == {"threads": expected}
+
+
+async def test_password_hash_threads_setting_bounds_the_hasher(
+    db_url: str, settings: Settings
+) -> None:
+    del settings  # requested for the database fixture (migrated, cleaned up)
+    from oauth_service.app import create_app
+
+    app = create_app(make_settings(db_url, password_hash_threads=3))
+    async with app.router.lifespan_context(app):
+        assert app.state.runtime.passwords._max_threads == 3

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=2)
     argon2_memory_cost: int = Field(default=19_456, ge=19_456)
     argon2_parallelism: int = Field(default=1, ge=1)
+    # Hashes run at once per process (the rest queue). Unset: the CPU count, or with ``serve --workers N`` the
+    # CPU count divided among the workers, so the machine never runs more 19 MiB hashes than it has cores.
+    password_hash_threads: int | None = Field(default=None, ge=1)
 
     # Database pool (Postgres).
     # Sized above the concurrency a worker sees: connections opened beyond the pool are closed on return.

@@ -75,6 +75,14 @@ def uvicorn_options(
     }
 
 
+HASH_THREADS_ENV = "OAUTH_PASSWORD_HASH_THREADS"
+
+
+def hash_threads_per_worker(workers: int, cpus: int | None = None) -> int:
+    """Each worker's share of the CPUs for password hashing (at least one)."""
+    return max(1, (cpus or os.cpu_count() or 1) // workers)
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
@@ -89,6 +97,8 @@ def serve(
     # Worker processes start with one glibc malloc arena: per-thread arenas each kept a freed 19 MiB argon2
     # buffer, and a worker grew past 200 MB after login bursts (bench/README.md). Set it to override.
     os.environ.setdefault("MALLOC_ARENA_MAX", "1")
+    # The workers share the cores: each hashes at most its share of them at once (OAUTH_PASSWORD_HASH_THREADS).
+    os.environ.setdefault(HASH_THREADS_ENV, str(hash_threads_per_worker(workers)))
     # uvicorn finishes in-flight requests and the lifespan on SIGTERM, then re-raises the signal; ending with
     # status 0 tells the supervisor (Docker, Kubernetes, systemd) that this was a clean, requested stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
