@@ -134,12 +134,16 @@ async def _database_unavailable_handler(request: Request, exc: Exception) -> Res
     return render_oauth_error(request, TemporarilyUnavailableError())
 
 
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
 async def _database_error_handler(request: Request, exc: Exception) -> Response:
     """Data exceptions (SQLSTATE 22: NUL, over-long value) are bad input; a lost connection is an outage."""
     assert isinstance(exc, DBAPIError)  # noqa: S101 - registered for DBAPIError only
     sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
-    if exc.connection_invalidated or sqlstate.startswith("08"):
-        # The connection died mid-operation (class 08): an outage, not a bug; nothing was committed.
+    if exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+        # The connection died mid-operation (class 08), the server is out of connections or memory (53) or
+        # shutting down (57P): an outage, not a bug, and nothing was committed.
         return await _database_unavailable_handler(request, exc)
     if not sqlstate.startswith("22"):
         return await _unexpected_handler(request, exc)
