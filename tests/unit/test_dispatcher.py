@@ -11,7 +11,12 @@ from oauth_service.oauth.errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from oauth_service.oauth.grants import GrantConfig, GrantStrategy, build_strategies
+from oauth_service.oauth.grants import (
+    GrantConfig,
+    GrantStrategy,
+    LazyStrategies,
+    build_strategies,
+)
 from oauth_service.oauth.models import (
     Client,
     ClientCredentials,
@@ -165,3 +170,24 @@ async def test_dispatch_public_client_cannot_use_client_credentials() -> None:
     assert (
         await dispatcher.dispatch(_request("client_credentials", creds))
     ).refresh_token is None
+
+
+async def test_lazy_registry_builds_only_the_requested_strategy_once() -> None:
+    built: list[str] = []
+
+    def factory(name: str) -> RecordingGrant:
+        built.append(name)
+        return RecordingGrant()
+
+    registry = LazyStrategies(
+        {"urn:test": lambda: factory("urn:test"), "urn:other": lambda: factory("x")}
+    )
+    spa = public_client(grant_types=("urn:test",))
+    dispatcher = TokenDispatcher(registry, FakeClientStore([spa]))
+    assert dispatcher.grant_types == {"urn:test", "urn:other"}
+    assert built == []
+    await dispatcher.dispatch(_request("urn:test", ClientCredentials("spa")))
+    await dispatcher.dispatch(_request("urn:test", ClientCredentials("spa")))
+    assert built == ["urn:test"]
+    with pytest.raises(UnsupportedGrantTypeError):
+        await dispatcher.dispatch(_request("urn:nope", ClientCredentials("spa")))

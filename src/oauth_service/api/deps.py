@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from oauth_service.db.stores import build_stores
 from oauth_service.oauth.client_cache import CachedClientStore
 from oauth_service.oauth.dispatcher import TokenDispatcher
-from oauth_service.oauth.grants import GrantConfig, build_strategies
+from oauth_service.oauth.grants import GrantConfig, LazyStrategies, strategy_factories
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.revocation_list import ListedRevokedTokenStore
 from oauth_service.oauth.storage import Stores
@@ -127,17 +127,7 @@ StoresDep = Annotated[Stores, Depends(get_stores)]
 
 def token_issuer_for(runtime: Runtime, stores: Stores) -> TokenIssuer:
     """The token issuer, signing with the key set current now."""
-    settings = runtime.settings
-    return TokenIssuer(
-        runtime.keys,
-        stores.refresh_tokens,
-        issuer=settings.issuer,
-        audience=settings.resource_audience,
-        access_ttl=timedelta(seconds=settings.access_token_ttl),
-        refresh_ttl=timedelta(seconds=settings.refresh_token_ttl),
-        refresh_idle_ttl=timedelta(seconds=settings.refresh_token_idle_ttl),
-        clock=runtime.clock,
-    )
+    return TokenDispatchers(runtime).issuer_for(stores)
 
 
 async def get_token_issuer(runtime: RuntimeDep, stores: StoresDep) -> TokenIssuer:
@@ -156,24 +146,77 @@ async def get_dispatcher(runtime: RuntimeDep, session: SessionDep) -> TokenDispa
 DispatcherDep = Annotated[TokenDispatcher, Depends(get_dispatcher)]
 
 
+class TokenDispatchers:
+    """Builds the token endpoint's dispatcher of one request, its stores bound to that request's session.
+
+    What comes from the (frozen) settings is worked out once, here: the enabled grants, the grant config, the
+    issuer's name, audience and lifetimes. What may be replaced on the runtime while it serves (the key set on a
+    reload, the clock, the throttle, the password hasher, the engine) is read on every call, and only the
+    strategy of the requested grant type is built (``LazyStrategies``). The app's lifespan builds one
+    (``app.state.token_dispatchers``); the token endpoint, the busiest route, calls it directly, because each
+    FastAPI dependency node costs tens of microseconds per request (the profile in bench/README.md).
+    """
+
+    __slots__ = (
+        "_access_ttl",
+        "_audience",
+        "_config",
+        "_enabled",
+        "_issuer",
+        "_refresh_idle_ttl",
+        "_refresh_ttl",
+        "_runtime",
+    )
+
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self._runtime = runtime
+        self._enabled = frozenset(settings.enabled_grants)
+        self._config = GrantConfig(
+            refresh_grace=timedelta(seconds=settings.refresh_grace_seconds),
+            allow_plain_pkce=settings.allow_plain_pkce,
+        )
+        self._issuer = settings.issuer
+        self._audience = settings.resource_audience
+        self._access_ttl = timedelta(seconds=settings.access_token_ttl)
+        self._refresh_ttl = timedelta(seconds=settings.refresh_token_ttl)
+        self._refresh_idle_ttl = timedelta(seconds=settings.refresh_token_idle_ttl)
+
+    def issuer_for(self, stores: Stores) -> TokenIssuer:
+        """The token issuer, signing with the key set current now."""
+        runtime = self._runtime
+        return TokenIssuer(
+            runtime.keys,
+            stores.refresh_tokens,
+            issuer=self._issuer,
+            audience=self._audience,
+            access_ttl=self._access_ttl,
+            refresh_ttl=self._refresh_ttl,
+            refresh_idle_ttl=self._refresh_idle_ttl,
+            clock=runtime.clock,
+        )
+
+    def __call__(self, session: AsyncSession) -> TokenDispatcher:
+        """The dispatcher over the enabled grants, its stores bound to ``session``."""
+        runtime = self._runtime
+        stores = stores_for(runtime, session)
+        strategies = strategy_factories(
+            stores=stores,
+            issuer=self.issuer_for(stores),
+            passwords=runtime.passwords,
+            enabled=self._enabled,
+            config=self._config,
+            clock=runtime.clock,
+            throttle=runtime.throttle,
+        )
+        return TokenDispatcher(
+            LazyStrategies(strategies), stores.clients, throttle=runtime.throttle
+        )
+
+
 def dispatcher_for(runtime: Runtime, session: AsyncSession) -> TokenDispatcher:
     """The token endpoint's dispatcher over the enabled grants, its stores bound to ``session``.
 
-    A plain function: the token endpoint, the busiest route, calls it directly, because each FastAPI
-    dependency node costs tens of microseconds per request (the profile in bench/README.md).
+    Builds its settings-derived parts on every call; the token endpoint uses the app's ``TokenDispatchers``.
     """
-    settings = runtime.settings
-    stores = stores_for(runtime, session)
-    strategies = build_strategies(
-        stores=stores,
-        issuer=token_issuer_for(runtime, stores),
-        passwords=runtime.passwords,
-        enabled=settings.enabled_grants,
-        config=GrantConfig(
-            refresh_grace=timedelta(seconds=settings.refresh_grace_seconds),
-            allow_plain_pkce=settings.allow_plain_pkce,
-        ),
-        clock=runtime.clock,
-        throttle=runtime.throttle,
-    )
-    return TokenDispatcher(strategies, stores.clients, throttle=runtime.throttle)
+    return TokenDispatchers(runtime)(session)

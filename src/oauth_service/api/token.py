@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from oauth_service.api.client_ip import client_ip
-from oauth_service.api.deps import dispatcher_for, request_session
+from oauth_service.api.deps import TokenDispatchers, request_session
 from oauth_service.api.errors import NO_STORE
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
 from oauth_service.logs import audit, bind_client_id
@@ -75,7 +75,9 @@ _ERROR = {"description": "RFC 6749 §5.2 error: {error, error_description}"}
 async def token(request: Request) -> JSONResponse:
     """Exchange a grant for tokens."""
     # No FastAPI dependencies on the busiest route: each node costs tens of microseconds (bench/README.md).
-    runtime: Runtime = request.app.state.runtime
+    state = request.app.state
+    runtime: Runtime = state.runtime
+    dispatchers: TokenDispatchers = state.token_dispatchers
     form = await read_form(request)
     credentials = client_credentials_from(request.headers, form)
     token_request = TokenRequest.from_form(
@@ -83,7 +85,7 @@ async def token(request: Request) -> JSONResponse:
     )
     # On Postgres an autocommit session: each grant writes in one statement (``make_token_sessionmaker``).
     async with request_session(runtime, runtime.token_sessionmaker) as session:
-        response = await dispatcher_for(runtime, session).dispatch(token_request)
+        response = await dispatchers(session).dispatch(token_request)
         # Nothing to commit when the grant touched no table (client_credentials with a cached client).
         if session.in_transaction():
             await session.commit()

@@ -29,7 +29,8 @@ class TokenDispatcher:
         *,
         throttle: Throttle | None = None,
     ) -> None:
-        self._strategies = dict(strategies)
+        # Not copied: ``grants.LazyStrategies`` builds a strategy only when its grant type is asked for.
+        self._strategies = strategies
         self._clients = clients
         self._throttle = throttle or NoThrottle()
 

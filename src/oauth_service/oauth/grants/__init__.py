@@ -1,11 +1,11 @@
 """The grant registry: one stateless strategy per ``grant_type`` (RFC 6749 §4, §6).
 
 A strategy validates (reads only) and returns a ``Grant``; ``issue`` performs every state change and mints
-through the shared ``TokenIssuer``. Adding a grant is one module and one line in ``build_strategies``; RFC 8414
-metadata reads the registry's keys.
+through the shared ``TokenIssuer``. Adding a grant is one module and one line in ``strategy_factories``; RFC
+8414 metadata reads the registry's keys.
 """
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar, Protocol
@@ -47,7 +47,7 @@ class GrantConfig:
 StrategyFactory = Callable[[], GrantStrategy]
 
 
-def build_strategies(
+def strategy_factories(
     *,
     stores: Stores,
     issuer: TokenIssuer,
@@ -56,15 +56,16 @@ def build_strategies(
     config: GrantConfig = GrantConfig(),
     clock: Clock = utcnow,
     throttle: Throttle | None = None,
-) -> dict[str, GrantStrategy]:
-    """Build the strategies of the enabled grant types, keyed by ``grant_type``."""
+) -> dict[str, StrategyFactory]:
+    """For each enabled grant type, the function that builds its strategy, keyed by ``grant_type``."""
+    refresh_enabled = "refresh_token" in enabled
     factories: dict[str, StrategyFactory] = {
         "client_credentials": lambda: ClientCredentialsGrant(issuer),
         "password": lambda: PasswordGrant(
             stores.users,
             passwords,
             issuer,
-            refresh_enabled="refresh_token" in enabled,
+            refresh_enabled=refresh_enabled,
             clock=clock,
             throttle=throttle,
         ),
@@ -84,10 +85,58 @@ def build_strategies(
             stores.users,
             issuer,
             allow_plain_pkce=config.allow_plain_pkce,
-            refresh_enabled="refresh_token" in enabled,
+            refresh_enabled=refresh_enabled,
             clock=clock,
         )
-    return {name: make() for name, make in factories.items() if name in enabled}
+    return {name: make for name, make in factories.items() if name in enabled}
+
+
+def build_strategies(
+    *,
+    stores: Stores,
+    issuer: TokenIssuer,
+    passwords: PasswordVerifier,
+    enabled: Collection[str],
+    config: GrantConfig = GrantConfig(),
+    clock: Clock = utcnow,
+    throttle: Throttle | None = None,
+) -> dict[str, GrantStrategy]:
+    """Build the strategies of the enabled grant types, keyed by ``grant_type``."""
+    factories = strategy_factories(
+        stores=stores,
+        issuer=issuer,
+        passwords=passwords,
+        enabled=enabled,
+        config=config,
+        clock=clock,
+        throttle=throttle,
+    )
+    return {name: make() for name, make in factories.items()}
+
+
+class LazyStrategies(Mapping[str, GrantStrategy]):
+    """The registry of ``factories`` with each strategy built on its first lookup, then kept.
+
+    A token request uses one grant type: the token endpoint builds only that strategy, not all of them.
+    """
+
+    __slots__ = ("_built", "_factories")
+
+    def __init__(self, factories: Mapping[str, StrategyFactory]) -> None:
+        self._factories = factories
+        self._built: dict[str, GrantStrategy] = {}
+
+    def __getitem__(self, grant_type: str) -> GrantStrategy:
+        strategy = self._built.get(grant_type)
+        if strategy is None:
+            strategy = self._built[grant_type] = self._factories[grant_type]()
+        return strategy
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._factories)
+
+    def __len__(self) -> int:
+        return len(self._factories)
 
 
 __all__ = [
@@ -95,8 +144,10 @@ __all__ = [
     "ClientCredentialsGrant",
     "GrantConfig",
     "GrantStrategy",
+    "LazyStrategies",
     "PasswordGrant",
     "PasswordVerifier",
     "RefreshTokenGrant",
     "build_strategies",
+    "strategy_factories",
 ]
