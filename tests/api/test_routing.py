@@ -1,0 +1,64 @@
+"""Route registration: the hot routes sit first on the app itself, documented and overridable as before.
+
+``app.include_routes_first`` adds the routes of the token, introspection and /api/v1 routers to the app's own
+router, ahead of everything else, instead of including the routers (see its docstring).
+"""
+
+from pathlib import Path
+from typing import Any, get_args
+
+import httpx
+from fastapi import FastAPI, HTTPException
+from fastapi.routing import APIRoute
+
+from oauth_service.api import introspect, resources
+from oauth_service.api.bearer import ReadTokenDep
+from oauth_service.api.token import router as token_router
+from oauth_service.app import create_app
+from tests.conftest import make_settings
+
+HOT_ROUTERS = (token_router, introspect.router, resources.router)
+
+
+def _app(tmp_path: Path) -> FastAPI:
+    return create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}"))
+
+
+def test_hot_routes_are_the_apps_first_routes(tmp_path: Path) -> None:
+    expected = [
+        (route.path, route.methods)
+        for router in HOT_ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+    first = _app(tmp_path).router.routes[: len(expected)]
+    assert all(type(route) is APIRoute for route in first)
+    assert [(route.path, route.methods) for route in first] == expected  # type: ignore[attr-defined]
+
+
+def test_hot_routes_are_documented_as_include_router_documents_them(
+    tmp_path: Path,
+) -> None:
+    reference = FastAPI()
+    for router in HOT_ROUTERS:
+        reference.include_router(router)
+    expected: dict[str, Any] = reference.openapi()
+    schema = _app(tmp_path).openapi()
+    paths = list(expected["paths"])
+    assert list(schema["paths"])[: len(paths)] == paths
+    assert {path: schema["paths"][path] for path in paths} == expected["paths"]
+    for name, component in expected["components"]["schemas"].items():
+        assert schema["components"]["schemas"][name] == component
+
+
+async def test_dependency_overrides_reach_the_hot_routes(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    def refuse() -> None:
+        raise HTTPException(status_code=418)
+
+    app.dependency_overrides[get_args(ReadTokenDep)[1].dependency] = refuse
+    try:
+        assert (await client.get("/api/v1/notes")).status_code == 418
+    finally:
+        app.dependency_overrides.clear()
