@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Message, Receive, Scope, Send
 
-from oauth_service.api.middleware import BodySizeLimitMiddleware
+from oauth_service.api.middleware import RequestMiddleware
 from oauth_service.app import create_app
 from tests.conftest import ISSUER, make_settings
 from tests.ops.conftest import LogCapture
@@ -128,7 +128,7 @@ async def drive(
         sent.append(message)
 
     scope: Scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
-    await BodySizeLimitMiddleware(inner, max_bytes=LIMIT)(scope, receive, send)
+    await RequestMiddleware(inner, max_bytes=LIMIT)(scope, receive, send)
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     return sent[0]["status"], sent[1]["body"]
 

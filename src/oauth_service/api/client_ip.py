@@ -14,6 +14,9 @@ from starlette.requests import Request
 
 Network = IPv4Network | IPv6Network
 
+# Where ``api.middleware`` leaves the address it resolved (under the same settings), so routes need not redo it.
+CLIENT_IP_SCOPE_KEY = "oauth_service.client_ip"
+
 
 @lru_cache(maxsize=8)
 def trusted_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
@@ -50,6 +53,10 @@ def resolve_client_ip(
 
 def client_ip(request: Request) -> str | None:
     """The resolved client IP of ``request`` under the app's ``trusted_proxies``."""
+    scope = request.scope
+    if CLIENT_IP_SCOPE_KEY in scope:
+        resolved: str | None = scope[CLIENT_IP_SCOPE_KEY]
+        return resolved
     networks = trusted_networks(tuple(request.app.state.settings.trusted_proxies))
     peer = request.client.host if request.client else None
     return resolve_client_ip(peer, request.headers.getlist("x-forwarded-for"), networks)
