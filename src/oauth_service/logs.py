@@ -120,8 +120,14 @@ def _mask(match: re.Match[str]) -> str:
     return f"{match.group(3)} {REDACTED}"
 
 
+_JSON_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float):
+    kind = type(value)  # exact-type checks first: nearly every value is one of these
+    if kind is str:
+        return scrub(value)
+    if kind in _JSON_SCALARS or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
         return scrub(value)
@@ -148,6 +154,27 @@ def _timestamp(created: float, _cache: list[Any] = [-1, ""]) -> str:  # noqa: B0
     return f"{_cache[1]}.{micros // 1000:03d}+00:00"
 
 
+# Records come in few shapes (the attribute names of a record, in order: LogRecord's own, then the ``extra``
+# keys of one call site), so which attributes a line writes, and which of them are redacted, is worked out once
+# per shape. Bounded: past the limit, new shapes are worked out on every record instead of being kept.
+_EXTRAS_BY_SHAPE: dict[tuple[str, ...], tuple[tuple[str, bool], ...]] = {}
+_MAX_SHAPES = 512
+
+
+def _extras_of(shape: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
+    """The extra attributes among ``shape`` as ``(name, is_secret_name)``, in order."""
+    extras = _EXTRAS_BY_SHAPE.get(shape)
+    if extras is None:
+        extras = tuple(
+            (name, is_secret_name(name))
+            for name in shape
+            if name not in _DROPPED_EXTRAS and not name.startswith("_")
+        )
+        if len(_EXTRAS_BY_SHAPE) < _MAX_SHAPES:
+            _EXTRAS_BY_SHAPE[shape] = extras
+    return extras
+
+
 class JsonFormatter(logging.Formatter):
     """Render a record as one JSON object: ``ts``, ``level``, ``logger``, ``msg``, request context, extras."""
 
@@ -164,9 +191,18 @@ class JsonFormatter(logging.Formatter):
             line["request_id"] = context.request_id
             if context.client_id is not None:
                 line["client_id"] = context.client_id
-        for key, value in record.__dict__.items():
-            if key not in _DROPPED_EXTRAS and not key.startswith("_"):
-                line[key] = REDACTED if is_secret_name(key) else _plain(value)
+        attributes = record.__dict__
+        for key, secret in _extras_of(tuple(attributes)):
+            value = attributes[key]
+            kind = type(value)  # the common cases inline; ``_plain`` does the rest
+            if secret:
+                line[key] = REDACTED
+            elif kind is str:
+                line[key] = scrub(value)
+            elif kind in _JSON_SCALARS:
+                line[key] = value
+            else:
+                line[key] = _plain(value)
         if record.exc_info:
             line["exc_info"] = scrub(self.formatException(record.exc_info))
         return _ENCODER.encode(line)
@@ -182,6 +218,18 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
     @stream.setter
     def stream(self, _value: TextIO) -> None:
         """Ignore: the stream is always the current ``sys.stderr``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one line and flush, looking the stream up once (``StreamHandler`` does it four times)."""
+        try:
+            line = self.format(record)
+            stream = sys.stderr
+            stream.write(line + self.terminator)
+            stream.flush()
+        except RecursionError:
+            raise
+        except Exception:  # logging's contract: report through handleError, never raise
+            self.handleError(record)
 
 
 # What a LogRecord would compute that no line of ours writes (the formatter drops these attributes): the
@@ -262,7 +310,7 @@ def audit(event: str, **fields: Any) -> None:
     if not _audit_logger.isEnabledFor(logging.INFO):
         return
     extra: dict[str, Any] = {"event": event, "audit": True}
-    dropped = sorted(name for name in fields if is_secret_name(name))
+    dropped = [name for name in fields if is_secret_name(name)]
     context = _request.get()
     if context is not None:
         if context.client_id is not None:
@@ -270,8 +318,8 @@ def audit(event: str, **fields: Any) -> None:
         if context.client_ip is not None:
             extra["client_ip"] = context.client_ip
     for name, value in fields.items():
-        if name not in dropped and name not in _RECORD_ATTRS:
+        if name not in _RECORD_ATTRS and name not in dropped:
             extra[name] = value
     if dropped:
-        extra["dropped_fields"] = dropped
+        extra["dropped_fields"] = sorted(dropped)
     _audit_logger.info(event, extra=extra)
