@@ -13,11 +13,13 @@ socket timeouts, and the argon2 cost of every guess still applies.
 import logging
 import math
 import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
 
 import redis.asyncio
-from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.errors import StorageError
 
 from oauth_service.logs import audit
@@ -30,12 +32,54 @@ REDIS_TIMEOUT_SECONDS = 0.5
 _STORAGE_ERRORS = (StorageError, redis.RedisError, OSError, TimeoutError)
 
 
+class MovingWindowStorage(Protocol):
+    """What the throttle uses of a ``limits`` async storage (``MemoryStorage`` and ``RedisStorage`` have it)."""
+
+    async def acquire_entry(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> bool:
+        """Add an entry to the moving window at ``key`` unless it holds ``limit`` already."""
+        ...
+
+    async def get_moving_window(
+        self, key: str, limit: int, expiry: int
+    ) -> tuple[float, int]:
+        """The time of the oldest entry of the window at ``key`` and how many entries it holds."""
+        ...
+
+    async def clear(self, key: str) -> None:
+        """Forget the window at ``key``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """The storage keys of one attempt's windows: failures and lock, of the account and of the IP."""
+
+    account_failures: str
+    account_lock: str
+    ip_failures: str | None
+    ip_lock: str | None
+
+
+# Distinct client authentications (client id, IP) whose storage keys are kept: building them costs more than
+# a memory check, on every request of a client. Password and login attempts (argon2-bound, and naming users)
+# build theirs each time.
+KEY_CACHE_SIZE = 4096
+
+
 class LimitsThrottle:
-    """Per-account and per-IP failure counting with temporary locks (see the module docstring)."""
+    """Per-account and per-IP failure counting with temporary locks (see the module docstring).
+
+    The windows are read and written through the storage's moving-window calls directly, under the keys
+    ``limits.MovingWindowRateLimiter`` gives them (``RateLimitItem.key_for(prefix, key)``; built once per
+    client and IP for client authentication). A successful credential check pays for reading two lock windows
+    (one when the attempt carries no IP) and clearing the account's failures: three storage calls.
+    """
 
     def __init__(
         self,
-        storage: Storage,
+        storage: MovingWindowStorage,
         *,
         max_failures: int,
         max_failures_per_ip: int,
@@ -44,33 +88,47 @@ class LimitsThrottle:
         pool: redis.asyncio.ConnectionPool | None = None,
     ) -> None:
         self._storage = storage
-        self._limiter = MovingWindowRateLimiter(storage)
         self._account_failures = RateLimitItemPerSecond(max_failures, lockout_seconds)
         self._ip_failures = RateLimitItemPerSecond(max_failures_per_ip, lockout_seconds)
         self._lock = RateLimitItemPerSecond(1, lockout_seconds)
+        self._lockout = self._lock.get_expiry()
         self._prefix = prefix
         self._pool = pool
+        self._client_keys = lru_cache(maxsize=KEY_CACHE_SIZE)(self._build_keys)
 
-    def _keys(self, attempt: Attempt) -> list[tuple[str, str, RateLimitItem]]:
-        keys: list[tuple[str, str, RateLimitItem]] = [
-            ("account", attempt.account_key, self._account_failures)
-        ]
-        if attempt.ip:
-            keys.append(("ip", f"ip:{attempt.ip}", self._ip_failures))
-        return keys
+    def _keys(self, attempt: Attempt) -> _Keys:
+        if attempt.kind == "client":
+            return self._client_keys(attempt)
+        return self._build_keys(attempt)
+
+    def _build_keys(self, attempt: Attempt) -> _Keys:
+        prefix, account = self._prefix, attempt.account_key
+        ip = f"ip:{attempt.ip}" if attempt.ip else None
+        return _Keys(
+            account_failures=self._account_failures.key_for(prefix, account),
+            account_lock=self._lock.key_for(prefix, account),
+            ip_failures=self._ip_failures.key_for(prefix, ip) if ip else None,
+            ip_lock=self._lock.key_for(prefix, ip) if ip else None,
+        )
 
     async def check(self, attempt: Attempt) -> None:
         """Raise the endpoint's throttled error while the account or the IP is locked."""
+        keys = self._keys(attempt)
         try:
-            retry_after = 0
-            for _, key, _ in self._keys(attempt):
-                if not await self._limiter.test(self._lock, self._prefix, key):
-                    stats = await self._limiter.get_window_stats(
-                        self._lock, self._prefix, key
-                    )
-                    retry_after = max(
-                        retry_after, math.ceil(stats.reset_time - time.time())
-                    )
+            retry_after = self._retry_after(
+                await self._storage.get_moving_window(
+                    keys.account_lock, 1, self._lockout
+                )
+            )
+            if keys.ip_lock is not None:
+                retry_after = max(
+                    retry_after,
+                    self._retry_after(
+                        await self._storage.get_moving_window(
+                            keys.ip_lock, 1, self._lockout
+                        )
+                    ),
+                )
         except _STORAGE_ERRORS as exc:
             logger.warning("throttle storage unavailable: %s", type(exc).__name__)
             return
@@ -78,20 +136,41 @@ class LimitsThrottle:
             audit("throttle.refused", kind=attempt.kind, retry_after=retry_after)
             raise throttled_error(attempt.kind, retry_after)
 
+    def _retry_after(self, window: tuple[float, int]) -> int:
+        """Seconds until a lock window empties; 0 when it holds no lock."""
+        start, entries = window
+        if entries == 0:
+            return 0
+        return math.ceil(start + self._lockout - time.time())
+
     async def failed(self, attempt: Attempt) -> None:
         """Count the failure for the account and the IP; lock each one that reached its limit."""
+        keys = self._keys(attempt)
+        windows = [
+            (
+                "account",
+                keys.account_failures,
+                keys.account_lock,
+                self._account_failures,
+            )
+        ]
+        if keys.ip_failures is not None and keys.ip_lock is not None:
+            windows.append(("ip", keys.ip_failures, keys.ip_lock, self._ip_failures))
         try:
-            for scope, key, item in self._keys(attempt):
-                await self._limiter.hit(item, self._prefix, key)
-                stats = await self._limiter.get_window_stats(item, self._prefix, key)
-                if stats.remaining > 0:
+            for scope, failures, lock, item in windows:
+                expiry = item.get_expiry()
+                await self._storage.acquire_entry(failures, item.amount, expiry)
+                _, entries = await self._storage.get_moving_window(
+                    failures, item.amount, expiry
+                )
+                if entries < item.amount:
                     continue
-                if await self._limiter.hit(self._lock, self._prefix, key):
+                if await self._storage.acquire_entry(lock, 1, self._lockout):
                     audit(
                         "throttle.locked",
                         kind=attempt.kind,
                         scope=scope,
-                        lockout_seconds=self._lock.get_expiry(),
+                        lockout_seconds=self._lockout,
                     )
         except _STORAGE_ERRORS as exc:
             logger.warning("throttle storage unavailable: %s", type(exc).__name__)
@@ -99,9 +178,7 @@ class LimitsThrottle:
     async def succeeded(self, attempt: Attempt) -> None:
         """Reset the account's failure count (the IP's count stays)."""
         try:
-            await self._limiter.clear(
-                self._account_failures, self._prefix, attempt.account_key
-            )
+            await self._storage.clear(self._keys(attempt).account_failures)
         except _STORAGE_ERRORS as exc:
             logger.warning("throttle storage unavailable: %s", type(exc).__name__)
 
@@ -113,7 +190,7 @@ class LimitsThrottle:
 
 def build_throttle(settings: Settings) -> LimitsThrottle:
     """The throttle for ``settings``: shared through Redis when ``redis_url`` is set, else in memory."""
-    storage: Storage
+    storage: MovingWindowStorage
     pool: redis.asyncio.ConnectionPool | None = None
     if settings.redis_url:
         pool = redis.asyncio.ConnectionPool.from_url(
