@@ -1,6 +1,6 @@
 """Hypothesis properties of the parsers an attacker feeds directly (bounded, deterministic examples).
 
-Scope strings (RFC 6749 §3.3), HTTP Basic client credentials (§2.3.1), redirect URI matching (§3.1.2.3,
+Urlencoded bodies (RFC 6749 §3.2), scope strings (§3.3), HTTP Basic client credentials (§2.3.1), redirect URI matching (§3.1.2.3,
 RFC 8252 §7.3, RFC 9700 §4.1.3) and PKCE verifiers and challenges (RFC 7636 §4.1, §4.2, §4.6). Each parser
 either returns a well-formed value or raises its OAuth error, never anything else.
 """
@@ -8,13 +8,13 @@ either returns a well-formed value or raises its OAuth error, never anything els
 import base64
 import re
 import string
-from urllib.parse import quote_plus, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
-from oauth_service.api.forms import client_credentials_from
+from oauth_service.api.forms import MAX_FIELDS, client_credentials_from, parse_form
 from oauth_service.oauth.errors import (
     InvalidClientError,
     InvalidRequestError,
@@ -56,6 +56,62 @@ def test_scope_parse_returns_only_valid_tokens_or_invalid_scope(raw: str) -> Non
     except InvalidScopeError:
         return
     assert all(_SCOPE_TOKEN.fullmatch(token) for token in scopes)
+
+
+def _parse_form_with_parse_qsl(body: bytes) -> dict[str, str]:
+    """``parse_form`` as it was written on ``parse_qsl``: the reference its own splitting must agree with."""
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except ValueError:
+        raise InvalidRequestError(
+            "The request body is not valid UTF-8 form data."
+        ) from None
+    form: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in pairs:
+        if "\x00" in name or "\x00" in value:
+            raise InvalidRequestError("The request contains a NUL character.")
+        if name in seen:
+            shown = f"'{name}' " if re.fullmatch(r"^[a-z_]{1,40}$", name) else ""
+            raise InvalidRequestError(f"Parameter {shown}is repeated.")
+        seen.add(name)
+        if value != "":
+            form[name] = value
+    return form
+
+
+def _outcome(parse: object, body: bytes) -> object:
+    try:
+        return parse(body)  # type: ignore[operator]
+    except InvalidRequestError as exc:
+        return ("invalid_request", exc.description)
+
+
+form_bodies = st.one_of(
+    st.binary(max_size=80),
+    st.text(alphabet="ab_=&+%20FfC3xé\x00 ;", max_size=80).map(str.encode),
+    st.lists(
+        st.sampled_from(
+            ["a=1", "a=", "b", "=", "&", "%41=%42", "c=%E9", "d=%C3%A9", "+=+"]
+        ),
+        max_size=70,
+    ).map(lambda parts: "&".join(parts).encode()),
+)
+
+
+@BOUNDED
+@given(form_bodies)
+@example(b"&" * (MAX_FIELDS - 1))
+@example(b"&" * MAX_FIELDS)
+@example(b"a=1&a=%ZZ&b=%FF")
+@example(b"scope=read+write%2Bx&grant_type=client_credentials")
+def test_form_parsing_agrees_with_parse_qsl(body: bytes) -> None:
+    assert _outcome(parse_form, body) == _outcome(_parse_form_with_parse_qsl, body)
 
 
 def _basic(client_id: str, secret: str) -> Headers:
