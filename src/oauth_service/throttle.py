@@ -94,12 +94,15 @@ class LimitsThrottle:
         self._lockout = self._lock.get_expiry()
         self._prefix = prefix
         self._pool = pool
-        self._client_keys = lru_cache(maxsize=KEY_CACHE_SIZE)(self._build_keys)
+        self._client_keys = lru_cache(maxsize=KEY_CACHE_SIZE)(self._build_client_keys)
 
     def _keys(self, attempt: Attempt) -> _Keys:
         if attempt.kind == "client":
-            return self._client_keys(attempt)
+            return self._client_keys(attempt.account, attempt.ip)
         return self._build_keys(attempt)
+
+    def _build_client_keys(self, client_id: str, ip: str | None) -> _Keys:
+        return self._build_keys(Attempt("client", client_id, ip))
 
     def _build_keys(self, attempt: Attempt) -> _Keys:
         prefix, account = self._prefix, attempt.account_key

@@ -57,33 +57,36 @@ async def authenticate_client(
 async def _authenticate(
     credentials: ClientCredentials, clients: ClientStore, *, allow_public: bool
 ) -> Client:
-    used_basic = credentials.method == "client_secret_basic"
-    failure = InvalidClientError(used_basic=used_basic)
     if not credentials.client_id:
-        raise failure
+        raise _failure(credentials)
     client = await clients.get(credentials.client_id)
     secret = credentials.client_secret
     if client is None:
         verify_token_hash(secret or "", _DUMMY_SECRET_HASH)
-        raise failure
+        raise _failure(credentials)
     if client.is_public:
         # A public client holds no secret: presenting one, or using it where the grant needs a confidential
         # client (client_credentials), is a failed authentication. An *empty* secret only names the client:
         # Swagger UI and other libraries send ``Basic base64(client_id:)`` for public clients.
         if secret or not allow_public:
-            raise failure
+            raise _failure(credentials)
         return client
     if credentials.method == "none" or secret is None:
-        raise failure
+        raise _failure(credentials)
     if not verify_token_hash(secret, client.secret_hash or _DUMMY_SECRET_HASH):
         if not isinstance(clients, CachedClientStore):
-            raise failure
+            raise _failure(credentials)
         # The cached registration may predate a secret rotation: only a fresh read may refuse the secret.
         client = await clients.reload(credentials.client_id)
         if client is None or client.is_public:
-            raise failure
+            raise _failure(credentials)
         if not verify_token_hash(secret, client.secret_hash or _DUMMY_SECRET_HASH):
-            raise failure
+            raise _failure(credentials)
     if client.secret_hash is None:
-        raise failure
+        raise _failure(credentials)
     return client
+
+
+def _failure(credentials: ClientCredentials) -> InvalidClientError:
+    """The failed authentication's error (built only on failure: most checks succeed)."""
+    return InvalidClientError(used_basic=credentials.method == "client_secret_basic")
