@@ -3,13 +3,13 @@
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from oauth_service.db.direct import direct_for
+from oauth_service.db.direct import LazySession, direct_for
 from oauth_service.db.engine import make_sessionmaker
 from oauth_service.db.stores import build_stores
 from oauth_service.oauth.storage import NewRefreshToken, Stores
@@ -422,3 +422,40 @@ async def test_direct_connection_is_looked_up_once_per_held_connection(
         assert await again.driver.fetchval("SELECT 1") == 1
         await session.rollback()
         assert await direct_for(session) is not again
+
+
+async def test_lazy_session_lends_a_pooled_connection_without_opening_a_session(
+    runtime: Runtime, database: AsyncEngine
+) -> None:
+    """On Postgres a refresh's read and rotation through a lazy token session open no session: one pooled
+    connection is lent and given back on rollback and on close. Elsewhere the session opens as usual."""
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    family = uuid.uuid4()
+    first = _new_token(client.client_id, None, family=family)
+    second = _new_token(client.client_id, None, family=family, parent=first.id)
+    async with runtime.sessionmaker() as session:
+        await build_stores(session, database).refresh_tokens.save(first)
+        await session.commit()
+    postgres = database.dialect.name == "postgresql"
+    pool = runtime.engine.sync_engine.pool
+    lazy = LazySession(runtime.token_sessionmaker)
+    try:
+        refresh = build_stores(cast(AsyncSession, lazy), database).refresh_tokens
+        found = await refresh.get(first.token_hash)
+        assert found is not None
+        assert found.id == first.id
+        assert await refresh.rotate(first.id, second, T0) is True
+        assert (lazy.session is None) is postgres
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]
+        await lazy.rollback()
+        if postgres:
+            assert pool.checkedout() == 0  # type: ignore[attr-defined]
+            assert await refresh.get(second.token_hash) is not None  # lent again
+    finally:
+        await lazy.close()
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    async with runtime.sessionmaker() as check:
+        stored = await build_stores(check, database).refresh_tokens.get(
+            second.token_hash
+        )
+    assert (stored is not None) is postgres  # SQLite: the rotation was rolled back

@@ -17,10 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable
+from sqlalchemy import Connection, Engine, Executable
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 _INFO_KEY = "oauth_service.direct"
@@ -58,13 +66,41 @@ class DirectStatement:
         return row
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Direct:
-    """The session's pooled connection: SQLAlchemy's view of it and the asyncpg connection beneath."""
+    """A pooled Postgres connection for direct statements: SQLAlchemy's pool entry and the asyncpg connection.
 
-    connection: AsyncConnection
-    adapter: Any  # SQLAlchemy's DBAPI adapter around the asyncpg connection
-    driver: Any  # the asyncpg connection (asyncpg ships no type information)
+    Either borrowed from a session that holds it (``connection`` set) or lent by the pool to a ``LazySession``
+    that never opened a session (``connection`` None; the lazy session gives it back).
+    """
+
+    dialect: Dialect
+    pooled: PoolProxiedConnection
+    connection: AsyncConnection | None = None
+    released: bool = False
+
+    @property
+    def adapter(self) -> Any:
+        """SQLAlchemy's DBAPI adapter around the asyncpg connection."""
+        return self.pooled.dbapi_connection
+
+    @property
+    def driver(self) -> Any:
+        """The asyncpg connection (asyncpg ships no type information)."""
+        return self.pooled.driver_connection
+
+    @property
+    def usable(self) -> bool:
+        """Still held and valid (a session's commit or rollback releases its connection)."""
+        if self.connection is not None:
+            return not (self.connection.closed or self.connection.invalidated)
+        return not self.released and self.pooled.is_valid
+
+    async def release(self) -> None:
+        """Give a pool-lent connection back (nothing to do for one borrowed from a session)."""
+        if self.connection is None and not self.released:
+            self.released = True
+            await greenlet_spawn(self.pooled.close)
 
     async def translate(self, sql: str, error: Exception) -> BaseException:
         """``error`` as SQLAlchemy would have raised it; a lost connection is invalidated first."""
@@ -74,40 +110,113 @@ class Direct:
             translated: Exception = dbapi_error
         else:  # pragma: no cover - _handle_exception always raises
             translated = error
-        dialect = self.connection.dialect
-        lost = dialect.is_disconnect(translated, self.adapter, None)  # type: ignore[arg-type]
+        lost = self.dialect.is_disconnect(translated, self.adapter, None)  # type: ignore[arg-type]
         if lost:
-            await self.connection.invalidate()
+            if self.connection is not None:
+                await self.connection.invalidate()
+            else:
+                await greenlet_spawn(self.pooled.invalidate)
         return DBAPIError.instance(
             sql,
             None,
             translated,
-            dialect.loaded_dbapi.Error,
+            self.dialect.loaded_dbapi.Error,
             hide_parameters=True,
             connection_invalidated=lost,
-            dialect=dialect,
+            dialect=self.dialect,
         )
 
 
-async def direct_for(session: AsyncSession) -> Direct | None:
-    """The connection of ``session`` for direct statements when it autocommits on Postgres, else None.
+def _autocommits_on_postgres(bind: Engine | Connection) -> bool:
+    return (
+        bind.dialect.name == "postgresql"
+        and bind.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    )
 
-    Looked up once per session (kept in ``session.info`` while the session holds that connection).
+
+class LazySession:
+    """Stands in for an ``AsyncSession`` and opens the real one on first use.
+
+    A client-credentials grant with a cached client, or the introspection of an access token, never touches
+    the database: building and closing an unused ``AsyncSession`` cost about 5 % of such a request. On
+    Postgres autocommit sessions (the token endpoint's) it also lends direct statements a connection straight
+    from the pool, so a refresh or a code redemption opens no session at all (a session's begin, connection
+    lookup and commit cost about 90 us of CPU, the pool checkout alone about 13 us).
     """
+
+    __slots__ = ("_direct", "_factory", "session")
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self._factory = factory
+        self.session: AsyncSession | None = None
+        self._direct: Direct | None = None
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction was begun (never, while the session is not open)."""
+        return self.session is not None and self.session.in_transaction()
+
+    async def direct(self) -> Direct | None:
+        """A pool-lent connection for direct statements, or None when they must go through the session."""
+        if self._direct is not None and self._direct.usable:
+            return self._direct
+        bind = getattr(self._factory, "kw", {}).get("bind")
+        if self.session is not None or not isinstance(bind, AsyncEngine):
+            return None
+        if not _autocommits_on_postgres(bind.sync_engine):
+            return None
+        pooled = await bind.raw_connection()
+        self._direct = Direct(bind.dialect, pooled)
+        return self._direct
+
+    async def rollback(self) -> None:
+        """Give the lent connection back and roll the session back, if open (callers then use another one)."""
+        await self._release_direct()
+        if self.session is not None:
+            await self.session.rollback()
+
+    async def close(self) -> None:
+        """End of the request: give everything back; what was not committed is rolled back."""
+        try:
+            await self._release_direct()
+        finally:
+            session = self.session
+            if session is not None:
+                try:
+                    if session.in_transaction():
+                        await session.rollback()
+                finally:
+                    await session.close()
+
+    async def _release_direct(self) -> None:
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            await direct.release()
+
+    def __getattr__(self, name: str) -> Any:
+        if self.session is None:
+            self.session = self._factory()
+        return getattr(self.session, name)
+
+
+async def direct_for(session: AsyncSession | LazySession) -> Direct | None:
+    """The connection for direct statements when ``session`` autocommits on Postgres, else None.
+
+    A lazy session lends one from the pool while no real session is open. Otherwise it is the session's own
+    connection, looked up once (kept in ``session.info`` while the session holds it).
+    """
+    if isinstance(session, LazySession):
+        lent = await session.direct()
+        if lent is not None or session.session is None:
+            return lent
+        session = session.session
     known = session.info.get(_INFO_KEY)
-    if (
-        isinstance(known, Direct)
-        and not known.connection.closed
-        and not known.connection.invalidated
-    ):
+    if isinstance(known, Direct) and known.usable:
         return known
     bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
-        return None
-    if bind.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+    if not _autocommits_on_postgres(bind):
         return None
     connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    direct = Direct(connection, raw.dbapi_connection, raw.driver_connection)
+    pooled = await connection.get_raw_connection()
+    direct = Direct(bind.dialect, pooled, connection)
     session.info[_INFO_KEY] = direct
     return direct
