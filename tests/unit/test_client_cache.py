@@ -1,5 +1,6 @@
 """The client cache: TTL-bounded staleness, local invalidation, and rotation never locking out the new secret."""
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -125,3 +126,68 @@ async def test_client_auth_wrong_secret_with_cache_is_invalid_client() -> None:
     with pytest.raises(InvalidClientError):
         await authenticate_client(_basic("wrong"), cached, allow_public=False)
     assert store.reads == 2  # a failure re-reads once; successes do not
+
+
+class GatedStore(CountingStore):
+    """A store whose reads wait for ``gate``: concurrent callers pile up behind the first read."""
+
+    def __init__(self, clients: list[Client]) -> None:
+        super().__init__(clients)
+        self.gate = asyncio.Event()
+        self.fail_with: Exception | None = None
+
+    async def get(self, client_id: str) -> Client | None:
+        self.reads += 1
+        await self.gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        return await FakeClientStore.get(self, client_id)
+
+
+def _gated() -> tuple[GatedStore, CachedClientStore, Ticker]:
+    store = GatedStore([confidential_client()])
+    ticker = Ticker()
+    return store, CachedClientStore(store, ClientCache(TTL, clock=ticker)), ticker
+
+
+async def test_concurrent_misses_share_one_read() -> None:
+    """An expired entry does not send every request in flight to the database at once."""
+    store, cached, _ = _gated()
+    callers = [asyncio.create_task(cached.get("conf")) for _ in range(20)]
+    await asyncio.sleep(0)
+    store.gate.set()
+    clients = await asyncio.gather(*callers)
+    assert store.reads == 1
+    assert {client.client_id for client in clients if client} == {"conf"}
+    assert await cached.get("conf") is clients[0]  # cached now
+    assert store.reads == 1
+
+
+async def test_a_failed_shared_read_fails_every_waiter_and_is_not_remembered() -> None:
+    store, cached, _ = _gated()
+    store.fail_with = OSError("database down")
+    callers = [asyncio.create_task(cached.get("conf")) for _ in range(5)]
+    await asyncio.sleep(0)
+    store.gate.set()
+    results = await asyncio.gather(*callers, return_exceptions=True)
+    assert all(result is store.fail_with for result in results)
+    store.fail_with = None
+    client = await cached.get("conf")
+    assert client is not None
+    assert store.reads == 2
+
+
+async def test_a_waiter_reads_itself_when_the_first_reader_is_cancelled() -> None:
+    store, cached, _ = _gated()
+    first = asyncio.create_task(cached.get("conf"))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(cached.get("conf"))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    store.gate.set()
+    client = await second
+    assert client is not None
+    assert client.client_id == "conf"
+    assert first.cancelled()
+    assert store.reads == 2

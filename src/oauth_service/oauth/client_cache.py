@@ -11,8 +11,9 @@ trip. Unknown client ids are not cached (a client registered a moment ago is usa
 disables the cache.
 """
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from oauth_service.oauth.access_tokens import TtlCache
 from oauth_service.oauth.models import Client
@@ -34,6 +35,7 @@ class ClientCache:
         self._entries: TtlCache[str, Client] = TtlCache(
             max_entries=max_entries, clock=clock
         )
+        self._inflight: dict[str, asyncio.Future[Client | None]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -53,6 +55,44 @@ class ClientCache:
         """Forget one client (its registration changed in this process)."""
         self._entries.pop(client_id)
 
+    async def single_flight(
+        self, client_id: str, read: Callable[[str], Awaitable[Client | None]]
+    ) -> Client | None:
+        """Run ``read(client_id)`` once for all callers that need it at the same time.
+
+        When an entry expires, every request in flight for that client misses at once: without this each one
+        opened its own database read (tens per worker at once), and the burst of pool checkouts stalled them
+        all (a p99 of hundreds of milliseconds every ``ttl`` seconds under load). The first caller reads; the
+        others wait for its answer, or its error. If the first caller is cancelled, the next one reads.
+        """
+        while (pending := self._inflight.get(client_id)) is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if pending.cancelled() and not (task and task.cancelling()):
+                    continue  # the reader was cancelled, not us: read ourselves
+                raise
+        future: asyncio.Future[Client | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        # An error nobody waited for is not "never retrieved".
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._inflight[client_id] = future
+        try:
+            client = await read(client_id)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as error:
+            future.set_exception(error)
+            raise
+        else:
+            future.set_result(client)
+            return client
+        finally:
+            del self._inflight[client_id]
+
 
 class CachedClientStore:
     """A ``ClientStore`` answering from a ``ClientCache`` and reading through to ``store`` on a miss."""
@@ -69,7 +109,13 @@ class CachedClientStore:
         return await self.reload(client_id)
 
     async def reload(self, client_id: str) -> Client | None:
-        """Read the client from the store, bypassing and refreshing the cache."""
+        """Read the client from the store, bypassing and refreshing the cache.
+
+        Concurrent reloads of one client share a single read (``ClientCache.single_flight``).
+        """
+        return await self._cache.single_flight(client_id, self._read)
+
+    async def _read(self, client_id: str) -> Client | None:
         client = await self._store.get(client_id)
         if client is None:
             self._cache.invalidate(client_id)
