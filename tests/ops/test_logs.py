@@ -1,7 +1,9 @@
 """JSON log formatter, secret scrubbing and audit events (no HTTP)."""
 
+import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -189,6 +191,7 @@ def test_configure_logging_twice_installs_one_json_handler_and_undoes(
         assert logging.getLogger("uvicorn.access").disabled
         assert logging.getLogger("uvicorn.error").propagate
         logging.getLogger("oauth_service.test").info("to stderr")
+        json_handlers[0].flush()
         assert '"msg":"to stderr"' in capsys.readouterr().err
     finally:
         undo_second()
@@ -236,3 +239,51 @@ def test_configure_logging_skips_caller_lookup_and_restores_it() -> None:
     finally:
         undo()
     assert (logging._srcfile, logging.logThreads, logging.logProcesses) == before
+
+
+def test_info_lines_are_written_in_batches_warnings_at_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """INFO waits for the flusher (or a warning, or shutdown); a warning takes what is pending with it."""
+    test_logger = logging.getLogger("oauth_service.test")
+    undo = configure_logging("INFO", flush_interval=60)
+    try:
+        test_logger.info("first")
+        test_logger.info("second")
+        assert capsys.readouterr().err == ""
+        test_logger.warning("third")
+        written = [
+            json.loads(line)["msg"] for line in capsys.readouterr().err.splitlines()
+        ]
+        assert written == ["first", "second", "third"]
+        test_logger.info("pending at shutdown")
+    finally:
+        undo()
+    assert '"msg":"pending at shutdown"' in capsys.readouterr().err
+
+
+def test_buffered_info_lines_reach_the_stream_within_the_interval(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    undo = configure_logging("INFO", flush_interval=0.02)
+    try:
+        logging.getLogger("oauth_service.test").info("soon")
+        deadline = time.monotonic() + 5
+        seen = ""
+        while '"msg":"soon"' not in seen:
+            assert time.monotonic() < deadline, "the flusher never wrote the line"
+            time.sleep(0.01)  # polling for the flusher thread, not for expiry
+            seen += capsys.readouterr().err
+    finally:
+        undo()
+
+
+def test_flush_interval_zero_writes_each_line_at_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    undo = configure_logging("INFO", flush_interval=0)
+    try:
+        logging.getLogger("oauth_service.test").info("now")
+        assert '"msg":"now"' in capsys.readouterr().err
+    finally:
+        undo()
