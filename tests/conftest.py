@@ -104,6 +104,9 @@ def make_settings(db_url: str, **overrides: object) -> Settings:
         "cookie_secure": False,
         # The docs client is registered at start-up when /docs is on; tests that need it ask for docs_enabled.
         "docs_enabled": False,
+        # Each log line written at once: a batch flushed by the logging thread could land in another test's
+        # capture. The batching has its own tests (tests/ops/test_logs.py).
+        "log_flush_interval": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -664,7 +664,7 @@ def test_serve_gives_each_worker_its_share_of_hash_threads(
     )
     monkeypatch.setattr(server, "check_keys_or_exit", lambda _settings: None)
     monkeypatch.setattr(server, "prepare_metrics", lambda *_a, **_k: None)
-    monkeypatch.setattr(server, "configure_logging", lambda _level: lambda: None)
+    monkeypatch.setattr(server, "configure_logging", lambda *_a, **_k: lambda: None)
     monkeypatch.setattr(signal, "signal", lambda *_a: None)
     monkeypatch.setattr(
         uvicorn,

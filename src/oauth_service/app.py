@@ -152,7 +152,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        restore_logging = configure_logging(settings.log_level)
+        restore_logging = configure_logging(
+            settings.log_level, flush_interval=settings.log_flush_interval
+        )
         try:
             runtime = await build_runtime(settings)
         except BaseException:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "OAUTH_LOG_LEVEL")
     )
+    # Seconds INFO log lines may wait to be written in one batch (warnings and errors never wait); 0: at once.
+    log_flush_interval: float = Field(default=0.05, ge=0, le=5)
 
     # Lifetimes, in seconds.
     access_token_ttl: int = Field(default=600, ge=30, le=86_400)

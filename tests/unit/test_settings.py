@@ -127,6 +127,16 @@ def test_overrides_win_over_environment(env: pytest.MonkeyPatch) -> None:
             "invalid setting LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'",
         ),
         (
+            "OAUTH_LOG_FLUSH_INTERVAL",
+            "10",
+            "invalid setting OAUTH_LOG_FLUSH_INTERVAL: Input should be less than or equal to 5",
+        ),
+        (
+            "OAUTH_PASSWORD_HASH_THREADS",
+            "0",
+            "invalid setting OAUTH_PASSWORD_HASH_THREADS: Input should be greater than or equal to 1",
+        ),
+        (
             "OAUTH_REFRESH_TOKEN_IDLE_TTL",
             str(60 * 86_400),
             "invalid settings: OAUTH_REFRESH_TOKEN_IDLE_TTL must not exceed OAUTH_REFRESH_TOKEN_TTL",
@@ -144,6 +154,8 @@ def test_overrides_win_over_environment(env: pytest.MonkeyPatch) -> None:
         "cookie-bool",
         "argon2-weak",
         "log-level",
+        "log-flush-interval-too-long",
+        "hash-threads-zero",
         "idle-exceeds-absolute",
     ],
 )

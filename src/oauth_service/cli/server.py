@@ -102,7 +102,9 @@ def serve(
     # uvicorn finishes in-flight requests and the lifespan on SIGTERM, then re-raises the signal; ending with
     # status 0 tells the supervisor (Docker, Kubernetes, systemd) that this was a clean, requested stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    restore_logging = configure_logging(settings.log_level)
+    restore_logging = configure_logging(
+        settings.log_level, flush_interval=settings.log_flush_interval
+    )
     try:
         uvicorn.run(
             "oauth_service.app:create_app",
