@@ -234,10 +234,19 @@ class SqlRefreshTokenStore:
         return _refresh_record(row, _joined_user(row))
 
     async def get_successor(self, parent_id: UUID) -> RefreshRecord | None:
-        """Return the newest token rotated from ``parent_id``, or None."""
+        """Return the newest token rotated from ``parent_id``, or None.
+
+        Looked up within the parent's family (``parent_id`` has no index of its own; the family's does), so
+        the read stays an index scan of one family however many tokens are stored.
+        """
+        family = (
+            select(REFRESH.c.family_id)
+            .where(REFRESH.c.id == parent_id)
+            .scalar_subquery()
+        )
         result = await self._session.execute(
             select(REFRESH)
-            .where(REFRESH.c.parent_id == parent_id)
+            .where(REFRESH.c.family_id == family, REFRESH.c.parent_id == parent_id)
             .order_by(REFRESH.c.issued_at.desc(), REFRESH.c.id)
             .limit(1)
         )
