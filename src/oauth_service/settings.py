@@ -97,7 +97,7 @@ class Settings(BaseSettings):
 
     # Database pool (Postgres).
     # Sized above the concurrency a worker sees: connections opened beyond the pool are closed on return.
-    db_pool_size: int = Field(default=20, ge=1)
+    db_pool_size: int = Field(default=30, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=100)
