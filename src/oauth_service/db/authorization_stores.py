@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
 from oauth_service.db.direct import DirectStatement, direct_for
-from oauth_service.db.mapping import join_set, split_set
+from oauth_service.db.mapping import join_set, joined_user, split_set
 from oauth_service.db.refresh_sql import (
     INSERT_REFRESH,
     insert_after,
@@ -38,7 +38,6 @@ from oauth_service.db.tables import (
 )
 from oauth_service.oauth.authorization import AuthorizationRequest
 from oauth_service.oauth.clock import Clock
-from oauth_service.oauth.models import User
 from oauth_service.oauth.storage import CodeRecord, NewRefreshToken
 
 # Built once with bind parameters (per-call construction cost more CPU than the round trip; bench/README.md).
@@ -93,19 +92,7 @@ def _code_from_row(row: Mapping[Any, Any]) -> CodeRecord:
         family_id=row["family_id"],
         access_jti=row["access_jti"],
         access_expires_at=row["access_expires_at"],
-        user=_joined_user(row),
-    )
-
-
-def _joined_user(row: Mapping[Any, Any]) -> User | None:
-    if row["u_id"] is None:
-        return None
-    return User(
-        id=row["u_id"],
-        email=row["u_email"],
-        is_active=row["u_is_active"],
-        is_admin=row["u_is_admin"],
-        password_hash=row["u_password_hash"],
+        user=joined_user(row),
     )
 
 

@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from oauth_service.db.authorization_stores import SqlAuthorizationCodeStore
 from oauth_service.db.direct import DirectStatement, direct_for
-from oauth_service.db.mapping import client_from_row, split_set
+from oauth_service.db.mapping import client_from_row, joined_user, split_set
 from oauth_service.db.refresh_sql import (
     INSERT_REFRESH,
     REFRESH,
@@ -177,19 +177,6 @@ def _refresh_record(row: Mapping[Any, Any], user: User | None = None) -> Refresh
     )
 
 
-def _joined_user(row: Mapping[Any, Any]) -> User | None:
-    """The user columns (``u_*``) of a token read joined with its user, or None for a client's token."""
-    if row["u_id"] is None:
-        return None
-    return User(
-        id=row["u_id"],
-        email=row["u_email"],
-        is_active=row["u_is_active"],
-        is_admin=row["u_is_admin"],
-        password_hash=row["u_password_hash"],
-    )
-
-
 async def add_revoked_jtis(
     conn: AsyncConnection | AsyncSession,
     entries: Sequence[tuple[str, datetime]],
@@ -231,7 +218,7 @@ class SqlRefreshTokenStore:
             row = first._mapping if first is not None else None
         if row is None:
             return None
-        return _refresh_record(row, _joined_user(row))
+        return _refresh_record(row, joined_user(row))
 
     async def get_successor(self, parent_id: UUID) -> RefreshRecord | None:
         """Return the newest token rotated from ``parent_id``, or None.
