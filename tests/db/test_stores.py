@@ -5,8 +5,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from oauth_service.db.direct import LazySession, direct_for
@@ -459,3 +461,26 @@ async def test_lazy_session_lends_a_pooled_connection_without_opening_a_session(
             second.token_hash
         )
     assert (stored is not None) is postgres  # SQLite: the rotation was rolled back
+
+
+@pytest.mark.postgres
+async def test_direct_errors_surface_as_through_the_session(
+    runtime: Runtime, database: AsyncEngine
+) -> None:
+    """A database error becomes SQLAlchemy's (IntegrityError); anything else (a client-side timeout) is raised
+    as it is, as the session does, so the 503 handlers for OSError and TimeoutError still see it."""
+    del (
+        database
+    )  # requested for the clean-up; direct statements exist on Postgres only (marker)
+    lazy = LazySession(runtime.token_sessionmaker)
+    try:
+        direct = await lazy.direct()
+        assert direct is not None
+        timeout = TimeoutError()
+        assert await direct.translate("SELECT 1", timeout) is timeout
+        unique = asyncpg.exceptions.UniqueViolationError("duplicate key")
+        translated = await direct.translate("INSERT", unique)
+        assert isinstance(translated, IntegrityError)
+        assert translated.orig is not None
+    finally:
+        await lazy.close()

@@ -116,6 +116,10 @@ class Direct:
                 await self.connection.invalidate()
             else:
                 await greenlet_spawn(self.pooled.invalidate)
+        if not isinstance(translated, self.dialect.loaded_dbapi.Error):
+            # Not a database error (a client-side timeout, an OSError): the session lets these through as they
+            # are, and so do we, so their handlers (503 for OSError and TimeoutError) still apply.
+            return translated
         return DBAPIError.instance(
             sql,
             None,
