@@ -31,6 +31,7 @@ def _app(sqlstate: str) -> FastAPI:
         ("53300", 503, "temporarily_unavailable"),  # too many connections
         ("53200", 503, "temporarily_unavailable"),  # out of memory
         ("57P01", 503, "temporarily_unavailable"),  # admin shutdown
+        ("57014", 503, "temporarily_unavailable"),  # statement timeout
         ("08006", 503, "temporarily_unavailable"),  # connection failure
         ("22021", 400, "invalid_request"),  # a value the database cannot store
         ("42P01", 500, "server_error"),  # a bug: undefined table

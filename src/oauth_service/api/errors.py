@@ -134,7 +134,7 @@ async def _database_unavailable_handler(request: Request, exc: Exception) -> Res
     return render_oauth_error(request, TemporarilyUnavailableError())
 
 
-_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "57014")
 
 
 async def _database_error_handler(request: Request, exc: Exception) -> Response:
@@ -142,8 +142,9 @@ async def _database_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DBAPIError)  # noqa: S101 - registered for DBAPIError only
     sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
     if exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
-        # The connection died mid-operation (class 08), the server is out of connections or memory (53) or
-        # shutting down (57P): an outage, not a bug, and nothing was committed.
+        # The connection died mid-operation (class 08), the server is out of connections or memory (53),
+        # shutting down (57P) or too slow for the statement timeout (57014): an outage, not a bug, and
+        # nothing was committed.
         return await _database_unavailable_handler(request, exc)
     if not sqlstate.startswith("22"):
         return await _unexpected_handler(request, exc)
