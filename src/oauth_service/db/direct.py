@@ -163,7 +163,7 @@ class LazySession:
         """A pool-lent connection for direct statements, or None when they must go through the session."""
         if self._direct is not None and self._direct.usable:
             return self._direct
-        bind = getattr(self._factory, "kw", {}).get("bind")
+        bind = self._factory.kw.get("bind")
         if self.session is not None or not isinstance(bind, AsyncEngine):
             return None
         if not _autocommits_on_postgres(bind.sync_engine):
