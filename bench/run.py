@@ -100,6 +100,11 @@ def argon2_verify_seconds(settings: Settings, rounds: int = 15) -> float:
     return statistics.median(samples)
 
 
+def argon2_bound_rps(settings: Settings) -> float:
+    """The password grant's bound: CPUs / one verify's time, measured now (the server idle)."""
+    return (os.cpu_count() or 1) / argon2_verify_seconds(settings)
+
+
 def argon2_parallel_rps(settings: Settings, threads: int, rounds: int = 40) -> float:
     """Verifies per second of bare argon2 on ``threads`` threads (no server): the memory-bound practical ceiling."""
     hasher = PasswordHasher(
@@ -171,34 +176,56 @@ def measure(
     return result, health
 
 
+def measure_service(
+    scenario: Scenario,
+    svc: servers.Server,
+    args: argparse.Namespace,
+    level: int,
+    settings: Settings,
+) -> dict[str, Any]:
+    """One service scenario as a report row, measured on an idle server and left idle.
+
+    The work wrk left queued is drained before the memory reading and the next run. The password
+    scenario's argon2 bound is measured just before and just after it, like the baselines, and the mean
+    is its reference.
+    """
+    bound_before = argon2_bound_rps(settings) if scenario.compare_to == "argon2" else 0
+    result, health = measure(scenario, svc.base_url, args, level)
+    drain = svc.wait_idle()
+    row = report.scenario_row(scenario, level, result, health)
+    row["worker_rss_mb_after"] = svc.worker_rss_mb()
+    row["drain_s"] = drain
+    if scenario.compare_to == "argon2":
+        row["argon2_bound_rps"] = [bound_before, argon2_bound_rps(settings)]
+    return row
+
+
 def run_levels(
     args: argparse.Namespace,
     svc: servers.Server,
     base: servers.Server,
     seeded: seed.Seeded,
     pools: dict[int, Pools],
+    settings: Settings,
 ) -> list[dict[str, Any]]:
     """Every scenario at every level; baselines before and after the service's runs."""
     rows: list[dict[str, Any]] = []
-    urls = {"service": svc.base_url, "baseline": base.base_url}
     for level in args.levels:
         before = {
             s.name: measure(s, base.base_url, args, level)[0] for s in baselines()
         }
         wanted = set(filter(None, args.only.split(",")))
-        own = []
-        for s in service(seeded.cc_basic, pools[level]):
-            if not wanted or s.name in wanted:
-                result, health = measure(s, urls[s.server], args, level)
-                own.append((s, result, health, svc.worker_rss_mb()))
+        own = [
+            measure_service(s, svc, args, level, settings)
+            for s in service(seeded.cc_basic, pools[level])
+            if not wanted or s.name in wanted
+        ]
         after = {s.name: measure(s, base.base_url, args, level)[0] for s in baselines()}
         for s in baselines():
             rows.append(
                 report.baseline_row(s.name, level, before[s.name], after[s.name])
             )
-        for scenario, result, health, rss in own:
-            row = report.scenario_row(scenario, level, result, health)
-            rows.append({**row, "worker_rss_mb_after": rss})
+        rows.extend(own)
     return rows
 
 
@@ -250,7 +277,9 @@ def _growth_pass(
         if s.name in {"client_credentials", "refresh_token"}
     }
     cc = measure(picked["client_credentials"], svc.base_url, args, level)[0]
+    svc.wait_idle()
     refresh = measure(picked["refresh_token"], svc.base_url, args, level)[0]
+    svc.wait_idle()
     return {
         "client_credentials": asdict(cc),
         "refresh_token": asdict(refresh),
@@ -281,7 +310,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     svc = servers.oauth_service(args.port, args.workers, env, work)
     base = servers.baseline(args.baseline_port, args.workers, env, work)
     try:
-        rows = run_levels(args, svc, base, seeded, pools)
+        rows = run_levels(args, svc, base, seeded, pools, settings)
         rss = svc.worker_rss_mb()
         arenas = svc.worker_environ("MALLOC_ARENA_MAX")
     finally:

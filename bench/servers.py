@@ -56,6 +56,45 @@ class Server:
         """Resident memory of each worker process (the supervisor's children), in MiB."""
         return [rss_mb(pid) for pid in _children(self.process.pid) if _is_worker(pid)]
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the supervisor and its workers (all threads), in seconds."""
+        pids = [self.process.pid, *_children(self.process.pid)]
+        return sum(cpu_seconds(pid) for pid in pids)
+
+    def wait_idle(
+        self, *, quiet: float = 0.5, busy: float = 0.05, timeout: float = 60.0
+    ) -> float:
+        """Wait until the server has finished the work a load left queued; return the seconds waited.
+
+        When wrk stops, requests it sent are still queued in the server (32 password requests per worker
+        wait for a hash thread). They run on, at a low priority for argon2, while the next measurement
+        starts: they would take CPU from it and inflate its memory reading. Idle means that the server used
+        less than ``busy`` of one CPU over ``quiet`` seconds.
+        """
+        started = time.monotonic()
+        before = self.cpu_seconds()
+        while time.monotonic() - started < timeout:
+            time.sleep(quiet)
+            after = self.cpu_seconds()
+            if after - before < busy * quiet:
+                break
+            before = after
+        return time.monotonic() - started
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` and all its threads (0 if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
 
 def _children(pid: int) -> list[int]:
     try:
