@@ -71,7 +71,7 @@ async def test_migrated_database_is_at_head_with_default_scopes(
             )
         ).all()
         names = await conn.run_sync(_table_names)
-    assert version == "0001"
+    assert version == "0002"
     assert [name for name, _ in scopes] == ["admin", "read", "write"]
     assert all(description for _, description in scopes)
     assert set(SQLModel.metadata.tables) <= names
@@ -94,6 +94,34 @@ async def test_downgrade_to_base_and_upgrade_again(scratch_engine: AsyncEngine) 
         assert await conn.run_sync(_diffs) == []
         count = (await conn.execute(text("SELECT COUNT(*) FROM scopes"))).scalar_one()
     assert count == 3
+
+
+def _index_snapshot(connection: Connection) -> dict[str, list[tuple[object, ...]]]:
+    inspector = inspect(connection)
+    return {
+        table: sorted(
+            (index["name"], tuple(index["column_names"]), index["unique"])
+            for index in inspector.get_indexes(table)
+        )
+        for table in sorted(SQLModel.metadata.tables)
+    }
+
+
+async def test_downgrade_of_0002_recreates_the_indexes_of_0001(
+    scratch_engine: AsyncEngine,
+) -> None:
+    await upgrade(scratch_engine, "0001")
+    async with scratch_engine.connect() as conn:
+        at_0001 = await conn.run_sync(_index_snapshot)
+    await upgrade(scratch_engine)
+    async with scratch_engine.connect() as conn:
+        assert await conn.run_sync(_index_snapshot) != at_0001
+    await downgrade(scratch_engine, "0001")
+    async with scratch_engine.connect() as conn:
+        assert await conn.run_sync(_index_snapshot) == at_0001
+    await upgrade(scratch_engine)
+    async with scratch_engine.connect() as conn:
+        assert await conn.run_sync(_diffs) == []
 
 
 @pytest.mark.slow

@@ -97,8 +97,9 @@ class AuthorizationCodeRow(SQLModel, table=True):
     created_at: datetime = _ts()
     expires_at: datetime = _ts(index=True)
     used_at: datetime | None = _ts(nullable=True)
-    # What the redemption issued, so a replay can revoke it (RFC 6749 §4.1.2).
-    family_id: uuid.UUID | None = Field(default=None, index=True)
+    # What the redemption issued, so a replay can revoke it (RFC 6749 §4.1.2). Read only with the code (by
+    # hash), so ``family_id`` has no index: one would only cost every redemption's UPDATE (migration 0002).
+    family_id: uuid.UUID | None = None
     access_jti: str | None = Field(default=None, max_length=64)
     access_expires_at: datetime | None = _ts(nullable=True)
 
@@ -107,13 +108,16 @@ class RefreshTokenRow(SQLModel, table=True):
     """A refresh token; rotation links tokens into a family (RFC 9700 §4.14.2)."""
 
     __tablename__ = "refresh_tokens"
+    # Every refresh inserts a row, so each index here costs the hot path (migration 0002 dropped those no
+    # query used). This one serves every lookup by family through its leading column, so family_id has no
+    # index of its own.
     __table_args__ = (
         Index("ix_refresh_tokens_family_live", "family_id", "revoked_at"),
     )
 
     id: uuid.UUID = Field(primary_key=True)
     token_hash: str = Field(max_length=64, unique=True, index=True)
-    family_id: uuid.UUID = Field(index=True)
+    family_id: uuid.UUID
     parent_id: uuid.UUID | None = None
     client_id: str = _fk("clients.client_id")
     user_id: str | None = _fk("users.id", nullable=True)
@@ -121,7 +125,7 @@ class RefreshTokenRow(SQLModel, table=True):
     auth_time: datetime | None = _ts(nullable=True)
     issued_at: datetime = _ts()
     expires_at: datetime = _ts()
-    family_expires_at: datetime = _ts(index=True)
+    family_expires_at: datetime = _ts()
     rotated_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
     # The access token minted together with this refresh token; revoked with the family.
