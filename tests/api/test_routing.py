@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from oauth_service.api import introspect, resources
 from oauth_service.api.bearer import ReadTokenDep
+from oauth_service.api.request_route import RequestRoute
 from oauth_service.api.token import router as token_router
 from oauth_service.app import create_app
 from tests.conftest import make_settings
@@ -32,8 +33,21 @@ def test_hot_routes_are_the_apps_first_routes(tmp_path: Path) -> None:
         if isinstance(route, APIRoute)
     ]
     first = _app(tmp_path).router.routes[: len(expected)]
-    assert all(type(route) is APIRoute for route in first)
+    assert all(isinstance(route, APIRoute) for route in first)
     assert [(route.path, route.methods) for route in first] == expected  # type: ignore[attr-defined]
+
+
+def test_the_busiest_endpoints_skip_fastapis_request_handler(tmp_path: Path) -> None:
+    kinds = {
+        route.path: type(route)
+        for route in _app(tmp_path).router.routes
+        if isinstance(route, APIRoute)
+    }
+    for path in ("/oauth/token", "/oauth/introspect", "/api/v1/me"):
+        assert kinds[path] is RequestRoute, path
+    assert (
+        kinds["/api/v1/notes"] is APIRoute
+    )  # routes with dependencies keep FastAPI's handler
 
 
 def test_hot_routes_are_documented_as_include_router_documents_them(

@@ -11,6 +11,7 @@ from oauth_service.api.client_ip import client_ip
 from oauth_service.api.deps import request_session, stores_for
 from oauth_service.api.errors import NO_STORE
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
+from oauth_service.api.request_route import RequestRoute
 from oauth_service.api.revoke import TOKEN_FORM_SCHEMA, require_token
 from oauth_service.oauth.access_tokens import LocalTokenVerifier
 from oauth_service.oauth.client_auth import authenticate_client
@@ -21,7 +22,7 @@ from oauth_service.oauth.storage import ClientStore
 from oauth_service.oauth.throttling import Throttle, ThrottledClientError
 from oauth_service.runtime import Runtime
 
-router = APIRouter(tags=["oauth"])
+router = APIRouter(tags=["oauth"], route_class=RequestRoute)
 
 _EXAMPLE = {
     "active": True,

@@ -13,11 +13,12 @@ from oauth_service.api.client_ip import client_ip
 from oauth_service.api.deps import TokenDispatchers, request_session
 from oauth_service.api.errors import NO_STORE
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
+from oauth_service.api.request_route import RequestRoute
 from oauth_service.logs import audit, bind_client_id
 from oauth_service.oauth.models import TokenRequest
 from oauth_service.runtime import Runtime
 
-router = APIRouter(tags=["oauth"])
+router = APIRouter(tags=["oauth"], route_class=RequestRoute)
 
 _SECRET = {"type": "string", "format": "password"}
 _FORM_SCHEMA: dict[str, Any] = {
