@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service import __version__
@@ -146,6 +147,11 @@ async def close_runtime(runtime: Runtime) -> None:
     await runtime.engine.dispose()
 
 
+def _telemetry(enabled: bool) -> TelemetryConfig:
+    """FastAPI's native OpenTelemetry, all on or all off (``OAUTH_OPENTELEMETRY``)."""
+    return {"tracing": enabled, "metrics": enabled, "logs": enabled}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment)."""
     settings = settings or load_settings()
@@ -195,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        telemetry=_telemetry(settings.opentelemetry),
     )
     app.state.settings = settings
     install_error_handlers(app)
