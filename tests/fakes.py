@@ -47,6 +47,7 @@ class FakeClientStore:
 class FakeUserStore:
     def __init__(self, users: Iterable[User] = ()) -> None:
         self.users = {u.id: u for u in users}
+        self.releases = 0
 
     async def get(self, user_id: str) -> User | None:
         return self.users.get(user_id)
@@ -59,6 +60,10 @@ class FakeUserStore:
         self.users[user_id] = dataclasses.replace(
             self.users[user_id], password_hash=password_hash
         )
+
+    async def release(self) -> None:
+        # Nothing is held in memory; counted so a grant's test can see when it let go.
+        self.releases += 1
 
 
 class FakeScopeStore:

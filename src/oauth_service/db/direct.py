@@ -173,7 +173,10 @@ class LazySession:
         return self._direct
 
     async def rollback(self) -> None:
-        """Give the lent connection back and roll the session back, if open (callers then use another one)."""
+        """Give the lent connection back and roll the session back, if open; it holds no connection then.
+
+        Still usable: the next statement checks a connection out again (``SqlUserStore.release`` relies on it).
+        """
         await self._release_direct()
         if self.session is not None:
             await self.session.rollback()

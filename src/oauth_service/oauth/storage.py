@@ -100,6 +100,16 @@ class UserStore(Protocol):
         """Store a rehashed password (argon2 parameters changed)."""
         ...
 
+    async def release(self) -> None:
+        """Give back the connection held for reads before a long wait; nothing was written in this unit of work.
+
+        Called between reading a user and checking the password (argon2 queues behind a few hashes at a time),
+        so a login storm does not hold every pooled connection while it only waits for the CPU. Later calls
+        check a connection out again. A store whose unit of work did write keeps its connection: ending the
+        transaction would commit or drop those writes early.
+        """
+        ...
+
 
 class ScopeStore(Protocol):
     """Known scopes and their human descriptions."""
