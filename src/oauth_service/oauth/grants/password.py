@@ -5,7 +5,9 @@ Unknown email, wrong password and inactive user all give the same ``invalid_gran
 ``admin`` scope is only for admin users, and only when asked for: the default scope (no ``scope`` parameter)
 never includes it, as at the authorization endpoint (least privilege). A hash made with
 outdated argon2 parameters is upgraded when the token is issued. A refresh token is issued when the client is
-registered for (and the server enables) the ``refresh_token`` grant.
+registered for (and the server enables) the ``refresh_token`` grant. The user store gives its database
+connection back before the password is checked (``UserStore.release``): the hash waits for the CPU, not the
+database.
 """
 
 from typing import ClassVar, Protocol
@@ -62,6 +64,9 @@ class PasswordGrant:
         # A locked account or IP is refused before the password is checked: a correct one too.
         await self._throttle.check(attempt)
         user = await self._users.get_by_email(email)
+        # The hash may queue behind others for seconds in a login storm: waiting must not hold a pooled
+        # connection, or every other grant of this worker starves for one. The writes below take one again.
+        await self._users.release()
         check = await self._passwords.verify(
             user.password_hash if user else None, password
         )
