@@ -6,7 +6,7 @@ serialised, so exactly one request wins on both (RFC 9700 §4.14.2). ``revoke_fa
 connection so the revocation survives the error response that follows it, and it puts the family's unexpired
 access-token ids on the revocation list (RFC 9700 §4.14.2, RFC 7009 §2.1). ``SqlUserStore.release`` gives a
 read-only unit of work's connection back before a password hash; whether anything was written is asked of the
-database (``_has_written``), never assumed.
+database (``db.release``), never assumed.
 """
 
 from collections.abc import Mapping, Sequence
@@ -14,13 +14,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CursorResult, Executable, Row, bindparam, select, text, update
+from sqlalchemy import CursorResult, Executable, Row, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from oauth_service.db.authorization_stores import SqlAuthorizationCodeStore
-from oauth_service.db.direct import DirectStatement, LazySession, direct_for
+from oauth_service.db.direct import DirectStatement, direct_for
 from oauth_service.db.mapping import client_from_row, joined_user, split_set
 from oauth_service.db.refresh_sql import (
     INSERT_REFRESH,
@@ -29,6 +29,7 @@ from oauth_service.db.refresh_sql import (
     new_refresh_params,
     refresh_values,
 )
+from oauth_service.db.release import release_reads
 from oauth_service.db.tables import (
     ClientRow,
     RevokedTokenRow,
@@ -100,36 +101,6 @@ class SqlClientStore:
         return client_from_row(row) if row is not None else None
 
 
-# A Postgres transaction gets an id at its first write (or row lock), never for reads: NULL means nothing to lose.
-_PG_HAS_WRITTEN = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
-
-
-async def _has_written(session: AsyncSession) -> bool:
-    """Whether ending ``session``'s transaction now would commit or drop a write (then it is kept).
-
-    Asked of the database, because the ORM cannot tell: a Core ``insert``/``update`` run through the session
-    leaves no trace in ``new``/``dirty``/``deleted``. A backend we cannot ask counts as written.
-    """
-    if session.new or session.dirty or session.deleted:
-        return True  # ORM changes not yet flushed (autoflush is off)
-    if not session.in_transaction():
-        return False
-    if (
-        session.get_bind().get_execution_options().get("isolation_level")
-        == "AUTOCOMMIT"
-    ):
-        return False  # every statement committed as it ran (the token endpoint on Postgres)
-    connection = await session.connection()
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        # pysqlite and aiosqlite BEGIN only before the first write: reads leave the driver outside a transaction.
-        driver = (await connection.get_raw_connection()).driver_connection
-        return driver is None or bool(driver.in_transaction)
-    if dialect == "postgresql":
-        return bool(await connection.scalar(_PG_HAS_WRITTEN))
-    return True
-
-
 def _user(row: Row[*tuple[Any, ...]] | None) -> User | None:
     if row is None:
         return None
@@ -175,16 +146,9 @@ class SqlUserStore:
 
         Ends the read-only transaction (a rollback: nothing was written, so nothing is lost) and, for the token
         endpoint's ``LazySession``, the connection it lent to direct statements; the session stays usable.
-        A session that has written keeps its connection (``_has_written``).
+        A session that has written keeps its connection (``db.release.release_reads``).
         """
-        # The token endpoint hands the stores a LazySession typed as an AsyncSession (``api.deps``).
-        session: AsyncSession | LazySession = self._session
-        if isinstance(session, LazySession):
-            opened = session.session
-            if opened is None or not await _has_written(opened):
-                await session.rollback()
-        elif session.in_transaction() and not await _has_written(session):
-            await session.rollback()
+        await release_reads(self._session)
 
 
 class SqlScopeStore:
