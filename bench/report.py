@@ -32,19 +32,18 @@ def machine(load: tuple[float, float, float]) -> dict[str, Any]:
     }
 
 
-def baseline_row(
-    name: str, level: int, before: Result, after: Result
-) -> dict[str, Any]:
-    """A baseline measured before and after the service's runs; its req/s is the mean of both."""
+def baseline_row(name: str, level: int, runs: list[Result]) -> dict[str, Any]:
+    """A baseline measured several times at one level (around each scenario); its figures are the means."""
+    count = len(runs)
     return {
         "scenario": name,
         "connections": level,
-        "rps": (before.rps + after.rps) / 2,
-        "p50_ms": (before.p50_ms + after.p50_ms) / 2,
-        "p99_ms": (before.p99_ms + after.p99_ms) / 2,
-        "non_2xx": before.non_2xx + after.non_2xx,
-        "socket_errors": before.socket_errors + after.socket_errors,
-        "runs": [asdict(before), asdict(after)],
+        "rps": sum(r.rps for r in runs) / count,
+        "p50_ms": sum(r.p50_ms for r in runs) / count,
+        "p99_ms": sum(r.p99_ms for r in runs) / count,
+        "non_2xx": sum(r.non_2xx for r in runs),
+        "socket_errors": sum(r.socket_errors for r in runs),
+        "runs": [asdict(r) for r in runs],
         "baseline": True,
     }
 
@@ -75,17 +74,12 @@ def judge(doc: dict[str, Any]) -> None:
         if row["baseline"]:
             continue
         if row["compare_to"] == "argon2":
-            # Measured before and after the scenario; older result files have only the run's start figure.
-            bounds = row.get("argon2_bound_rps") or [doc["argon2_bound_rps"]]
-            reference = sum(bounds) / len(bounds)
+            # Measured just before and just after the scenario.
+            around = row["argon2_bound_rps"]
         else:
-            reference = next(
-                r["rps"]
-                for r in rows
-                if r["baseline"]
-                and r["scenario"] == row["compare_to"]
-                and r["connections"] == row["connections"]
-            )
+            # The baseline runs just before and just after the scenario (``bench.run.run_levels``).
+            around = row["reference_runs_rps"]
+        reference = sum(around) / len(around)
         row["reference_rps"] = reference
         row["ratio"] = row["rps"] / reference if reference else 0.0
         ok = row["ratio"] >= (row["target"] or 0.0) and row["non_2xx"] == 0
@@ -105,6 +99,21 @@ def clean(doc: dict[str, Any]) -> bool:
     return all(r["non_2xx"] == 0 and r["socket_errors"] == 0 for r in doc["rows"])
 
 
+def growth_change(growth: dict[str, Any], name: str) -> tuple[float, float]:
+    """Change of ``name`` from the small to the large tables, in %: raw req/s, and as a ratio to the baseline.
+
+    The ratio is the verdict: the passes are minutes apart and the machine's speed drifts in between. Older
+    result files have no baseline figures; their ratio change is the raw one.
+    """
+    small, large = growth["small"], growth["large"]
+    a, b = small[name]["rps"], large[name]["rps"]
+    raw = (b - a) / a * 100 if a else 0.0
+    if "baseline_rps" not in small:
+        return raw, raw
+    ra, rb = a / small["baseline_rps"], b / large["baseline_rps"]
+    return raw, (rb - ra) / ra * 100 if ra else 0.0
+
+
 def _growth_lines(growth: dict[str, Any]) -> list[str]:
     lines = [
         "",
@@ -113,11 +122,16 @@ def _growth_lines(growth: dict[str, Any]) -> list[str]:
     small, large = growth["small"], growth["large"]
     for name in ("client_credentials", "refresh_token"):
         a, b = small[name]["rps"], large[name]["rps"]
-        change = (b - a) / a * 100 if a else 0.0
+        raw, relative = growth_change(growth, name)
         lines.append(
             f"  {name:<20} {a:8.0f} req/s ({small['refresh_rows']:>9,} refresh rows, {small['clients']:>7,} clients)"
-            f" -> {b:8.0f} req/s ({large['refresh_rows']:>9,} rows, {large['clients']:>7,} clients): {change:+.1f}%"
+            f" -> {b:8.0f} req/s ({large['refresh_rows']:>9,} rows, {large['clients']:>7,} clients): {raw:+.1f}%,"
+            f" {relative:+.1f}% against the baseline ({'met' if relative >= -10 else 'NOT met'})"
             f"  non-2xx {small[name]['non_2xx'] + large[name]['non_2xx']}"
+        )
+    if "baseline_rps" in small:
+        lines.append(
+            f"  baseline POST around the passes: {small['baseline_rps']:.0f} -> {large['baseline_rps']:.0f} req/s"
         )
     return lines
 

@@ -21,7 +21,7 @@ from typing import Any
 from bench import report, seed, servers
 from bench.loadgen import Result, run_wrk
 from bench.probe import HealthProbe
-from bench.scenarios import Pools, Scenario, baselines, service
+from bench.scenarios import BASELINE_POST, Pools, Scenario, baselines, service
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.settings import Settings, load_settings
 
@@ -208,25 +208,57 @@ def run_levels(
     pools: dict[int, Pools],
     settings: Settings,
 ) -> list[dict[str, Any]]:
-    """Every scenario at every level; baselines before and after the service's runs."""
+    """Every scenario at every level (``run_level``)."""
     rows: list[dict[str, Any]] = []
     for level in args.levels:
-        before = {
-            s.name: measure(s, base.base_url, args, level)[0] for s in baselines()
-        }
-        wanted = set(filter(None, args.only.split(",")))
-        own = [
-            measure_service(s, svc, args, level, settings)
-            for s in service(seeded.cc_basic, pools[level])
-            if not wanted or s.name in wanted
-        ]
-        after = {s.name: measure(s, base.base_url, args, level)[0] for s in baselines()}
-        for s in baselines():
-            rows.append(
-                report.baseline_row(s.name, level, before[s.name], after[s.name])
-            )
-        rows.extend(own)
+        scenarios = service(seeded.cc_basic, pools[level])
+        rows.extend(run_level(args, svc, base, scenarios, level, settings))
     return rows
+
+
+def run_level(
+    args: argparse.Namespace,
+    svc: servers.Server,
+    base: servers.Server,
+    scenarios: list[Scenario],
+    level: int,
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """One level's scenarios, each between two runs of its baseline; the baseline rows first.
+
+    The machine's speed drifts (other tenants of the host): one baseline run before and one after a whole
+    level were up to a third apart here. A scenario is compared with the baseline runs just before and just
+    after it; the run after one scenario is the run before the next one compared with the same baseline.
+    """
+    wanted = set(filter(None, args.only.split(",")))
+    reference = {s.name: s for s in baselines()}
+    runs: dict[str, list[Result]] = {name: [] for name in reference}
+
+    def baseline(name: str, reuse_latest: bool) -> Result:
+        if reuse_latest and runs[name]:
+            return runs[name][-1]
+        result = measure(reference[name], base.base_url, args, level)[0]
+        runs[name].append(result)
+        return result
+
+    own = []
+    for s in scenarios:
+        if wanted and s.name not in wanted:
+            continue
+        name = s.compare_to
+        if name not in reference:
+            own.append(measure_service(s, svc, args, level, settings))
+            continue
+        before = baseline(name, reuse_latest=True)
+        row = measure_service(s, svc, args, level, settings)
+        row["reference_runs_rps"] = [before.rps, baseline(name, reuse_latest=False).rps]
+        own.append(row)
+    baseline_rows = [
+        report.baseline_row(name, level, results)
+        for name, results in runs.items()
+        if results
+    ]
+    return baseline_rows + own
 
 
 async def growth(
@@ -246,44 +278,57 @@ async def growth(
     await seed.client_filler(dsn, 9)
     out: dict[str, Any] = {"level": level, "pool_per_run": per_run}
     svc = servers.oauth_service(args.port, args.workers, env, work)
+    base = servers.baseline(args.baseline_port, args.workers, env, work)
     try:
-        out["small"] = _growth_pass(args, svc, seeded, pools[0], level)
+        out["small"] = _growth_pass(args, svc, base, seeded, pools[0], level)
         out["small"]["refresh_rows"], out["small"]["clients"] = 2 * per_run + 1_000, 10
         started = time.monotonic()
         await seed.refresh_filler(dsn, seeded, args.growth_refresh - 1_000)
         await seed.client_filler(dsn, args.growth_clients - 10)
         out["bulk_insert_seconds"] = time.monotonic() - started
-        out["large"] = _growth_pass(args, svc, seeded, pools[1], level)
+        out["large"] = _growth_pass(args, svc, base, seeded, pools[1], level)
         out["large"]["refresh_rows"] = (
             2 * per_run + args.growth_refresh + out["small"]["refresh_used"] * 2
         )
         out["large"]["clients"] = args.growth_clients
     finally:
         svc.stop()
+        base.stop()
     return out
 
 
 def _growth_pass(
     args: argparse.Namespace,
     svc: servers.Server,
+    base: servers.Server,
     seeded: seed.Seeded,
     pool: Path,
     level: int,
 ) -> dict[str, Any]:
+    """client_credentials then refresh_token, between runs of the POST baseline.
+
+    The two passes are minutes apart (the bulk insert runs between them) and the machine's speed drifts in
+    that time, so each pass also measures the baseline around it: the growth verdict compares the
+    scenarios' ratios to it, the raw req/s are reported beside.
+    """
     scenarios = service(seeded.cc_basic, Pools(pool, pool, pool, pool))
     picked = {
         s.name: s
         for s in scenarios
         if s.name in {"client_credentials", "refresh_token"}
     }
+    (post,) = (s for s in baselines() if s.name == BASELINE_POST)
+    before = measure(post, base.base_url, args, level)[0]
     cc = measure(picked["client_credentials"], svc.base_url, args, level)[0]
     svc.wait_idle()
     refresh = measure(picked["refresh_token"], svc.base_url, args, level)[0]
     svc.wait_idle()
+    after = measure(post, base.base_url, args, level)[0]
     return {
         "client_credentials": asdict(cc),
         "refresh_token": asdict(refresh),
         "refresh_used": refresh.requests,
+        "baseline_rps": (before.rps + after.rps) / 2,
     }
 
 
