@@ -20,7 +20,12 @@ from oauth_service.api.client_ip import (
     resolve_client_ip,
     trusted_networks,
 )
-from oauth_service.logs import RequestContext, bind_request, unbind_request
+from oauth_service.logs import (
+    RequestContext,
+    bind_request,
+    unbind_request,
+    write_info,
+)
 from oauth_service.settings import Settings
 
 access_logger = logging.getLogger("oauth_service.access")
@@ -143,9 +148,10 @@ class RequestMiddleware:
             route = _route_template(scope)
             metrics.record_request(scope["method"], route, status, duration)
             if access_logger.isEnabledFor(logging.INFO):
-                access_logger.info(
+                write_info(
+                    access_logger,
                     "request",
-                    extra={
+                    {
                         "method": scope["method"],
                         "route": route,
                         "path": scope["path"],
