@@ -8,7 +8,6 @@ I/O, and a plain ``def`` dependency would cost a worker-thread round trip per re
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated, cast
 
@@ -17,11 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from oauth_service.db.direct import LazySession
 from oauth_service.db.stores import build_stores
-from oauth_service.oauth.client_cache import CachedClientStore
 from oauth_service.oauth.dispatcher import TokenDispatcher
 from oauth_service.oauth.grants import GrantConfig, LazyStrategies, strategy_factories
 from oauth_service.oauth.issuer import TokenIssuer
-from oauth_service.oauth.revocation_list import ListedRevokedTokenStore
 from oauth_service.oauth.storage import Stores
 from oauth_service.runtime import Runtime
 from oauth_service.settings import Settings
@@ -79,13 +76,12 @@ def stores_for(runtime: Runtime, session: AsyncSession) -> Stores:
     Clients and the access-token revocation list are read through the process's caches (``client_cache_ttl``,
     ``revocation_cache_ttl``), so the hot paths make no database round trip for them.
     """
-    stores = build_stores(session, runtime.engine, clock=runtime.clock)
-    return replace(
-        stores,
-        clients=CachedClientStore(stores.clients, runtime.client_cache),
-        revoked_tokens=ListedRevokedTokenStore(
-            stores.revoked_tokens, runtime.revocations
-        ),
+    return build_stores(
+        session,
+        runtime.engine,
+        clock=runtime.clock,
+        client_cache=runtime.client_cache,
+        revocations=runtime.revocations,
     )
 
 

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 
 from oauth_service.api.client_ip import client_ip
 from oauth_service.api.deps import request_session, stores_for
-from oauth_service.api.errors import NO_STORE
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
+from oauth_service.api.json_body import NO_STORE_HEADERS, JsonBody
 from oauth_service.api.request_route import RequestRoute
 from oauth_service.api.revoke import TOKEN_FORM_SCHEMA, require_token
 from oauth_service.oauth.access_tokens import LocalTokenVerifier
@@ -105,4 +105,4 @@ async def introspect(request: Request) -> JSONResponse:
         body = await introspector.introspect(
             require_token(form), form.get("token_type_hint"), caller
         )
-    return JSONResponse(body, headers=NO_STORE)
+    return JsonBody(body, extra=NO_STORE_HEADERS)

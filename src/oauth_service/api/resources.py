@@ -19,6 +19,7 @@ from oauth_service.api.bearer import (
     token_user,
 )
 from oauth_service.api.deps import RuntimeDep, SessionDep
+from oauth_service.api.json_body import JsonBody
 from oauth_service.api.request_route import RequestRoute
 from oauth_service.db import notes
 from oauth_service.oauth.scopes import format_scope
@@ -104,7 +105,7 @@ async def me(request: Request) -> JSONResponse:
             user = await token_user(session, token)
         if user is not None:
             body.update(type="user", email=user.email, is_admin=user.is_admin)
-    return JSONResponse(body)
+    return JsonBody(body)
 
 
 # Called without FastAPI's dependency solving (``RequestRoute``); ``Me`` still documents the body.

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 
 from oauth_service.api.client_ip import client_ip
 from oauth_service.api.deps import TokenDispatchers, request_session
-from oauth_service.api.errors import NO_STORE
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
+from oauth_service.api.json_body import NO_STORE_HEADERS, JsonBody
 from oauth_service.api.request_route import RequestRoute
 from oauth_service.logs import audit, bind_client_id
 from oauth_service.oauth.models import TokenRequest
@@ -100,4 +100,4 @@ async def token(request: Request) -> JSONResponse:
         jti=response.jti,
         with_refresh=response.refresh_token is not None,
     )
-    return JSONResponse(response.as_dict(), headers=NO_STORE)
+    return JsonBody(response.as_dict(), extra=NO_STORE_HEADERS)

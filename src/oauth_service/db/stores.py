@@ -36,9 +36,17 @@ from oauth_service.db.tables import (
     ScopeRow,
     UserRow,
 )
+from oauth_service.oauth.client_cache import CachedClientStore, ClientCache
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.models import Client, User
-from oauth_service.oauth.storage import NewRefreshToken, RefreshRecord, Stores
+from oauth_service.oauth.revocation_list import ListedRevokedTokenStore, RevocationList
+from oauth_service.oauth.storage import (
+    ClientStore,
+    NewRefreshToken,
+    RefreshRecord,
+    RevokedTokenStore,
+    Stores,
+)
 
 _REVOKED = RevokedTokenRow.__table__  # type: ignore[attr-defined]
 
@@ -365,14 +373,25 @@ class SqlRevokedTokenStore:
 
 
 def build_stores(
-    session: AsyncSession, engine: AsyncEngine, *, clock: Clock = utcnow
+    session: AsyncSession,
+    engine: AsyncEngine,
+    *,
+    clock: Clock = utcnow,
+    client_cache: ClientCache | None = None,
+    revocations: RevocationList | None = None,
 ) -> Stores:
-    """Bind every SQL store to one request's session."""
+    """Bind every SQL store to one request's session; clients and revocations through the caches, if given."""
+    clients: ClientStore = SqlClientStore(session)
+    revoked: RevokedTokenStore = SqlRevokedTokenStore(session, clock=clock)
     return Stores(
-        clients=SqlClientStore(session),
+        clients=CachedClientStore(clients, client_cache)
+        if client_cache is not None
+        else clients,
         users=SqlUserStore(session, clock=clock),
         scopes=SqlScopeStore(session),
         refresh_tokens=SqlRefreshTokenStore(session, engine),
-        revoked_tokens=SqlRevokedTokenStore(session, clock=clock),
+        revoked_tokens=ListedRevokedTokenStore(revoked, revocations)
+        if revocations is not None
+        else revoked,
         codes=SqlAuthorizationCodeStore(session, engine, clock),
     )
