@@ -57,7 +57,7 @@ BENCH_ARGS ?=
 BENCH_OPTS = --workers $(BENCH_WORKERS) --connections $(BENCH_CONNECTIONS) \
 	--admin-dsn $(BENCH_ADMIN_DSN) --database $(BENCH_DATABASE) $(BENCH_ARGS)
 
-bench: $(STAMP) ## Benchmark every grant against a bare FastAPI baseline (about 5 minutes)
+bench: $(STAMP) ## Benchmark every grant against a bare FastAPI baseline (5 to 10 minutes)
 	$(BIN)/python -m bench.run --duration $(BENCH_DURATION) $(BENCH_OPTS)
 
 bench-smoke: $(STAMP) ## The benchmark's few-second smoke run (CI): numbers and zero non-2xx
