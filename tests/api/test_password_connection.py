@@ -9,7 +9,8 @@ opens prove the grant still writes what it issues (refresh token row, upgraded h
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import httpx
 import pytest
@@ -61,6 +62,22 @@ class GatedHasher(PasswordHasher):
             )
 
 
+async def _checked_out_while_hashing(
+    runtime: Runtime,
+    hasher: GatedHasher,
+    send: Coroutine[Any, Any, httpx.Response],
+) -> tuple[int, httpx.Response]:
+    """Send a request, read the pool's checked-out count while its hash waits at the gate, then let it finish."""
+    request = asyncio.create_task(send)
+    try:
+        await hasher.wait_for_arrivals(1)
+        while_hashing = _pool(runtime).checkedout()
+    finally:
+        hasher.gate.set()
+        response = await request
+    return while_hashing, response
+
+
 def _pool(runtime: Runtime) -> QueuePool:
     pool = runtime.engine.pool
     assert isinstance(pool, QueuePool)
@@ -94,13 +111,9 @@ async def test_password_grant_holds_no_connection_while_hashing(
     hasher = GatedHasher(_pool(runtime), time_cost=3)
     runtime.passwords = hasher
     form = {"grant_type": "password", "email": user.email, "password": password}
-    request = asyncio.create_task(client.post(TOKEN, data=form, headers=headers))
-    try:
-        await hasher.wait_for_arrivals(1)
-        while_hashing = _pool(runtime).checkedout()
-    finally:
-        hasher.gate.set()
-        response = await request
+    while_hashing, response = await _checked_out_while_hashing(
+        runtime, hasher, client.post(TOKEN, data=form, headers=headers)
+    )
 
     assert while_hashing == 0
     assert hasher.checked_out_on_arrival == [0]
@@ -228,13 +241,9 @@ async def test_login_form_holds_no_connection_while_hashing(
     }
     hasher = GatedHasher(_pool(runtime))
     runtime.passwords = hasher
-    submitted = asyncio.create_task(client.post("/oauth/login", data=form))
-    try:
-        await hasher.wait_for_arrivals(1)
-        while_hashing = _pool(runtime).checkedout()
-    finally:
-        hasher.gate.set()
-        response = await submitted
+    while_hashing, response = await _checked_out_while_hashing(
+        runtime, hasher, client.post("/oauth/login", data=form)
+    )
 
     assert while_hashing == 0
     assert hasher.checked_out_on_arrival == [0]
