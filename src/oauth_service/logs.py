@@ -12,14 +12,14 @@ import functools
 import json
 import logging
 import re
-import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
+
+from oauth_service.log_handler import DEFAULT_FLUSH_INTERVAL, _StderrHandler
 
 REDACTED = "[redacted]"
 
@@ -142,18 +142,26 @@ def _plain(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def _timestamp(created: float, _cache: list[Any] = [-1, ""]) -> str:  # noqa: B006 - deliberate memo
-    """``created`` as ISO 8601 UTC with milliseconds; the part up to the second is formatted once a second."""
+def _timestamp(created: float, _memo: list[tuple[int, str]] = [(-1, "")]) -> str:  # noqa: B006 - deliberate memo
+    """``created`` as ISO 8601 UTC with milliseconds; the part up to the second is formatted once a second.
+
+    The memo is one ``(second, text)`` pair replaced whole, so threads formatting at once (the handler's
+    lock does not cover ``write_info``'s lines) never pair one second with another's text.
+    """
     second = int(created)
     micros = round(
         (created - second) * 1_000_000
     )  # rounded as ``datetime.fromtimestamp`` does
     if micros >= 1_000_000:
         second, micros = second + 1, micros - 1_000_000
-    if second != _cache[0]:
-        _cache[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _cache[0] = second
-    return f"{_cache[1]}.{micros // 1000:03d}+00:00"
+    memo = _memo[0]
+    if second != memo[0]:
+        memo = (
+            second,
+            datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        )
+        _memo[0] = memo
+    return f"{memo[1]}.{micros // 1000:03d}+00:00"
 
 
 # Records come in few shapes (the attribute names of a record, in order: LogRecord's own, then the ``extra``
@@ -177,6 +185,22 @@ def _extras_of(shape: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
     return extras
 
 
+def _base_line(created: float, level: str, name: str, message: str) -> dict[str, Any]:
+    """The fields every line starts with: time, level, logger, message, then the request's context."""
+    line: dict[str, Any] = {
+        "ts": _timestamp(created),
+        "level": level,
+        "logger": name,
+        "msg": scrub(message),
+    }
+    context = _request.get()
+    if context is not None:
+        line["request_id"] = context.request_id
+        if context.client_id is not None:
+            line["client_id"] = context.client_id
+    return line
+
+
 def _put_extras(line: dict[str, Any], values: Mapping[str, Any]) -> None:
     """Add the extra fields among ``values`` to ``line``: secret-named ones redacted, text scrubbed."""
     for key, secret in _extras_of(tuple(values)):
@@ -197,128 +221,13 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Format ``record``; secret-named extras are redacted and message text is scrubbed."""
-        line: dict[str, Any] = {
-            "ts": _timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": scrub(record.getMessage()),
-        }
-        context = _request.get()
-        if context is not None:
-            line["request_id"] = context.request_id
-            if context.client_id is not None:
-                line["client_id"] = context.client_id
+        line = _base_line(
+            record.created, record.levelname, record.name, record.getMessage()
+        )
         _put_extras(line, record.__dict__)
         if record.exc_info:
             line["exc_info"] = scrub(self.formatException(record.exc_info))
         return _ENCODER.encode(line)
-
-
-# Lines below WARNING wait at most this long (or until 64 KiB are pending) before they are written together.
-DEFAULT_FLUSH_INTERVAL = 0.05
-_MAX_PENDING_CHARS = 64 * 1024
-
-
-class _StderrHandler(logging.StreamHandler[TextIO]):
-    """Writes to whatever ``sys.stderr`` is at emit time (survives test capture swapping the stream).
-
-    With ``flush_interval`` > 0, INFO and DEBUG lines are buffered and written together by a daemon thread at
-    most ``flush_interval`` seconds later (or at once when 64 KiB are pending); a WARNING or worse writes
-    everything pending with it at once, and so do ``flush()`` and ``close()`` (the app's shutdown, and
-    ``logging.shutdown`` at exit). Two lines per request, each its own write and flush to a pipe or a file,
-    cost the token endpoint about 15 % of its throughput under load and made its latency tail (bench/README.md).
-    A process killed outright (SIGKILL) loses at most the last ``flush_interval`` of INFO lines.
-    """
-
-    def __init__(self, flush_interval: float = 0.0) -> None:
-        super().__init__()
-        self._interval = flush_interval
-        self._pending: list[str] = []
-        self._pending_chars = 0
-        self._stopped = threading.Event()
-        self._flusher: threading.Thread | None = None
-        if flush_interval > 0:
-            self._flusher = threading.Thread(
-                target=self._flush_periodically, name="log-flusher", daemon=True
-            )
-            self._flusher.start()
-
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: TextIO) -> None:
-        """Ignore: the stream is always the current ``sys.stderr``."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Buffer the line (INFO and below, when buffering) or write it with everything pending."""
-        try:
-            self._take(
-                self.format(record) + self.terminator,
-                urgent=record.levelno >= logging.WARNING,
-            )
-        except RecursionError:
-            raise
-        except Exception:  # logging's contract: report through handleError, never raise
-            self.handleError(record)
-
-    def emit_info_line(self, line: str) -> None:
-        """Take an INFO line formatted elsewhere (``write_info``), as ``emit`` takes a record's."""
-        self.acquire()
-        try:
-            self._take(line + self.terminator, urgent=False)
-        except (
-            OSError,
-            ValueError,
-        ):  # stderr closed or gone: as ``emit``, never raise to the caller
-            pass
-        finally:
-            self.release()
-
-    def _take(self, line: str, *, urgent: bool) -> None:
-        """Queue ``line``; write everything pending when urgent, unbuffered or past the size limit."""
-        self._pending.append(line)
-        self._pending_chars += len(line)
-        if urgent or self._flusher is None or self._pending_chars >= _MAX_PENDING_CHARS:
-            self._write_pending()
-
-    def _write_pending(self) -> None:
-        """Write what is pending in one call (the caller holds ``self.lock``)."""
-        if not self._pending:
-            return
-        text = "".join(self._pending)
-        self._pending.clear()
-        self._pending_chars = 0
-        stream = sys.stderr
-        stream.write(text)
-        stream.flush()
-
-    def flush(self) -> None:
-        """Write everything pending now (a closed or vanished stream at exit drops it)."""
-        self.acquire()
-        try:
-            self._write_pending()
-        except (OSError, ValueError):
-            self._pending.clear()
-            self._pending_chars = 0
-        finally:
-            self.release()
-
-    def _flush_periodically(self) -> None:
-        while not self._stopped.wait(self._interval):
-            self.flush()
-
-    def close(self) -> None:
-        """Stop the flushing thread and write what is pending."""
-        self._stopped.set()
-        if (
-            self._flusher is not None
-            and self._flusher is not threading.current_thread()
-        ):
-            self._flusher.join(timeout=1)
-        self.flush()
-        super().close()
 
 
 # What a LogRecord would compute that no line of ours writes (the formatter drops these attributes): the
@@ -402,6 +311,8 @@ def _sole_json_handler(logger: logging.Logger) -> _StderrHandler | None:
         node = node.parent
     if root.filters or len(root.handlers) != 1:
         return None
+    if logging.getLogRecordFactory() is not logging.LogRecord:
+        return None  # a custom factory (trace correlation, say) adds attributes the formatter would write
     handler = root.handlers[0]
     if (
         type(handler) is not _StderrHandler
@@ -425,22 +336,24 @@ def write_info(logger: logging.Logger, message: str, fields: Mapping[str, Any]) 
     if not logger.isEnabledFor(logging.INFO):
         return
     handler = _sole_json_handler(logger)
-    if handler is None:
+    text = _direct_line(logger.name, message, fields) if handler is not None else None
+    if handler is None or text is None:
         logger.info(message, extra=dict(fields))
         return
-    line: dict[str, Any] = {
-        "ts": _timestamp(time.time()),
-        "level": "INFO",
-        "logger": logger.name,
-        "msg": scrub(message),
-    }
-    context = _request.get()
-    if context is not None:
-        line["request_id"] = context.request_id
-        if context.client_id is not None:
-            line["client_id"] = context.client_id
-    _put_extras(line, fields)
-    handler.emit_info_line(_ENCODER.encode(line))
+    handler.emit_info_line(text)
+
+
+def _direct_line(name: str, message: str, fields: Mapping[str, Any]) -> str | None:
+    """The formatter's line for an INFO record of ``fields``, or None when a field cannot be rendered.
+
+    Then logging's own path runs, and reports the failure through ``handleError``.
+    """
+    try:
+        line = _base_line(time.time(), "INFO", name, message)
+        _put_extras(line, fields)
+        return _ENCODER.encode(line)
+    except Exception:
+        return None
 
 
 _audit_logger = logging.getLogger("oauth_service.audit")

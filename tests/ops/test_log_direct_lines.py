@@ -129,6 +129,48 @@ def test_nothing_is_written_below_the_level(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _alone(sole_handler, monkeypatch)
-    monkeypatch.setattr(logging.root, "level", logging.WARNING)
-    write_info(access, "request", FIELDS)
+    previous = logging.root.level
+    logging.root.setLevel(
+        logging.WARNING
+    )  # setLevel also empties logging's per-logger level cache
+    try:
+        write_info(access, "request", FIELDS)
+    finally:
+        logging.root.setLevel(previous)
     assert capsys.readouterr().err == ""
+
+
+def test_a_custom_record_factory_gets_the_ordinary_record(
+    sole_handler: logging.Handler,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A factory adding attributes (trace ids, say) would have them written: the record path keeps them."""
+    _alone(sole_handler, monkeypatch)
+    plain = logging.getLogRecordFactory()
+
+    def with_trace(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = plain(*args, **kwargs)
+        record.trace_id = "4bf92f35"
+        return record
+
+    monkeypatch.setattr(logging, "_logRecordFactory", with_trace)
+    write_info(access, "request", FIELDS)
+    (text,) = capsys.readouterr().err.splitlines()
+    assert json.loads(text)["trace_id"] == "4bf92f35"
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("cannot render")
+
+
+def test_a_field_that_cannot_be_rendered_never_fails_the_caller(
+    sole_handler: logging.Handler,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As through logging: the failure is reported on stderr (handleError), the request goes on."""
+    _alone(sole_handler, monkeypatch)
+    write_info(access, "request", {**FIELDS, "odd": _Unprintable()})
+    assert "Logging error" in capsys.readouterr().err

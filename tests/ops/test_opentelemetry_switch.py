@@ -39,6 +39,7 @@ async def _lookups_per_request(
 async def test_off_by_default_no_provider_lookup_per_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("OAUTH_OPENTELEMETRY", raising=False)
     assert load_settings().opentelemetry is False
     assert await _lookups_per_request(tmp_path, monkeypatch, enabled=False) == 0
 
