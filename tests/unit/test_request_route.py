@@ -4,7 +4,7 @@ from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from oauth_service.api.request_route import RequestRoute
@@ -103,3 +103,19 @@ def test_annotated_request_is_not_a_plain_request() -> None:
         FastAPI().router.add_api_route(
             "/x", annotated, route_class_override=RequestRoute
         )
+
+
+async def test_dependencies_added_by_include_router_are_refused_not_skipped() -> None:
+    """FastAPI builds an included route's handler on first use: the guard is never silently skipped."""
+
+    def guard() -> None:
+        return None
+
+    router = APIRouter(route_class=RequestRoute)
+    router.add_api_route("/x", echo)
+    app = FastAPI()
+    app.include_router(router, dependencies=[Depends(guard)])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        with pytest.raises(TypeError, match="runs no dependencies"):
+            await client.get("/x")

@@ -9,13 +9,16 @@ process, that machinery was about a fifth of an introspection and of a ``/api/v1
 ``get_route_handler`` is FastAPI's documented extension point for a custom route class. Everything else is
 unchanged: the path, methods and OpenAPI entry come from ``APIRoute``, exceptions raised by the endpoint
 reach the app's handlers as before, and the route is matched like any other. A route whose endpoint would
-need FastAPI's work (another parameter, a dependency) is refused at start-up instead of silently skipped.
+need FastAPI's work (another parameter, a dependency) is refused instead of silently skipped. With
+``OAUTH_OPENTELEMETRY`` on, these routes still get FastAPI's request spans and metrics, not its spans for
+dependency solving and the endpoint call (there are none to solve).
 """
 
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import fastapi.routing
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
@@ -28,13 +31,20 @@ class RequestRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         _check_endpoint(path, endpoint)
         super().__init__(path, endpoint, **kwargs)
-        if self.dependencies:
-            raise TypeError(
-                f"{path}: a RequestRoute runs no dependencies; use an ordinary route"
-            )
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """Call the endpoint itself with the request (FastAPI's handler would solve dependencies)."""
+        """Call the endpoint itself with the request (FastAPI's handler would solve dependencies).
+
+        Also called when ``include_router`` adds the route with the router's own options (FastAPI builds that
+        handler on the route's first use): the route's effective settings, its dependencies included, come
+        through a context variable, read here the way ``APIRoute.get_route_handler`` reads it, so
+        dependencies added that way fail loudly instead of being skipped.
+        """
+        effective = _effective_context(self)
+        if effective.dependant.dependencies:
+            raise TypeError(
+                f"{self.path}: a RequestRoute runs no dependencies; use an ordinary route"
+            )
         endpoint: Endpoint = self.endpoint
 
         async def handle(request: Request) -> Response:
@@ -51,3 +61,12 @@ def _check_endpoint(path: str, endpoint: Callable[..., Any]) -> None:
         raise TypeError(
             f"{path}: a RequestRoute endpoint is `async def f(request: Request) -> Response`"
         )
+
+
+def _effective_context(route: APIRoute) -> Any:
+    """The settings ``include_router`` gives ``route`` while it builds the handler, else the route itself."""
+    variable = getattr(fastapi.routing, "_effective_route_context_var", None)
+    context = variable.get() if variable is not None else None
+    if context is not None and context.original_route is route:
+        return context
+    return route
