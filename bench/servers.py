@@ -77,8 +77,11 @@ class Server:
             time.sleep(quiet)
             after = self.cpu_seconds()
             if after - before < busy * quiet:
-                break
+                return time.monotonic() - started
             before = after
+        print(
+            f"warning: {self.name} still busy after {timeout:.0f} s; the next figures may be disturbed"
+        )
         return time.monotonic() - started
 
 

@@ -13,12 +13,15 @@ is pure write cost on the token endpoint's hot path. Dropped:
   and its family is then revoked in ``refresh_tokens``), yet every redemption wrote it, which also kept that
   UPDATE from being a heap-only (HOT) update on Postgres.
 
-A plain ``DROP INDEX`` only takes a short exclusive lock; the downgrade's ``CREATE INDEX`` blocks writes to the
-table while it builds, as any index built in a transaction does.
+``DROP INDEX`` takes an ACCESS EXCLUSIVE lock on the table on Postgres: it waits behind any long transaction
+on it (housekeeping's delete, say), and every token request queues behind that wait. The migration runs in
+the caller's transaction (``DROP INDEX CONCURRENTLY`` cannot), so on Postgres it sets a 5 s ``lock_timeout``:
+it fails and can be rerun, instead of stalling the service. The downgrade's ``CREATE INDEX`` blocks writes to
+the table while it builds, as any index built in a transaction does.
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-28 09:00:00.000000
+Create Date: 2026-11-27 23:00:00.000000
 """
 
 from collections.abc import Sequence
@@ -31,14 +34,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_DROPPED = (
+    ("ix_refresh_tokens_family_id", "refresh_tokens"),
+    ("ix_refresh_tokens_family_expires_at", "refresh_tokens"),
+    ("ix_authorization_codes_family_id", "authorization_codes"),
+)
+
+
 def upgrade() -> None:
-    op.drop_index(op.f("ix_refresh_tokens_family_id"), table_name="refresh_tokens")
-    op.drop_index(
-        op.f("ix_refresh_tokens_family_expires_at"), table_name="refresh_tokens"
-    )
-    op.drop_index(
-        op.f("ix_authorization_codes_family_id"), table_name="authorization_codes"
-    )
+    if op.get_context().dialect.name == "postgresql":
+        # Give up after a few seconds rather than hold every token request behind a queued lock; rerun later.
+        op.execute("SET LOCAL lock_timeout = '5s'")
+    for name, table in _DROPPED:
+        op.drop_index(op.f(name), table_name=table)
 
 
 def downgrade() -> None:

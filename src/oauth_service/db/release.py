@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oauth_service.db.direct import LazySession
 
 # A Postgres transaction gets an id at its first write (or row lock), never for reads: NULL means nothing to lose.
-_PG_HAS_WRITTEN = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
+# ``txid_current_if_assigned`` exists since Postgres 10 (``pg_current_xact_id_if_assigned`` only since 13).
+_PG_HAS_WRITTEN = text("SELECT txid_current_if_assigned() IS NOT NULL")
 
 
 async def has_written(session: AsyncSession) -> bool:

@@ -154,7 +154,9 @@ class SqlUserStore:
 
         Ends the read-only transaction (a rollback: nothing was written, so nothing is lost) and, for the token
         endpoint's ``LazySession``, the connection it lent to direct statements; the session stays usable.
-        A session that has written keeps its connection (``db.release.release_reads``).
+        A session that has written keeps its connection (``db.release.release_reads``). The rollback expires
+        ORM objects the session loaded: the stores hand out plain records, never ORM rows, so none is touched
+        afterwards.
         """
         await release_reads(self._session)
 
