@@ -1,6 +1,10 @@
-"""Factories built on ``oauth_service.db.admin`` (the same code the CLI uses); they commit and return secrets."""
+"""Factories built on ``oauth_service.db.admin`` (the same code the CLI uses; they commit and return secrets), and
+small request and pool helpers shared by the API tests."""
 
+import base64
 from collections.abc import Iterable
+
+from sqlalchemy.pool import QueuePool
 
 from oauth_service.db import admin
 from oauth_service.oauth.models import Client, User
@@ -54,3 +58,16 @@ async def make_client(
         )
         await session.commit()
     return result
+
+
+def basic_auth(client_id: str, secret: str) -> dict[str, str]:
+    """The ``Authorization: Basic`` header of a client (RFC 6749 §2.3.1)."""
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+def queue_pool(runtime: Runtime) -> QueuePool:
+    """The runtime engine's connection pool (a ``QueuePool`` on both test backends)."""
+    pool = runtime.engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool

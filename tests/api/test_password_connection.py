@@ -8,7 +8,6 @@ opens prove the grant still writes what it issues (refresh token row, upgraded h
 """
 
 import asyncio
-import base64
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -29,7 +28,7 @@ from tests.authorization_helpers import (
     new_pkce,
 )
 from tests.conftest import ISSUER, make_settings
-from tests.factories import make_client, make_user
+from tests.factories import basic_auth, make_client, make_user, queue_pool
 
 TOKEN = "/oauth/token"
 # Generous: only reached when a request is stuck waiting for a connection (the failure this file guards).
@@ -71,22 +70,11 @@ async def _checked_out_while_hashing(
     request = asyncio.create_task(send)
     try:
         await hasher.wait_for_arrivals(1)
-        while_hashing = _pool(runtime).checkedout()
+        while_hashing = queue_pool(runtime).checkedout()
     finally:
         hasher.gate.set()
         response = await request
     return while_hashing, response
-
-
-def _pool(runtime: Runtime) -> QueuePool:
-    pool = runtime.engine.pool
-    assert isinstance(pool, QueuePool)
-    return pool
-
-
-def _basic(client_id: str, secret: str) -> dict[str, str]:
-    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {raw}"}
 
 
 async def _confidential(runtime: Runtime) -> dict[str, str]:
@@ -94,7 +82,7 @@ async def _confidential(runtime: Runtime) -> dict[str, str]:
         runtime, grant_types=("password", "refresh_token", "client_credentials")
     )
     assert secret is not None
-    return _basic(client.client_id, secret)
+    return basic_auth(client.client_id, secret)
 
 
 async def _count(engine: AsyncEngine, sql: str, **params: str) -> int:
@@ -108,7 +96,7 @@ async def test_password_grant_holds_no_connection_while_hashing(
     user, password = await make_user(runtime)
     headers = await _confidential(runtime)
     # Stronger parameters than the stored hash's: the grant also writes the upgraded hash after the check.
-    hasher = GatedHasher(_pool(runtime), time_cost=3)
+    hasher = GatedHasher(queue_pool(runtime), time_cost=3)
     runtime.passwords = hasher
     form = {"grant_type": "password", "email": user.email, "password": password}
     while_hashing, response = await _checked_out_while_hashing(
@@ -138,7 +126,7 @@ async def test_password_grant_holds_no_connection_while_hashing(
         )
         == 1
     )
-    assert _pool(runtime).checkedout() == 0
+    assert queue_pool(runtime).checkedout() == 0
 
 
 @pytest.fixture
@@ -154,7 +142,7 @@ async def test_password_storm_leaves_connections_for_other_grants(
     small_pool_app: FastAPI,
 ) -> None:
     runtime: Runtime = small_pool_app.state.runtime
-    pool = _pool(runtime)
+    pool = queue_pool(runtime)
     storm = (
         pool.size() + 15
     )  # more than the pool can lend on either backend (Postgres 2, SQLite 5 + 10)
@@ -239,7 +227,7 @@ async def test_login_form_holds_no_connection_while_hashing(
         "email": user.email,
         "password": password,
     }
-    hasher = GatedHasher(_pool(runtime))
+    hasher = GatedHasher(queue_pool(runtime))
     runtime.passwords = hasher
     while_hashing, response = await _checked_out_while_hashing(
         runtime, hasher, client.post("/oauth/login", data=form)

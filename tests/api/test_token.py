@@ -1,6 +1,5 @@
 """POST /oauth/token over HTTP: every rule of issue 3 with exact JSON bodies and headers (RFC 6749 §2.3, §3.2, §5)."""
 
-import base64
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from oauth_service.db import admin
 from oauth_service.oauth.models import Client
 from oauth_service.runtime import Runtime
 from tests.conftest import ISSUER
-from tests.factories import make_client, make_user
+from tests.factories import basic_auth, make_client, make_user
 from tests.fakes import FixedClock
 
 TOKEN = "/oauth/token"
@@ -34,11 +33,6 @@ BAD_REFRESH = {
     "error_description": "The refresh token is invalid, expired or revoked.",
 }
 ALL_GRANTS = ("client_credentials", "password", "refresh_token")
-
-
-def _basic(client_id: str, secret: str) -> dict[str, str]:
-    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {raw}"}
 
 
 async def _confidential(runtime: Runtime, **kwargs: Any) -> tuple[Client, str]:
@@ -100,7 +94,7 @@ async def test_token_client_credentials_basic_issues_jwt(
     response = await client.post(
         TOKEN,
         data={"grant_type": "client_credentials"},
-        headers=_basic(app_client.client_id, secret),
+        headers=basic_auth(app_client.client_id, secret),
     )
     body = _assert_token_response(response, scope="read write", refresh=False)
     claims = await _claims(client, body["access_token"])
@@ -153,7 +147,7 @@ async def test_token_password_issues_access_and_refresh(
     user, password = await make_user(runtime)
     form = {"grant_type": "password", field: user.email, "password": password}
     response = await client.post(
-        TOKEN, data=form, headers=_basic(app_client.client_id, secret)
+        TOKEN, data=form, headers=basic_auth(app_client.client_id, secret)
     )
     body = _assert_token_response(response, scope="read write", refresh=True)
     claims = await _claims(client, body["access_token"])
@@ -169,7 +163,9 @@ async def test_token_password_public_client_with_empty_basic_secret_succeeds(
     spa, _ = await make_client(runtime, grant_types=("password",), is_public=True)
     user, password = await make_user(runtime)
     form = {"grant_type": "password", "username": user.email, "password": password}
-    response = await client.post(TOKEN, data=form, headers=_basic(spa.client_id, ""))
+    response = await client.post(
+        TOKEN, data=form, headers=basic_auth(spa.client_id, "")
+    )
     _assert_token_response(response, scope="read write", refresh=False)
 
 
@@ -208,7 +204,7 @@ async def test_token_password_bad_login_is_identical_invalid_grant(
             await session.commit()
     form = {"grant_type": "password", "email": email, "password": password}
     response = await client.post(
-        TOKEN, data=form, headers=_basic(app_client.client_id, secret)
+        TOKEN, data=form, headers=basic_auth(app_client.client_id, secret)
     )
     _assert_error(response, 400, BAD_LOGIN)
 
@@ -225,7 +221,7 @@ async def test_token_password_admin_scope_for_non_admin_is_invalid_scope(
         "scope": "admin",
     }
     response = await client.post(
-        TOKEN, data=form, headers=_basic(app_client.client_id, secret)
+        TOKEN, data=form, headers=basic_auth(app_client.client_id, secret)
     )
     _assert_error(
         response,
@@ -237,7 +233,7 @@ async def test_token_password_admin_scope_for_non_admin_is_invalid_scope(
     )
     del form["scope"]
     response = await client.post(
-        TOKEN, data=form, headers=_basic(app_client.client_id, secret)
+        TOKEN, data=form, headers=basic_auth(app_client.client_id, secret)
     )
     _assert_token_response(response, scope="read write", refresh=True)
 
@@ -254,7 +250,7 @@ async def test_token_password_admin_user_gets_admin_scope(
         "scope": "admin",
     }
     response = await client.post(
-        TOKEN, data=form, headers=_basic(app_client.client_id, secret)
+        TOKEN, data=form, headers=basic_auth(app_client.client_id, secret)
     )
     _assert_token_response(response, scope="admin", refresh=True)
 
@@ -265,7 +261,7 @@ async def test_token_password_missing_password_is_invalid_request(
     app_client, secret = await _confidential(runtime)
     form = {"grant_type": "password", "email": "a@example.com", "password": ""}
     response = await client.post(
-        TOKEN, data=form, headers=_basic(app_client.client_id, secret)
+        TOKEN, data=form, headers=basic_auth(app_client.client_id, secret)
     )
     _assert_error(
         response,
@@ -285,7 +281,7 @@ async def _password_tokens(
 ) -> tuple[dict[str, str], dict[str, Any]]:
     app_client, secret = await _confidential(runtime)
     user, password = await make_user(runtime)
-    headers = _basic(app_client.client_id, secret)
+    headers = basic_auth(app_client.client_id, secret)
     form = {"grant_type": "password", "email": user.email, "password": password}
     response = await client.post(TOKEN, data=form, headers=headers)
     return headers, _assert_token_response(response, scope="read write", refresh=True)
@@ -353,7 +349,7 @@ async def test_token_refresh_by_other_client_is_invalid_grant(
     other, secret = await _confidential(runtime, name="other")
     form = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
     response = await client.post(
-        TOKEN, data=form, headers=_basic(other.client_id, secret)
+        TOKEN, data=form, headers=basic_auth(other.client_id, secret)
     )
     _assert_error(response, 400, BAD_REFRESH)
 
@@ -409,7 +405,7 @@ async def test_token_refresh_unknown_token_is_invalid_grant(
     app_client, secret = await _confidential(runtime)
     form = {"grant_type": "refresh_token", "refresh_token": "forged"}
     response = await client.post(
-        TOKEN, data=form, headers=_basic(app_client.client_id, secret)
+        TOKEN, data=form, headers=basic_auth(app_client.client_id, secret)
     )
     _assert_error(response, 400, BAD_REFRESH)
 
@@ -440,7 +436,7 @@ async def test_token_grant_not_allowed_for_client_is_unauthorized_client(
     user, password = await make_user(runtime)
     form = {"grant_type": "password", "email": user.email, "password": password}
     response = await client.post(
-        TOKEN, data=form, headers=_basic(app_client.client_id, secret)
+        TOKEN, data=form, headers=basic_auth(app_client.client_id, secret)
     )
     _assert_error(
         response,
@@ -459,7 +455,7 @@ async def test_token_wrong_secret_with_basic_is_401_with_challenge(
     response = await client.post(
         TOKEN,
         data={"grant_type": "client_credentials"},
-        headers=_basic(app_client.client_id, "nope"),
+        headers=basic_auth(app_client.client_id, "nope"),
     )
     _assert_error(response, 401, INVALID_CLIENT, challenge=True)
 
@@ -481,7 +477,9 @@ async def test_token_bad_post_credentials_is_400_invalid_client(
 
 async def test_token_unknown_client_basic_is_401(client: httpx.AsyncClient) -> None:
     response = await client.post(
-        TOKEN, data={"grant_type": "client_credentials"}, headers=_basic("ghost", "x")
+        TOKEN,
+        data={"grant_type": "client_credentials"},
+        headers=basic_auth("ghost", "x"),
     )
     _assert_error(response, 401, INVALID_CLIENT, challenge=True)
 
@@ -510,7 +508,7 @@ async def test_token_basic_credentials_are_form_urldecoded(
     response = await client.post(
         TOKEN,
         data={"grant_type": "client_credentials"},
-        headers=_basic("my%2Dapp.v2", secret),
+        headers=basic_auth("my%2Dapp.v2", secret),
     )
     _assert_token_response(response, scope="read write", refresh=False)
 
@@ -521,7 +519,7 @@ async def test_token_with_basic_and_post_credentials_is_invalid_request(
     app_client, secret = await _confidential(runtime)
     form = {"grant_type": "client_credentials", "client_secret": secret}
     response = await client.post(
-        TOKEN, data=form, headers=_basic(app_client.client_id, secret)
+        TOKEN, data=form, headers=basic_auth(app_client.client_id, secret)
     )
     _assert_error(
         response,
@@ -653,7 +651,7 @@ async def test_token_access_token_ttl_follows_clock(
     response = await client.post(
         TOKEN,
         data={"grant_type": "client_credentials"},
-        headers=_basic(app_client.client_id, secret),
+        headers=basic_auth(app_client.client_id, secret),
     )
     claims = await _claims(client, response.json()["access_token"])
     assert claims["iat"] == int(clock().timestamp())

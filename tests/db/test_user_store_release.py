@@ -12,21 +12,14 @@ from typing import cast
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.pool import QueuePool
 
 from oauth_service.db.direct import LazySession, direct_for
 from oauth_service.db.stores import SqlUserStore
 from oauth_service.db.tables import ScopeRow
 from oauth_service.runtime import Runtime
-from tests.factories import make_user
+from tests.factories import make_user, queue_pool
 
 NEW_HASH = "$argon2id$v=19$m=19456,t=3,p=1$stored-by-the-test"
-
-
-def _checked_out(runtime: Runtime) -> int:
-    pool = runtime.engine.pool
-    assert isinstance(pool, QueuePool)
-    return pool.checkedout()
 
 
 async def _stored_hash(engine: AsyncEngine, user_id: str) -> str:
@@ -58,9 +51,9 @@ async def test_user_release_after_reads_returns_connection_and_session_is_reusab
     user, _ = await make_user(runtime)
     users = SqlUserStore(session)
     assert await users.get_by_email(user.email) == user
-    assert _checked_out(runtime) == 1
+    assert queue_pool(runtime).checkedout() == 1
     await users.release()
-    assert _checked_out(runtime) == 0
+    assert queue_pool(runtime).checkedout() == 0
     assert not session.in_transaction()
     # Later statements check a connection out again, and their writes commit as usual.
     await users.update_password_hash(user.id, NEW_HASH)
@@ -78,7 +71,7 @@ async def test_user_release_after_a_write_keeps_the_transaction(
     )  # a Core UPDATE: the ORM does not see it
     await users.get_by_email(user.email)
     await users.release()
-    assert _checked_out(runtime) == 1
+    assert queue_pool(runtime).checkedout() == 1
     assert session.in_transaction()
     await session.commit()
     assert await _stored_hash(database, user.id) == NEW_HASH
@@ -94,7 +87,7 @@ async def test_user_release_keeps_unflushed_orm_changes(
     session.add(scope)
     await users.release()
     assert scope in session.new
-    assert _checked_out(runtime) == 1
+    assert queue_pool(runtime).checkedout() == 1
     await session.commit()
     async with database.connect() as conn:
         stored = await conn.scalar(
@@ -109,9 +102,9 @@ async def test_user_release_on_token_session_returns_connection_and_reuses_it(
     user, _ = await make_user(runtime)
     users = SqlUserStore(cast(AsyncSession, lazy))
     assert await users.get_by_email(user.email) == user
-    assert _checked_out(runtime) == 1
+    assert queue_pool(runtime).checkedout() == 1
     await users.release()
-    assert _checked_out(runtime) == 0
+    assert queue_pool(runtime).checkedout() == 0
     await users.update_password_hash(user.id, NEW_HASH)
     if lazy.in_transaction():  # as the token endpoint ends a request
         await lazy.commit()
@@ -128,7 +121,7 @@ async def test_user_release_on_token_session_never_drops_a_write(
     await users.release()
     # Postgres: the UPDATE committed as it ran (autocommit), so the connection could go back; SQLite: kept.
     postgres = database.dialect.name == "postgresql"
-    assert _checked_out(runtime) == (0 if postgres else 1)
+    assert queue_pool(runtime).checkedout() == (0 if postgres else 1)
     if lazy.in_transaction():
         await lazy.commit()
     assert await _stored_hash(database, user.id) == NEW_HASH
@@ -142,9 +135,9 @@ async def test_user_release_gives_back_the_connection_lent_to_direct_statements(
         database
     )  # requested for the clean-up; direct statements exist on Postgres only (marker)
     assert await direct_for(lazy) is not None
-    assert _checked_out(runtime) == 1
+    assert queue_pool(runtime).checkedout() == 1
     await SqlUserStore(cast(AsyncSession, lazy)).release()
-    assert _checked_out(runtime) == 0
+    assert queue_pool(runtime).checkedout() == 0
     again = await direct_for(lazy)  # lent anew on the next use
     assert again is not None
     assert again.usable
