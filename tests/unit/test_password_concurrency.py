@@ -1,4 +1,4 @@
-"""argon2 work is bounded per process (at most ``max_threads`` hashes at once) and trims memory when idle."""
+"""argon2 work is bounded per process (at most ``max_threads`` hashes at once) and trims memory once idle."""
 
 import asyncio
 import os
@@ -46,9 +46,13 @@ def _recorder(calls: list[int]) -> Callable[[int], int]:
     return trim
 
 
-def _cheap(max_threads: int) -> PasswordHasher:
+def _cheap(max_threads: int, trim_delay: float = 0.05) -> PasswordHasher:
     return PasswordHasher(
-        time_cost=1, memory_cost=8, parallelism=1, max_threads=max_threads
+        time_cost=1,
+        memory_cost=8,
+        parallelism=1,
+        max_threads=max_threads,
+        trim_delay=trim_delay,
     )
 
 
@@ -67,16 +71,45 @@ async def test_password_verify_runs_at_most_max_threads_at_once(
     assert tracker.peak == 2
 
 
-async def test_password_verify_alone_trims_memory_after(
+async def _trims_after(trims: list[int], seconds: float) -> list[int]:
+    """The trims recorded once ``seconds`` have passed (the trim itself runs in a worker thread)."""
+    await asyncio.sleep(seconds)
+    for _ in range(100):  # the timer fired; give its thread a moment to record the call
+        if trims:
+            break
+        await asyncio.sleep(0.01)
+    return trims
+
+
+async def test_password_verify_keeps_memory_between_hashes_then_trims_when_idle(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     trims: list[int] = []
     monkeypatch.setattr(passwords, "_MALLOC_TRIM", _recorder(trims))
-    hasher = _cheap(max_threads=2)
+    hasher = _cheap(max_threads=2, trim_delay=0.1)
     stored = hasher.hash_sync("pw")
     await hasher.verify(stored, "pw")
     await hasher.verify(stored, "wrong")
-    assert trims == [0, 0]
+    # Back-to-back logins reuse the freed buffer: trimming after each one made the next fault it in again.
+    assert trims == []
+    assert await _trims_after(trims, 0.15) == [0]
+    await asyncio.sleep(0.15)
+    assert trims == [0]  # one trim per idle period
+
+
+async def test_password_hash_within_the_delay_cancels_the_pending_trim(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trims: list[int] = []
+    monkeypatch.setattr(passwords, "_MALLOC_TRIM", _recorder(trims))
+    hasher = _cheap(max_threads=1, trim_delay=0.3)
+    stored = hasher.hash_sync("pw")
+    await hasher.verify(stored, "pw")
+    await asyncio.sleep(0.2)
+    await hasher.verify(stored, "pw")  # restarts the idle period
+    await asyncio.sleep(0.2)
+    assert trims == []  # 0.4 s after the first hash, but only 0.2 s after the last
+    assert await _trims_after(trims, 0.2) == [0]
 
 
 async def test_password_verify_burst_trims_only_when_drained(
@@ -84,10 +117,11 @@ async def test_password_verify_burst_trims_only_when_drained(
 ) -> None:
     trims: list[int] = []
     monkeypatch.setattr(passwords, "_MALLOC_TRIM", _recorder(trims))
-    hasher = _cheap(max_threads=1)
+    hasher = _cheap(max_threads=1, trim_delay=0.05)
     stored = hasher.hash_sync("pw")
     await asyncio.gather(*(hasher.verify(stored, "pw") for _ in range(6)))
-    assert 1 <= len(trims) < 6
+    assert trims == []
+    assert await _trims_after(trims, 0.1) == [0]
 
 
 async def test_password_hashing_thread_runs_at_lower_priority() -> None:

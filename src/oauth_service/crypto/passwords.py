@@ -7,10 +7,13 @@ At most ``max_threads`` (default: the CPU count) hashes run at once per process;
 cores add no throughput, but each one holds a ~19 MiB argon2 buffer and competes with the event loop for a
 core; hashing threads also run at a lower priority than the event loop. glibc gives each thread its own malloc
 arena, and an arena keeps a freed 19 MiB buffer for reuse, so the process is held to one arena
-(``mallopt(M_ARENA_MAX)``), and when the last in-flight hash finishes the freed buffers go back to the OS
-(``malloc_trim``): a burst of logins does not leave a worker's memory inflated.
+(``mallopt(M_ARENA_MAX)``). Once no hash has run for ``trim_delay`` seconds (default 2) the freed buffers go
+back to the OS (``malloc_trim``, in a worker thread: it takes about a millisecond): a burst of logins does not
+leave a worker's memory inflated. Not sooner: a hash that finds its buffer returned pays about 10 ms of page
+faults first, which had made a lone login half again as slow (31 ms instead of 21, bench/README.md).
 """
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -46,6 +49,7 @@ def _load_glibc(symbol: str) -> Callable[..., int] | None:
 _MALLOC_TRIM = _load_glibc("malloc_trim")
 _MALLOPT = _load_glibc("mallopt")
 _THREAD_NICENESS = 10
+TRIM_DELAY_SECONDS = 2.0
 _thread_state = threading.local()
 
 
@@ -80,8 +84,13 @@ class PasswordHasher:
         memory_cost: int = 19_456,
         parallelism: int = 1,
         max_threads: int | None = None,
+        trim_delay: float = TRIM_DELAY_SECONDS,
     ) -> None:
         self._max_threads = max_threads or os.cpu_count() or 1
+        self._trim_delay = trim_delay
+        self._malloc_trim = _MALLOC_TRIM
+        self._trim_timer: asyncio.TimerHandle | None = None
+        self._trim_task: asyncio.Task[int] | None = None
         if _MALLOPT is not None:  # before any hashing thread gets an arena of its own
             _MALLOPT(_M_ARENA_MAX, _MALLOC_ARENAS)
         # Made on first use: an anyio limiter belongs to a running event loop.
@@ -122,19 +131,30 @@ class PasswordHasher:
     async def _run(self, work: Callable[..., T], *args: str | None) -> T:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self._max_threads)
+        if self._trim_timer is not None:
+            self._trim_timer.cancel()  # hashing again: this hash reuses the freed buffer
+            self._trim_timer = None
         self._in_flight += 1
         try:
             return await anyio.to_thread.run_sync(
-                self._work_then_trim, work, *args, limiter=self._limiter
+                self._in_hashing_thread, work, *args, limiter=self._limiter
             )
         finally:
             self._in_flight -= 1
+            if self._in_flight == 0 and self._malloc_trim is not None:
+                self._trim_timer = asyncio.get_running_loop().call_later(
+                    self._trim_delay, self._trim_if_idle
+                )
 
-    def _work_then_trim(self, work: Callable[..., T], *args: str | None) -> T:
+    @staticmethod
+    def _in_hashing_thread(work: Callable[..., T], *args: str | None) -> T:
         _lower_thread_priority()
-        try:
-            return work(*args)
-        finally:
-            # The last in-flight hash returns argon2's freed memory to the OS.
-            if self._in_flight <= 1 and _MALLOC_TRIM is not None:
-                _MALLOC_TRIM(0)
+        return work(*args)
+
+    def _trim_if_idle(self) -> None:
+        """Give argon2's freed memory back to the OS, off the event loop (no hash ran for ``trim_delay`` s)."""
+        self._trim_timer = None
+        if self._in_flight == 0 and self._malloc_trim is not None:
+            self._trim_task = asyncio.ensure_future(
+                anyio.to_thread.run_sync(self._malloc_trim, 0)
+            )
