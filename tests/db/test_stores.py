@@ -463,6 +463,43 @@ async def test_lazy_session_lends_a_pooled_connection_without_opening_a_session(
     assert (stored is not None) is postgres  # SQLite: the rotation was rolled back
 
 
+async def test_lazy_session_password_grant_reads_user_and_stores_token_without_a_session(
+    runtime: Runtime, database: AsyncEngine
+) -> None:
+    """The password grant's statements through a lazy token session: on Postgres the user read and the refresh
+    token insert run on lent pooled connections (none held across the release before the hash) and open no
+    session; elsewhere through the session. Either way the user is read and the token row is stored."""
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    user, _ = await make_user(runtime, email="Dora@Example.com")
+    postgres = database.dialect.name == "postgresql"
+    pool = runtime.engine.sync_engine.pool
+    token = _new_token(client.client_id, user.id, family=uuid.uuid4())
+    lazy = LazySession(runtime.token_sessionmaker)
+    try:
+        stores = build_stores(cast(AsyncSession, lazy), database)
+        found = await stores.users.get_by_email("  dora@EXAMPLE.com ")
+        assert found is not None
+        assert (found.id, found.email, found.is_active) == (user.id, user.email, True)
+        assert found.password_hash == user.password_hash
+        assert await stores.users.get_by_email("nobody@example.com") is None
+        await stores.users.release()
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        await stores.refresh_tokens.save(token)
+        assert (lazy.session is None) is postgres
+        if lazy.in_transaction():
+            await lazy.commit()
+    finally:
+        await lazy.close()
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    async with runtime.sessionmaker() as check:
+        stored = await build_stores(check, database).refresh_tokens.get(
+            token.token_hash
+        )
+    assert stored is not None
+    assert (stored.user_id, stored.scope) == (user.id, token.scope)
+    assert stored.family_expires_at == token.family_expires_at
+
+
 @pytest.mark.postgres
 async def test_direct_errors_surface_as_through_the_session(
     runtime: Runtime, database: AsyncEngine

@@ -36,6 +36,12 @@ NEW_COLUMNS = (
 )
 
 
+# The columns of ``refresh_values`` as named bind parameters, for a statement compiled once (``db.direct``).
+INSERT_NEW_REFRESH = insert(REFRESH).values(
+    {name: bindparam(name, type_=REFRESH.c[name].type) for name in NEW_COLUMNS}
+)
+
+
 def refresh_values(token: NewRefreshToken) -> dict[str, Any]:
     """The row of a new refresh token, keyed by column name."""
     return {

@@ -23,6 +23,7 @@ from oauth_service.db.authorization_stores import SqlAuthorizationCodeStore
 from oauth_service.db.direct import DirectStatement, direct_for
 from oauth_service.db.mapping import client_from_row, joined_user, split_set
 from oauth_service.db.refresh_sql import (
+    INSERT_NEW_REFRESH,
     INSERT_REFRESH,
     REFRESH,
     insert_after,
@@ -90,9 +91,12 @@ def _rotate_in_one_statement() -> Executable:
 
 
 _ROTATE_PG = _rotate_in_one_statement()
-# The same two statements for the asyncpg connection of an autocommit session (``db.direct``).
+# The same statements for the asyncpg connection of an autocommit session (``db.direct``): a refresh's two, and
+# a password grant's read of the user and insert of its refresh token.
 _SELECT_REFRESH_DIRECT = DirectStatement.compile(_SELECT_REFRESH)
 _ROTATE_PG_DIRECT = DirectStatement.compile(_ROTATE_PG)
+_SELECT_USER_BY_EMAIL_DIRECT = DirectStatement.compile(_SELECT_USER_BY_EMAIL)
+_INSERT_REFRESH_DIRECT = DirectStatement.compile(INSERT_NEW_REFRESH)
 
 
 class SqlClientStore:
@@ -109,16 +113,21 @@ class SqlClientStore:
         return client_from_row(row) if row is not None else None
 
 
-def _user(row: Row[*tuple[Any, ...]] | None) -> User | None:
+def _user(row: Mapping[str, Any] | None) -> User | None:
+    """A user row (a Core row's ``_mapping`` or an asyncpg record) as a ``User``."""
     if row is None:
         return None
     return User(
-        id=row.id,
-        email=row.email,
-        is_active=row.is_active,
-        is_admin=row.is_admin,
-        password_hash=row.password_hash,
+        id=row["id"],
+        email=row["email"],
+        is_active=row["is_active"],
+        is_admin=row["is_admin"],
+        password_hash=row["password_hash"],
     )
+
+
+def _mapping(row: Row[*tuple[Any, ...]] | None) -> Mapping[str, Any] | None:
+    return row._mapping if row is not None else None
 
 
 class SqlUserStore:
@@ -131,15 +140,16 @@ class SqlUserStore:
     async def get(self, user_id: str) -> User | None:
         """Return the user by id, or None."""
         result = await self._session.execute(_SELECT_USER, {"user_id": user_id})
-        return _user(result.first())
+        return _user(_mapping(result.first()))
 
     async def get_by_email(self, email: str) -> User | None:
         """Return the user by email, or None."""
-        normalized = email.strip().lower()
-        result = await self._session.execute(
-            _SELECT_USER_BY_EMAIL, {"email": normalized}
-        )
-        return _user(result.first())
+        values = {"email": email.strip().lower()}
+        direct = await direct_for(self._session)
+        if direct is not None:  # the token endpoint on Postgres (the password grant)
+            return _user(await _SELECT_USER_BY_EMAIL_DIRECT.fetchrow(direct, values))
+        result = await self._session.execute(_SELECT_USER_BY_EMAIL, values)
+        return _user(_mapping(result.first()))
 
     async def update_password_hash(self, user_id: str, password_hash: str) -> None:
         """Store a rehashed password."""
@@ -226,6 +236,10 @@ class SqlRefreshTokenStore:
 
     async def save(self, token: NewRefreshToken) -> None:
         """Store a new refresh token."""
+        direct = await direct_for(self._session)
+        if direct is not None:  # the token endpoint on Postgres (the password grant)
+            await _INSERT_REFRESH_DIRECT.fetchrow(direct, refresh_values(token))
+            return
         await self._session.execute(INSERT_REFRESH, refresh_values(token))
 
     async def get(self, token_hash: str) -> RefreshRecord | None:
