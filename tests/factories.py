@@ -2,8 +2,11 @@
 small request and pool helpers shared by the API tests."""
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
 
 from oauth_service.db import admin
@@ -71,3 +74,28 @@ def queue_pool(runtime: Runtime) -> QueuePool:
     pool = runtime.engine.pool
     assert isinstance(pool, QueuePool)
     return pool
+
+
+@contextmanager
+def peak_checkouts(runtime: Runtime) -> Iterator[list[int]]:
+    """Track the most connections checked out of the runtime's pool at once inside the block (``[peak]``)."""
+    pool = queue_pool(runtime)
+    held = pool.checkedout()
+    peak = [held]
+
+    def checkout(*_: Any) -> None:
+        nonlocal held
+        held += 1
+        peak[0] = max(peak[0], held)
+
+    def checkin(*_: Any) -> None:
+        nonlocal held
+        held -= 1
+
+    event.listen(pool, "checkout", checkout)
+    event.listen(pool, "checkin", checkin)
+    try:
+        yield peak
+    finally:
+        event.remove(pool, "checkout", checkout)
+        event.remove(pool, "checkin", checkin)

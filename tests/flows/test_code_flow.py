@@ -4,6 +4,7 @@ import asyncio
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,7 +17,7 @@ from tests.authorization_helpers import (
     query_of,
 )
 from tests.conftest import ISSUER
-from tests.factories import make_client, make_user
+from tests.factories import make_client, make_user, peak_checkouts
 
 EMAIL = "alice@example.com"
 PASSWORD = "correct horse battery"
@@ -207,6 +208,23 @@ async def test_code_replay_is_refused_and_revokes_first_tokens(
             (await conn.execute(text("SELECT jti FROM revoked_tokens"))).scalars().all()
         )
     assert jti in revoked
+
+
+@pytest.mark.postgres
+async def test_code_replay_revocation_holds_one_pooled_connection_at_a_time(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The replay's read and the revocations committed on connections of their own never overlap: a burst of
+    replays cannot leave every pooled connection waiting for another."""
+    await _setup(runtime)
+    verifier, challenge = new_pkce()
+    code = await _code(client, challenge)
+    first = await client.post("/oauth/token", data=_exchange_form(code, verifier))
+    assert first.status_code == 200
+    with peak_checkouts(runtime) as peak:
+        replay = await client.post("/oauth/token", data=_exchange_form(code, verifier))
+    assert replay.status_code == 400
+    assert peak == [1]
 
 
 async def test_code_replay_with_wrong_verifier_revokes_nothing(

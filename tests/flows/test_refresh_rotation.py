@@ -15,7 +15,7 @@ from oauth_service.app import create_app
 from oauth_service.crypto.tokens import token_hash
 from oauth_service.runtime import Runtime
 from tests.conftest import ISSUER, make_settings
-from tests.factories import make_client, make_user
+from tests.factories import make_client, make_user, peak_checkouts
 from tests.fakes import FixedClock
 
 TOKEN = "/oauth/token"
@@ -117,6 +117,22 @@ async def test_refresh_grace_lost_response_retry_gets_fresh_pair_once(
     # The retried branch carries on normally.
     following = await session.new_token(retried)
     assert _live(await _family_state(database, following)) == 1
+
+
+@pytest.mark.postgres
+async def test_refresh_grace_retry_holds_one_pooled_connection_at_a_time(
+    grace_client: httpx.AsyncClient, grace_app: FastAPI
+) -> None:
+    """The retry reads the token, then its successor, then replaces it in a transaction of its own: each step
+    gives the previous connection back. Holding one while waiting for the next, a pool's worth of concurrent
+    retries would each wait for the pool until it timed out (503 for every request of the worker)."""
+    runtime: Runtime = grace_app.state.runtime
+    session = await _login(grace_client, runtime)
+    await session.new_token(session.refresh_token)  # its response was lost
+    with peak_checkouts(runtime) as peak:
+        retried = await session.refresh(session.refresh_token)
+    assert retried.status_code == 200, retried.text
+    assert peak == [1]
 
 
 async def test_refresh_grace_reuse_after_successor_used_revokes_family(

@@ -27,6 +27,7 @@ from oauth_service.db.refresh_sql import (
     new_refresh_params,
     refresh_values,
 )
+from oauth_service.db.release import release_reads
 from oauth_service.db.tables import (
     AuthorizationCodeRow,
     AuthorizationRequestRow,
@@ -175,7 +176,12 @@ class SqlAuthorizationCodeStore:
         return True
 
     async def revoke_issued(self, code_hash: str, at: datetime) -> None:
-        """Put the access token the code's redemption issued on the revocation list, committed at once."""
+        """Put the access token the code's redemption issued on the revocation list, committed at once.
+
+        The request's connection goes back first (an error response follows; nothing written is dropped,
+        ``db.release``): a request never holds one connection while waiting for another.
+        """
+        await release_reads(self._session)
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(

@@ -113,7 +113,7 @@ class SqlClientStore:
         return client_from_row(row) if row is not None else None
 
 
-def _user(row: Mapping[str, Any] | None) -> User | None:
+def _user(row: Mapping[Any, Any] | None) -> User | None:
     """A user row (a Core row's ``_mapping`` or an asyncpg record) as a ``User``."""
     if row is None:
         return None
@@ -126,7 +126,7 @@ def _user(row: Mapping[str, Any] | None) -> User | None:
     )
 
 
-def _mapping(row: Row[*tuple[Any, ...]] | None) -> Mapping[str, Any] | None:
+def _mapping(row: Row[*tuple[Any, ...]] | None) -> Mapping[Any, Any] | None:
     return row._mapping if row is not None else None
 
 
@@ -262,6 +262,9 @@ class SqlRefreshTokenStore:
         Looked up within the parent's family (``parent_id`` has no index of its own; the family's does), so
         the read stays an index scan of one family however many tokens are stored.
         """
+        # The grace-window path: the token was read on a lent connection; give it back before the session
+        # takes its own (db.release: nothing written is dropped), so a request never holds two.
+        await release_reads(self._session)
         family = (
             select(REFRESH.c.family_id)
             .where(REFRESH.c.id == parent_id)
@@ -316,6 +319,10 @@ class SqlRefreshTokenStore:
         transaction of their own; elsewhere in the request's transaction.
         """
         if self._engine.dialect.name == "postgresql":
+            # Its own transaction takes a connection: the request's goes back first (the token endpoint's
+            # session autocommits, so it holds nothing uncommitted). Holding one while waiting for another, a
+            # pool's worth of such requests would each wait for the pool until it timed out.
+            await release_reads(self._session)
             async with self._engine.begin() as conn:
                 return await _replace_successor(conn, successor_id, new, at)
         if await _replace_successor(self._session, successor_id, new, at):
