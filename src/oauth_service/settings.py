@@ -96,9 +96,9 @@ class Settings(BaseSettings):
     password_hash_threads: int | None = Field(default=None, ge=1)
 
     # Database pool (Postgres).
-    # A few connections per worker keep Postgres busy; more add backends that contend for its CPUs. Requests
-    # beyond the pool wait for a connection (up to db_pool_timeout): an overflow connection would be opened
-    # and closed again per request under load (bench/README.md, round 5).
+    # A few connections per worker keep Postgres busy; more add backends that contend for its CPUs (measured
+    # in bench/README.md, round 5). Requests beyond the pool wait for a connection (up to db_pool_timeout):
+    # an overflow connection is opened and closed again per request under load.
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)

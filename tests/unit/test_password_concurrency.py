@@ -38,9 +38,13 @@ class PeakTracker:
         return getattr(self.real, name)
 
 
-def _recorder(calls: list[int]) -> Callable[[int], int]:
+def _recorder(
+    calls: list[int], threads: list[int] | None = None
+) -> Callable[[int], int]:
     def trim(pad: int) -> int:
         calls.append(pad)
+        if threads is not None:
+            threads.append(threading.get_ident())
         return 1
 
     return trim
@@ -85,15 +89,19 @@ async def test_password_verify_keeps_memory_between_hashes_then_trims_when_idle(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     trims: list[int] = []
-    monkeypatch.setattr(passwords, "_MALLOC_TRIM", _recorder(trims))
-    hasher = _cheap(max_threads=2, trim_delay=0.1)
+    threads: list[int] = []
+    monkeypatch.setattr(passwords, "_MALLOC_TRIM", _recorder(trims, threads))
+    hasher = _cheap(max_threads=2, trim_delay=0.5)
     stored = hasher.hash_sync("pw")
     await hasher.verify(stored, "pw")
     await hasher.verify(stored, "wrong")
     # Back-to-back logins reuse the freed buffer: trimming after each one made the next fault it in again.
     assert trims == []
-    assert await _trims_after(trims, 0.15) == [0]
-    await asyncio.sleep(0.15)
+    assert await _trims_after(trims, 0.6) == [0]
+    assert threads != [
+        threading.get_ident()
+    ]  # off the event loop: it takes about a millisecond
+    await asyncio.sleep(0.6)
     assert trims == [0]  # one trim per idle period
 
 
@@ -102,14 +110,14 @@ async def test_password_hash_within_the_delay_cancels_the_pending_trim(
 ) -> None:
     trims: list[int] = []
     monkeypatch.setattr(passwords, "_MALLOC_TRIM", _recorder(trims))
-    hasher = _cheap(max_threads=1, trim_delay=0.3)
+    hasher = _cheap(max_threads=1, trim_delay=1.0)
     stored = hasher.hash_sync("pw")
     await hasher.verify(stored, "pw")
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.6)
     await hasher.verify(stored, "pw")  # restarts the idle period
-    await asyncio.sleep(0.2)
-    assert trims == []  # 0.4 s after the first hash, but only 0.2 s after the last
-    assert await _trims_after(trims, 0.2) == [0]
+    await asyncio.sleep(0.6)
+    assert trims == []  # 1.2 s after the first hash, but only 0.6 s after the last
+    assert await _trims_after(trims, 0.5) == [0]
 
 
 async def test_password_verify_burst_trims_only_when_drained(
@@ -117,11 +125,11 @@ async def test_password_verify_burst_trims_only_when_drained(
 ) -> None:
     trims: list[int] = []
     monkeypatch.setattr(passwords, "_MALLOC_TRIM", _recorder(trims))
-    hasher = _cheap(max_threads=1, trim_delay=0.05)
+    hasher = _cheap(max_threads=1, trim_delay=0.5)
     stored = hasher.hash_sync("pw")
     await asyncio.gather(*(hasher.verify(stored, "pw") for _ in range(6)))
     assert trims == []
-    assert await _trims_after(trims, 0.1) == [0]
+    assert await _trims_after(trims, 0.6) == [0]
 
 
 async def test_password_hashing_thread_runs_at_lower_priority() -> None:

@@ -8,9 +8,10 @@ cores add no throughput, but each one holds a ~19 MiB argon2 buffer and competes
 core; hashing threads also run at a lower priority than the event loop. glibc gives each thread its own malloc
 arena, and an arena keeps a freed 19 MiB buffer for reuse, so the process is held to one arena
 (``mallopt(M_ARENA_MAX)``). Once no hash has run for ``trim_delay`` seconds (default 2) the freed buffers go
-back to the OS (``malloc_trim``, in a worker thread: it takes about a millisecond): a burst of logins does not
-leave a worker's memory inflated. Not sooner: a hash that finds its buffer returned pays about 10 ms of page
-faults first, which had made a lone login half again as slow (31 ms instead of 21, bench/README.md).
+back to the OS (``malloc_trim``, in a worker thread: it takes about a millisecond), so once logins pause a
+burst does not leave a worker's memory inflated; while they keep coming it holds at most ``max_threads`` freed
+buffers. Not sooner: a hash that finds its buffer returned pays about 10 ms of page faults first, which had
+made a lone login half again as slow (31 ms instead of 21, bench/README.md).
 """
 
 import asyncio
@@ -155,6 +156,6 @@ class PasswordHasher:
         """Give argon2's freed memory back to the OS, off the event loop (no hash ran for ``trim_delay`` s)."""
         self._trim_timer = None
         if self._in_flight == 0 and self._malloc_trim is not None:
-            self._trim_task = asyncio.ensure_future(
+            self._trim_task = asyncio.get_running_loop().create_task(
                 anyio.to_thread.run_sync(self._malloc_trim, 0)
             )
