@@ -96,11 +96,10 @@ class Settings(BaseSettings):
     password_hash_threads: int | None = Field(default=None, ge=1)
 
     # Database pool (Postgres).
-    # A few connections per worker keep Postgres busy; more add backends that contend for its CPUs (measured
-    # in bench/README.md, round 5). Requests beyond the pool wait for a connection (up to db_pool_timeout):
-    # an overflow connection is opened and closed again per request under load.
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=0, ge=0)
+    # Sized above the concurrency a worker sees: connections opened beyond the pool are closed on return. A
+    # pool of 10 without overflow was measured too (bench/README.md, round 5): no clear gain, a longer p99.
+    db_pool_size: int = Field(default=30, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=100)
     # Test each pooled connection before use? It costs three round trips (BEGIN, ping, ROLLBACK) per checkout;
