@@ -10,7 +10,7 @@ and matches nothing, so it inserts nothing).
 
 from typing import Any
 
-from sqlalchemy import CTE, Insert, bindparam, insert, select
+from sqlalchemy import CTE, BindParameter, Insert, bindparam, insert, select
 
 from oauth_service.db.mapping import join_set
 from oauth_service.db.tables import RefreshTokenRow
@@ -36,10 +36,16 @@ NEW_COLUMNS = (
 )
 
 
+def _new_params(prefix: str = "") -> dict[str, BindParameter[Any]]:
+    """A typed bind parameter per new-token column, named ``prefix + column``."""
+    return {
+        name: bindparam(prefix + name, type_=REFRESH.c[name].type)
+        for name in NEW_COLUMNS
+    }
+
+
 # The columns of ``refresh_values`` as named bind parameters, for a statement compiled once (``db.direct``).
-INSERT_NEW_REFRESH = insert(REFRESH).values(
-    {name: bindparam(name, type_=REFRESH.c[name].type) for name in NEW_COLUMNS}
-)
+INSERT_NEW_REFRESH = insert(REFRESH).values(_new_params())
 
 
 def refresh_values(token: NewRefreshToken) -> dict[str, Any]:
@@ -68,7 +74,5 @@ def new_refresh_params(token: NewRefreshToken) -> dict[str, Any]:
 
 def insert_after(gate: CTE) -> Insert:
     """``INSERT INTO refresh_tokens (...) SELECT :new_id, ... FROM gate RETURNING id``: one row per gate row."""
-    values = select(
-        *(bindparam(f"new_{name}", type_=REFRESH.c[name].type) for name in NEW_COLUMNS)
-    ).select_from(gate)
+    values = select(*_new_params("new_").values()).select_from(gate)
     return insert(REFRESH).from_select(NEW_COLUMNS, values).returning(REFRESH.c.id)
