@@ -91,7 +91,9 @@ class PasswordHasher:
         self._trim_delay = trim_delay
         self._malloc_trim = _MALLOC_TRIM
         self._trim_timer: asyncio.TimerHandle | None = None
-        self._trim_task: asyncio.Task[int] | None = None
+        self._trim_task: asyncio.Task[int] | None = (
+            None  # held: the loop keeps only a weak reference
+        )
         if _MALLOPT is not None:  # before any hashing thread gets an arena of its own
             _MALLOPT(_M_ARENA_MAX, _MALLOC_ARENAS)
         # Made on first use: an anyio limiter belongs to a running event loop.

@@ -127,6 +127,7 @@ def _user(row: Mapping[Any, Any] | None) -> User | None:
 
 
 def _mapping(row: Row[*tuple[Any, ...]] | None) -> Mapping[Any, Any] | None:
+    """A Core row's mapping (the shape direct statements return), or None."""
     return row._mapping if row is not None else None
 
 
@@ -250,8 +251,7 @@ class SqlRefreshTokenStore:
             row = await _SELECT_REFRESH_DIRECT.fetchrow(direct, {"hash": token_hash})
         else:
             result = await self._session.execute(_SELECT_REFRESH, {"hash": token_hash})
-            first = result.first()
-            row = first._mapping if first is not None else None
+            row = _mapping(result.first())
         if row is None:
             return None
         return _refresh_record(row, joined_user(row))
@@ -276,8 +276,8 @@ class SqlRefreshTokenStore:
             .order_by(REFRESH.c.issued_at.desc(), REFRESH.c.id)
             .limit(1)
         )
-        row = result.first()
-        return _refresh_record(row._mapping) if row is not None else None
+        row = _mapping(result.first())
+        return _refresh_record(row) if row is not None else None
 
     async def _mark(self, token_id: UUID, at: datetime, *, column: str) -> bool:
         result = await self._session.execute(
