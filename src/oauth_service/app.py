@@ -145,6 +145,7 @@ async def close_runtime(runtime: Runtime) -> None:
     """Release what ``build_runtime`` opened."""
     await runtime.throttle.aclose()
     await runtime.engine.dispose()
+    runtime.passwords.close()
 
 
 def _telemetry(enabled: bool) -> TelemetryConfig:

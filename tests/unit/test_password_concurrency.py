@@ -143,3 +143,76 @@ async def test_password_hashing_thread_runs_at_lower_priority() -> None:
 
     assert await hasher._run(niceness, stored, "pw")
     assert seen == [os.getpriority(os.PRIO_PROCESS, 0) + passwords._THREAD_NICENESS]
+
+
+class CountingVerifier:
+    """Wraps argon2's ``verify``: counts the calls that ran; the first waits at a gate when one is set."""
+
+    def __init__(self, real: Any, gate: threading.Event | None = None) -> None:
+        self.real = real
+        self.gate = gate
+        self.ran = 0
+        self.lock = threading.Lock()
+        self.all_ran = threading.Event()
+        self.expected = 0
+
+    def verify(self, stored: str, password: str) -> bool:
+        with self.lock:
+            self.ran += 1
+            first = self.ran == 1
+            if self.ran == self.expected:
+                self.all_ran.set()
+        if first and self.gate is not None:
+            self.gate.wait(timeout=5)
+        result: bool = self.real.verify(stored, password)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+async def test_hashing_thread_takes_the_next_queued_hash_without_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A finished hash used to hand its slot over through the event loop (anyio's limiter): under a login
+    # storm the hashing thread waited for a busy loop before it could start the next hash.
+    hasher = _cheap(max_threads=1)
+    stored = hasher.hash_sync("pw")
+    counter = CountingVerifier(hasher._hasher)
+    counter.expected = 3
+    monkeypatch.setattr(hasher, "_hasher", counter)
+    calls = [asyncio.create_task(hasher.verify(stored, "pw")) for _ in range(3)]
+    await asyncio.sleep(0)  # each call queues its hash
+    # The loop is blocked from here on: only the hashing thread can move from one hash to the next.
+    assert counter.all_ran.wait(timeout=5)
+    assert all(check.ok for check in await asyncio.gather(*calls))
+
+
+async def test_cancelled_login_drops_its_queued_hash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hasher = _cheap(max_threads=1)
+    stored = hasher.hash_sync("pw")
+    gate = threading.Event()
+    counter = CountingVerifier(hasher._hasher, gate)
+    monkeypatch.setattr(hasher, "_hasher", counter)
+    running = asyncio.create_task(hasher.verify(stored, "pw"))
+    queued = asyncio.create_task(hasher.verify(stored, "pw"))
+    await asyncio.sleep(0.05)
+    queued.cancel()  # the client went away while its hash waited for the thread
+    await asyncio.sleep(0)
+    gate.set()
+    assert (await running).ok
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    await asyncio.sleep(0.05)
+    assert counter.ran == 1  # the cancelled hash never cost the CPU
+
+
+async def test_closed_hasher_stops_its_threads() -> None:
+    hasher = _cheap(max_threads=1)
+    stored = hasher.hash_sync("pw")
+    assert (await hasher.verify(stored, "pw")).ok
+    hasher.close()
+    with pytest.raises(RuntimeError):
+        await hasher.verify(stored, "pw")

@@ -3,9 +3,12 @@
 Hashing and verifying cost tens of milliseconds of CPU by design, so both run in a worker thread. Unknown users
 are verified against a dummy hash with the same parameters, so timing does not reveal which emails exist.
 
-At most ``max_threads`` (default: the CPU count) hashes run at once per process; the rest queue. More threads than
-cores add no throughput, but each one holds a ~19 MiB argon2 buffer and competes with the event loop for a
-core; hashing threads also run at a lower priority than the event loop. glibc gives each thread its own malloc
+At most ``max_threads`` (default: the CPU count) hashes run at once per process: the hasher has its own pool
+of that many threads, and the rest queue in it. A hashing thread takes the next queued hash as soon as it is
+done, without a round through the event loop, and a hand-over costs the loop a quarter of what anyio's
+``to_thread`` with a capacity limiter did while logins queue (bench/README.md). More threads than cores add no
+throughput, but each one holds a ~19 MiB argon2 buffer and competes with the event loop for a core; hashing
+threads also run at a lower priority than the event loop. glibc gives each thread its own malloc
 arena, and an arena keeps a freed 19 MiB buffer for reuse, so the process is held to one arena
 (``mallopt(M_ARENA_MAX)``). Once no hash has run for ``trim_delay`` seconds (default 2) the freed buffers go
 back to the OS (``malloc_trim``, in a worker thread: it takes about a millisecond), so once logins pause a
@@ -21,11 +24,10 @@ import ctypes.util
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-import anyio
-import anyio.to_thread
 from argon2 import PasswordHasher as _Argon2
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -51,18 +53,14 @@ _MALLOC_TRIM = _load_glibc("malloc_trim")
 _MALLOPT = _load_glibc("mallopt")
 _THREAD_NICENESS = 10
 TRIM_DELAY_SECONDS = 2.0
-_thread_state = threading.local()
 
 
 def _lower_thread_priority() -> None:
-    """Run this worker thread at a lower priority (Linux schedules threads one by one), once per thread.
+    """Run the calling hashing thread at a lower priority (Linux schedules threads one by one); once per thread.
 
     Under a login storm the event loop then preempts hashing, so every other request (``/healthz`` included)
     keeps its latency; throughput is unchanged, because the CPU stays busy either way.
     """
-    if getattr(_thread_state, "lowered", False):
-        return
-    _thread_state.lowered = True
     with contextlib.suppress(OSError, AttributeError):  # not Linux, or not permitted
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _THREAD_NICENESS)
 
@@ -91,13 +89,15 @@ class PasswordHasher:
         self._trim_delay = trim_delay
         self._malloc_trim = _MALLOC_TRIM
         self._trim_timer: asyncio.TimerHandle | None = None
-        self._trim_task: asyncio.Task[int] | None = (
-            None  # held: the loop keeps only a weak reference
-        )
+        self._trim_task: asyncio.Future[int] | None = None
         if _MALLOPT is not None:  # before any hashing thread gets an arena of its own
             _MALLOPT(_M_ARENA_MAX, _MALLOC_ARENAS)
-        # Made on first use: an anyio limiter belongs to a running event loop.
-        self._limiter: anyio.CapacityLimiter | None = None
+        # Threads start on first use; not tied to an event loop, so one hasher serves any loop (tests, CLI).
+        self._threads = ThreadPoolExecutor(
+            max_workers=self._max_threads,
+            thread_name_prefix="argon2",
+            initializer=_lower_thread_priority,
+        )
         self._in_flight = 0
         self._hasher = _Argon2(
             time_cost=time_cost,
@@ -131,16 +131,22 @@ class PasswordHasher:
         """Verify in a worker thread; ``stored_hash=None`` burns the same time and fails."""
         return await self._run(self._verify_sync, stored_hash, password)
 
+    def close(self) -> None:
+        """Stop the hashing threads once they finish (shutdown); queued work that nobody awaits is dropped."""
+        if self._trim_timer is not None:
+            self._trim_timer.cancel()
+            self._trim_timer = None
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
     async def _run(self, work: Callable[..., T], *args: str | None) -> T:
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self._max_threads)
         if self._trim_timer is not None:
             self._trim_timer.cancel()  # hashing again: this hash reuses the freed buffer
             self._trim_timer = None
         self._in_flight += 1
         try:
-            return await anyio.to_thread.run_sync(
-                self._in_hashing_thread, work, *args, limiter=self._limiter
+            # A cancelled wait drops its queued hash (``wrap_future``); a running one finishes in its thread.
+            return await asyncio.get_running_loop().run_in_executor(
+                self._threads, work, *args
             )
         finally:
             self._in_flight -= 1
@@ -149,15 +155,10 @@ class PasswordHasher:
                     self._trim_delay, self._trim_if_idle
                 )
 
-    @staticmethod
-    def _in_hashing_thread(work: Callable[..., T], *args: str | None) -> T:
-        _lower_thread_priority()
-        return work(*args)
-
     def _trim_if_idle(self) -> None:
         """Give argon2's freed memory back to the OS, off the event loop (no hash ran for ``trim_delay`` s)."""
         self._trim_timer = None
         if self._in_flight == 0 and self._malloc_trim is not None:
-            self._trim_task = asyncio.get_running_loop().create_task(
-                anyio.to_thread.run_sync(self._malloc_trim, 0)
+            self._trim_task = asyncio.get_running_loop().run_in_executor(
+                self._threads, self._malloc_trim, 0
             )
