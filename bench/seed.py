@@ -10,7 +10,6 @@ import asyncio
 import base64
 import hashlib
 import secrets
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.db import admin
 from oauth_service.db.engine import make_engine, make_sessionmaker
 from oauth_service.db.keys import ensure_signing_key, load_keyset
+from oauth_service.oauth.ids import time_ordered_uuid
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.models import Client
 from oauth_service.settings import Settings
@@ -121,10 +121,10 @@ def _refresh_rows(
         if raw_out is not None:
             raw_out.append(raw)
         user = seeded.user_ids[i % len(seeded.user_ids)]
-        yield (
-            uuid.uuid4(),
+        yield (  # ids as the service makes them: their order decides where index inserts land
+            time_ordered_uuid(),
             hashlib.sha256(raw.encode()).hexdigest(),
-            uuid.uuid4(),
+            time_ordered_uuid(),
             seeded.client_id,
             user,
             "read write",

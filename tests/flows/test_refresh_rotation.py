@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -197,3 +198,27 @@ async def test_refresh_concurrent_rotation_has_exactly_one_winner(
     winner = next(r for r in responses if r.status_code == 200).json()["refresh_token"]
     response = await session.refresh(winner)
     assert (response.status_code, response.json()) == (400, BAD_REFRESH)
+
+
+async def test_refresh_rows_get_ids_that_grow_with_time(
+    client: httpx.AsyncClient, runtime: Runtime, database: AsyncEngine
+) -> None:
+    # Random ids put each issuance's index inserts on random pages; time-ordered ones on the newest pages,
+    # which stay in Postgres' buffer cache however many tokens are stored (bench/README.md, growth).
+    session = await _login(client, runtime)
+    await asyncio.sleep(
+        0.002
+    )  # the ids order by millisecond: the rotation's comes from a later one
+    successor = await session.new_token(session.refresh_token)
+    rows = await _family_state(database, successor)
+    async with database.connect() as conn:
+        family = await conn.scalar(
+            text("SELECT family_id FROM refresh_tokens WHERE token_hash = :h"),
+            {"h": token_hash(successor)},
+        )
+    ids = {str(row["id"]): row["parent_id"] for row in rows}
+    assert len(ids) == 2
+    assert {uuid.UUID(str(value)).version for value in [*ids, family]} == {7}
+    (parent,) = (value for value, parent_id in ids.items() if parent_id is None)
+    (child,) = (value for value, parent_id in ids.items() if parent_id is not None)
+    assert uuid.UUID(parent) < uuid.UUID(child)  # issued later, sorts later

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
 from oauth_service.oauth.clock import Clock, utcnow
+from oauth_service.oauth.ids import time_ordered_uuid
 from oauth_service.oauth.models import Client, Grant, TokenResponse
 from oauth_service.oauth.scopes import format_scope
 from oauth_service.oauth.storage import NewRefreshToken, RefreshTokenStore
@@ -101,11 +102,11 @@ class TokenIssuer:
     ) -> tuple[str, NewRefreshToken]:
         """Create (not store) a refresh token: a new family, or the next link of ``grant.family_id``."""
         now = self._clock()
-        family_id = grant.family_id or uuid.uuid4()
+        family_id = grant.family_id or time_ordered_uuid()
         family_expires_at = grant.family_expires_at or now + self._refresh_ttl
         raw = new_opaque_token()
         record = NewRefreshToken(
-            id=uuid.uuid4(),
+            id=time_ordered_uuid(),
             token_hash=token_hash(raw),
             family_id=family_id,
             parent_id=parent_id,

@@ -124,6 +124,8 @@ async def test_code_redemption_issues_jwt_and_refresh_token() -> None:
     assert used.access_jti == claims["jti"]
     [refresh] = setup.stores.refresh_tokens.tokens.values()
     assert refresh.family_id == used.family_id
+    # A new family's id grows with time (UUIDv7): its index inserts land on the newest pages.
+    assert (refresh.family_id.version, refresh.id.version) == (7, 7)
 
 
 async def test_code_redemption_without_refresh_grant_has_no_refresh_token() -> None:

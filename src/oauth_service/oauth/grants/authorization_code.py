@@ -12,7 +12,6 @@ access token's ``jti`` and the refresh family it starts and stores the refresh t
 registered for the ``refresh_token`` grant and the server enables it.
 """
 
-import uuid
 from typing import ClassVar
 
 from oauth_service.crypto.tokens import token_hash
@@ -20,6 +19,7 @@ from oauth_service.logs import audit
 from oauth_service.oauth import pkce
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.errors import InvalidGrantError
+from oauth_service.oauth.ids import time_ordered_uuid
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
 from oauth_service.oauth.storage import (
@@ -81,7 +81,7 @@ class AuthorizationCodeGrant:
             with_refresh=self._refresh_enabled
             and "refresh_token" in client.grant_types,
             auth_time=record.auth_time,
-            family_id=uuid.uuid4(),
+            family_id=time_ordered_uuid(),
             code_hash=record.code_hash,
         )
 
