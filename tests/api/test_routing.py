@@ -11,14 +11,14 @@ import httpx
 from fastapi import FastAPI, HTTPException
 from fastapi.routing import APIRoute
 
-from oauth_service.api import introspect, resources
+from oauth_service.api import health, introspect, resources
 from oauth_service.api.bearer import ReadTokenDep
 from oauth_service.api.request_route import RequestRoute
 from oauth_service.api.token import router as token_router
 from oauth_service.app import create_app
 from tests.conftest import make_settings
 
-HOT_ROUTERS = (token_router, introspect.router, resources.router)
+HOT_ROUTERS = (token_router, introspect.router, resources.router, health.router)
 
 
 def _app(tmp_path: Path) -> FastAPI:
@@ -43,7 +43,8 @@ def test_the_busiest_endpoints_skip_fastapis_request_handler(tmp_path: Path) -> 
         for route in _app(tmp_path).router.routes
         if isinstance(route, APIRoute)
     }
-    for path in ("/oauth/token", "/oauth/introspect", "/api/v1/me"):
+    # /healthz too: gateways probe it often, also while logins saturate the CPUs.
+    for path in ("/oauth/token", "/oauth/introspect", "/api/v1/me", "/healthz"):
         assert kinds[path] is RequestRoute, path
     assert (
         kinds["/api/v1/notes"] is APIRoute
@@ -76,3 +77,14 @@ async def test_dependency_overrides_reach_the_hot_routes(
         assert (await client.get("/api/v1/notes")).status_code == 418
     finally:
         app.dependency_overrides.clear()
+
+
+async def test_liveness_answer_is_documented_and_served(
+    tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    answer = await client.get("/healthz")
+    assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
+    assert answer.headers["content-type"] == "application/json"
+    documented = _app(tmp_path).openapi()["paths"]["/healthz"]["get"]
+    content = documented["responses"]["200"]["content"]["application/json"]
+    assert content["schema"] == {"$ref": "#/components/schemas/Liveness"}
