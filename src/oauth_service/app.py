@@ -143,9 +143,11 @@ def include_routes_first(app: FastAPI, *routers: APIRouter) -> None:
 
 async def close_runtime(runtime: Runtime) -> None:
     """Release what ``build_runtime`` opened."""
-    await runtime.throttle.aclose()
-    await runtime.engine.dispose()
     runtime.passwords.close()
+    try:
+        await runtime.throttle.aclose()
+    finally:
+        await runtime.engine.dispose()
 
 
 def _telemetry(enabled: bool) -> TelemetryConfig:

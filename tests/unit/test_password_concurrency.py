@@ -68,7 +68,9 @@ async def test_password_verify_runs_at_most_max_threads_at_once(
     tracker = PeakTracker(hasher._hasher)
     monkeypatch.setattr(hasher, "_hasher", tracker)
     calls = [asyncio.create_task(hasher.verify(stored, "pw")) for _ in range(8)]
-    await asyncio.sleep(0.05)  # let the limiter admit what it will
+    await asyncio.sleep(
+        0.05
+    )  # every call has queued; the hashing threads have taken what they can
     tracker.release.set()
     results = await asyncio.gather(*calls)
     assert all(check.ok for check in results)
@@ -199,7 +201,7 @@ async def test_cancelled_login_drops_its_queued_hash(
     running = asyncio.create_task(hasher.verify(stored, "pw"))
     queued = asyncio.create_task(hasher.verify(stored, "pw"))
     await asyncio.sleep(0.05)
-    queued.cancel()  # the client went away while its hash waited for the thread
+    queued.cancel()  # e.g. a request cancelled by the server's graceful-shutdown timeout
     await asyncio.sleep(0)
     gate.set()
     assert (await running).ok
@@ -209,10 +211,30 @@ async def test_cancelled_login_drops_its_queued_hash(
     assert counter.ran == 1  # the cancelled hash never cost the CPU
 
 
-async def test_closed_hasher_stops_its_threads() -> None:
-    hasher = _cheap(max_threads=1)
+async def test_closed_hasher_refuses_work_and_its_threads_end() -> None:
+    hasher = _cheap(max_threads=2, trim_delay=0.05)
     stored = hasher.hash_sync("pw")
     assert (await hasher.verify(stored, "pw")).ok
+    threads = list(hasher._threads._threads) if hasher._threads else []
+    assert threads
+    loop_errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _loop, context: loop_errors.append(context)
+    )
     hasher.close()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="closed"):
         await hasher.verify(stored, "pw")
+    assert hasher._trim_timer is None  # a refused call arms no trim on a closed hasher
+    await asyncio.sleep(
+        0.15
+    )  # past the trim delay: nothing fires into the stopped threads
+    for thread in threads:
+        thread.join(timeout=5)
+    assert not any(thread.is_alive() for thread in threads)
+    assert loop_errors == []
+
+
+def test_hasher_used_only_synchronously_starts_no_thread() -> None:
+    hasher = _cheap(max_threads=2)
+    hasher.hash_sync("pw")  # the CLI's use
+    assert hasher._threads is None

@@ -8,7 +8,8 @@ of that many threads, and the rest queue in it. A hashing thread takes the next 
 done, without a round through the event loop, and a hand-over costs the loop a quarter of what anyio's
 ``to_thread`` with a capacity limiter did while logins queue (bench/README.md). More threads than cores add no
 throughput, but each one holds a ~19 MiB argon2 buffer and competes with the event loop for a core; hashing
-threads also run at a lower priority than the event loop. glibc gives each thread its own malloc
+threads also run at a lower priority than the event loop. A cancelled wait drops its hash if it has not started;
+one that has started finishes in its thread while the cancelled caller moves on. glibc gives each thread its own malloc
 arena, and an arena keeps a freed 19 MiB buffer for reuse, so the process is held to one arena
 (``mallopt(M_ARENA_MAX)``). Once no hash has run for ``trim_delay`` seconds (default 2) the freed buffers go
 back to the OS (``malloc_trim``, in a worker thread: it takes about a millisecond), so once logins pause a
@@ -92,12 +93,9 @@ class PasswordHasher:
         self._trim_task: asyncio.Future[int] | None = None
         if _MALLOPT is not None:  # before any hashing thread gets an arena of its own
             _MALLOPT(_M_ARENA_MAX, _MALLOC_ARENAS)
-        # Threads start on first use; not tied to an event loop, so one hasher serves any loop (tests, CLI).
-        self._threads = ThreadPoolExecutor(
-            max_workers=self._max_threads,
-            thread_name_prefix="argon2",
-            initializer=_lower_thread_priority,
-        )
+        # Made on first use: a hasher that only hashes synchronously (CLI) never starts a thread.
+        self._threads: ThreadPoolExecutor | None = None
+        self._closed = False
         self._in_flight = 0
         self._hasher = _Argon2(
             time_cost=time_cost,
@@ -132,25 +130,46 @@ class PasswordHasher:
         return await self._run(self._verify_sync, stored_hash, password)
 
     def close(self) -> None:
-        """Stop the hashing threads once they finish (shutdown); queued work that nobody awaits is dropped."""
+        """Refuse new work and let the hashing threads end (the app's shutdown, once requests are done).
+
+        A hash still queued is dropped (its caller gets ``CancelledError``); a running one finishes.
+        """
+        self._closed = True
+        self._cancel_trim()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def _cancel_trim(self) -> None:
         if self._trim_timer is not None:
             self._trim_timer.cancel()
             self._trim_timer = None
-        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._closed:
+            raise RuntimeError("the password hasher is closed")
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                max_workers=self._max_threads,
+                thread_name_prefix="argon2",
+                initializer=_lower_thread_priority,
+            )
+        return self._threads
 
     async def _run(self, work: Callable[..., T], *args: str | None) -> T:
-        if self._trim_timer is not None:
-            self._trim_timer.cancel()  # hashing again: this hash reuses the freed buffer
-            self._trim_timer = None
+        threads = self._executor()
+        self._cancel_trim()  # hashing again: this hash reuses the freed buffer
         self._in_flight += 1
         try:
-            # A cancelled wait drops its queued hash (``wrap_future``); a running one finishes in its thread.
             return await asyncio.get_running_loop().run_in_executor(
-                self._threads, work, *args
+                threads, work, *args
             )
         finally:
             self._in_flight -= 1
-            if self._in_flight == 0 and self._malloc_trim is not None:
+            if (
+                self._in_flight == 0
+                and self._malloc_trim is not None
+                and not self._closed
+            ):
                 self._trim_timer = asyncio.get_running_loop().call_later(
                     self._trim_delay, self._trim_if_idle
                 )
@@ -158,7 +177,7 @@ class PasswordHasher:
     def _trim_if_idle(self) -> None:
         """Give argon2's freed memory back to the OS, off the event loop (no hash ran for ``trim_delay`` s)."""
         self._trim_timer = None
-        if self._in_flight == 0 and self._malloc_trim is not None:
+        if self._in_flight == 0 and self._malloc_trim is not None and not self._closed:
             self._trim_task = asyncio.get_running_loop().run_in_executor(
-                self._threads, self._malloc_trim, 0
+                self._executor(), self._malloc_trim, 0
             )
