@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -112,19 +113,41 @@ async def load_keys(settings: Settings) -> KeySet:
         await engine.dispose()
 
 
+_FAMILY_SPREAD_MS = (
+    30 * 86_400_000
+)  # the default refresh_token_ttl: how far back live families began
+_RECENT_MS = 3_600_000  # a pool token was issued by its family's last rotation, within the last hour
+
+
+def _past_ids(*, recent: bool) -> tuple[object, object]:
+    """A token's id and its family's, as the service makes them (UUIDv7), as if made in the past.
+
+    Families began at random points of the last 30 days, so a rotation's family-index entry lands anywhere
+    in that index. A pool token (``recent``), about to be refreshed by an active client, was issued within
+    the last hour; a filler token at any time since its family began.
+    """
+    now = time.time_ns() // 1_000_000
+    began = now - secrets.randbelow(_FAMILY_SPREAD_MS)
+    since = max(began, now - _RECENT_MS) if recent else began
+    issued = since + secrets.randbelow(now - since + 1)
+    return time_ordered_uuid(issued), time_ordered_uuid(began)
+
+
 def _refresh_rows(
     count: int, seeded: Seeded, *, raw_out: list[str] | None
 ) -> Iterator[tuple[object, ...]]:
+    """Live refresh tokens: the pool's when ``raw_out`` collects their raw values, else filler."""
     end = _NOW + timedelta(days=30)
     for i in range(count):
         raw = secrets.token_urlsafe(32)
         if raw_out is not None:
             raw_out.append(raw)
         user = seeded.user_ids[i % len(seeded.user_ids)]
-        yield (  # ids as the service makes them: their order decides where index inserts land
-            time_ordered_uuid(),
+        token_id, family_id = _past_ids(recent=raw_out is not None)
+        yield (
+            token_id,
             hashlib.sha256(raw.encode()).hexdigest(),
-            time_ordered_uuid(),
+            family_id,
             seeded.client_id,
             user,
             "read write",

@@ -273,7 +273,7 @@ class SqlRefreshTokenStore:
         result = await self._session.execute(
             select(REFRESH)
             .where(REFRESH.c.family_id == family, REFRESH.c.parent_id == parent_id)
-            .order_by(REFRESH.c.issued_at.desc(), REFRESH.c.id)
+            .order_by(REFRESH.c.issued_at.desc(), REFRESH.c.id.desc())
             .limit(1)
         )
         row = _mapping(result.first())
