@@ -1,6 +1,7 @@
 """Liveness (``/healthz``: the process answers) and readiness (``/readyz``: the database answers)."""
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,9 +18,9 @@ READY_TIMEOUT_SECONDS = 2.0
 
 
 class Liveness(BaseModel):
-    """``/healthz``'s answer."""
+    """The process is up."""
 
-    status: str = "ok"
+    status: Literal["ok"]
 
 
 async def healthz(_request: Request) -> Response:
