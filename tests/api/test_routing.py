@@ -1,6 +1,6 @@
 """Route registration: the hot routes sit first on the app itself, documented and overridable as before.
 
-``app.include_routes_first`` adds the routes of the token, introspection and /api/v1 routers to the app's own
+``app.include_routes_first`` adds the routes of the token, introspection, /api/v1 and health (/healthz, /readyz) routers to the app's own
 router, ahead of everything else, instead of including the routers (see its docstring).
 """
 
