@@ -1,7 +1,8 @@
 """Route registration: the hot routes sit first on the app itself, documented and overridable as before.
 
-``app.include_routes_first`` adds the routes of the token, introspection, /api/v1 and health (/healthz, /readyz) routers to the app's own
-router, ahead of everything else, instead of including the routers (see its docstring).
+``app.include_routes_first`` adds the routes of the token, introspection, /api/v1 and health (/healthz,
+/readyz) routers to the app's own router, ahead of everything else, instead of including the routers (see
+its docstring).
 """
 
 from pathlib import Path
