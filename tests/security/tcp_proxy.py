@@ -1,4 +1,5 @@
-"""A tiny asyncio TCP proxy a test controls: forward, refuse, black-hole, or cut a connection at a given write.
+"""A tiny asyncio TCP proxy a test controls: forward, refuse, black-hole, answer as a full Postgres, or cut a
+connection at a given write.
 
 It stands between the app and the shared Postgres so a test can make *its* database unreachable without touching
 anyone else's.
@@ -6,9 +7,28 @@ anyone else's.
 
 import asyncio
 import contextlib
+import struct
 from typing import Literal
 
-Mode = Literal["forward", "refuse", "blackhole"]
+Mode = Literal["forward", "refuse", "blackhole", "full"]
+
+_NEGOTIATIONS = (
+    80877103,
+    80877104,
+)  # SSLRequest, GSSENCRequest: answered "N", then the startup message
+# What Postgres answers a new connection once every slot is taken (max_connections): FATAL 53300.
+_TOO_MANY_CLIENTS = (
+    b"".join(
+        kind + text + b"\0"
+        for kind, text in (
+            (b"S", b"FATAL"),
+            (b"V", b"FATAL"),
+            (b"C", b"53300"),
+            (b"M", b"sorry, too many clients already"),
+        )
+    )
+    + b"\0"
+)
 
 
 class TcpProxy:
@@ -60,6 +80,9 @@ class TcpProxy:
             if self.mode == "blackhole":
                 await asyncio.sleep(3600)
                 return
+            if self.mode == "full":
+                await _answer_too_many_clients(reader, writer)
+                return
             up_reader, up_writer = await asyncio.open_connection(*self._target)
             self._writers.add(up_writer)
             await asyncio.gather(
@@ -94,3 +117,20 @@ class TcpProxy:
         finally:
             with contextlib.suppress(Exception):
                 writer.transport.abort()
+
+
+async def _answer_too_many_clients(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Play a Postgres server out of connection slots: refuse encryption, read the startup, send the error."""
+    while True:
+        length, code = struct.unpack("!ii", await reader.readexactly(8))
+        if code not in _NEGOTIATIONS:
+            await reader.readexactly(length - 8)  # the rest of the startup message
+            break
+        writer.write(b"N")
+        await writer.drain()
+    writer.write(
+        b"E" + struct.pack("!i", 4 + len(_TOO_MANY_CLIENTS)) + _TOO_MANY_CLIENTS
+    )
+    await writer.drain()

@@ -48,8 +48,13 @@ async def proxied(
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     await proxy.start()
     proxied_url = url.set(port=proxy.port).render_as_string(hide_password=False)
+    # Client registrations cached as in production: a token request then reaches the database first
+    # through the pool-lent connection of the direct statements (``db.direct``), not through a session.
     settings = make_settings(
-        proxied_url, db_pool_timeout=1.0, db_statement_timeout_ms=1000
+        proxied_url,
+        db_pool_timeout=1.0,
+        db_statement_timeout_ms=1000,
+        client_cache_ttl=60,
     )
     app = create_app(settings)
     try:
@@ -119,6 +124,25 @@ async def test_database_unreachable_gives_503_within_bound_then_recovers(
         assert (await http.post("/oauth/token", **_password(auth))).status_code == 200  # type: ignore[arg-type]
         proxy.mode = mode
         proxy.sever()
+        await _assert_unavailable(http, auth)
+        proxy.mode = "forward"
+        await _assert_recovers(http, auth)
+
+
+async def test_postgres_out_of_connection_slots_gives_503_then_recovers(
+    proxied: tuple[FastAPI, TcpProxy],
+) -> None:
+    # Postgres answers, but every slot is taken (FATAL 53300, "too many clients"), as when replicas' pools
+    # together outgrow max_connections. The token endpoint's direct statements take a connection from the
+    # pool itself, where SQLAlchemy does not wrap the driver's error as the engine does: that was a 500.
+    app, proxy = proxied
+    auth = await _setup(app.state.runtime)
+    async with http_client(app) as http:
+        assert (await http.post("/oauth/token", **_password(auth))).status_code == 200  # type: ignore[arg-type]
+        proxy.mode = "full"
+        proxy.sever()
+        # No idle connection left: each request needs a new one, as when a pool grows under load.
+        await app.state.runtime.engine.dispose()
         await _assert_unavailable(http, auth)
         proxy.mode = "forward"
         await _assert_recovers(http, auth)

@@ -168,8 +168,7 @@ class LazySession:
             return None
         if not _autocommits_on_postgres(bind.sync_engine):
             return None
-        pooled = await bind.raw_connection()
-        self._direct = Direct(bind.dialect, pooled)
+        self._direct = Direct(bind.dialect, await _checkout(bind))
         return self._direct
 
     async def rollback(self) -> None:
@@ -203,6 +202,22 @@ class LazySession:
         if self.session is None:
             self.session = self._factory()
         return getattr(self.session, name)
+
+
+async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
+    """A connection from the pool, failing the way ``engine.connect()`` does.
+
+    The pool raises the driver's own error when Postgres refuses a new connection (out of slots, 53300;
+    shutting down, 57P03; authentication); ``engine.connect()`` wraps it in SQLAlchemy's ``DBAPIError``,
+    which the error handlers answer with 503. Without this a refusal on this path was a 500.
+    """
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        return await engine.raw_connection()
+    except dbapi_error as error:
+        raise DBAPIError.instance(
+            None, None, error, dbapi_error, dialect=engine.dialect
+        ) from error
 
 
 async def direct_for(session: AsyncSession | LazySession) -> Direct | None:
