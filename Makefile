@@ -47,7 +47,8 @@ test: $(STAMP) ## Run the whole suite with branch coverage
 	@rc=0; $(BIN)/pytest --cov=oauth_service --cov-branch --cov-report=term-missing:skip-covered $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
 
-# Benchmark (bench/README.md): needs wrk and a Postgres reachable at BENCH_ADMIN_DSN; recreates BENCH_DATABASE.
+# Benchmark (bench/README.md): needs wrk and a Postgres reachable at BENCH_ADMIN_DSN; recreates BENCH_DATABASE
+# (and BENCH_DATABASE_small, BENCH_DATABASE_large for the growth measurement).
 BENCH_WORKERS ?= 2
 BENCH_DURATION ?= 8
 BENCH_CONNECTIONS ?= 16,64
@@ -57,7 +58,7 @@ BENCH_ARGS ?=
 BENCH_OPTS = --workers $(BENCH_WORKERS) --connections $(BENCH_CONNECTIONS) \
 	--admin-dsn $(BENCH_ADMIN_DSN) --database $(BENCH_DATABASE) $(BENCH_ARGS)
 
-bench: $(STAMP) ## Benchmark every grant against a bare FastAPI baseline (5 to 10 minutes)
+bench: $(STAMP) ## Benchmark every grant against a bare FastAPI baseline (about 10 minutes)
 	$(BIN)/python -m bench.run --duration $(BENCH_DURATION) $(BENCH_OPTS)
 
 bench-smoke: $(STAMP) ## The benchmark's few-second smoke run (CI): numbers and zero non-2xx

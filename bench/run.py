@@ -14,14 +14,14 @@ import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from bench import report, seed, servers
+from bench.growth import growth
 from bench.loadgen import Result, run_wrk
 from bench.probe import HealthProbe
-from bench.scenarios import BASELINE_POST, Pools, Scenario, baselines, service
+from bench.scenarios import Pools, Scenario, baselines, service
 from oauth_service.crypto.passwords import TRIM_DELAY_SECONDS, PasswordHasher
 from oauth_service.settings import Settings, load_settings
 
@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--growth", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--growth-refresh", type=int, default=1_000_000)
     p.add_argument("--growth-clients", type=int, default=100_000)
+    p.add_argument(
+        "--growth-rounds",
+        type=int,
+        default=3,
+        help="alternating runs of the small and the large state per growth scenario",
+    )
     p.add_argument("--log-level", default="INFO")
     p.add_argument(
         "--only", default="", help="comma-separated scenario names (profiling)"
@@ -281,77 +287,6 @@ def run_level(
     return baseline_rows + own
 
 
-async def growth(
-    args: argparse.Namespace, settings: Settings, env: dict[str, str], work: Path
-) -> dict[str, Any]:
-    """client_credentials and refresh throughput (highest level) with small vs large tables."""
-    level = max(args.levels)
-    await seed.recreate_database(args.admin_dsn, args.database)
-    servers.migrate(env)
-    seeded = await seed.seed_registrations(settings)
-    dsn = seed.pg_dsn(settings)
-    per_run = int(args.pool_rate * args.duration) + 500
-    pools = [work / "growth_refresh_small.txt", work / "growth_refresh_large.txt"]
-    for path in pools:
-        await seed.refresh_pool(dsn, seeded, per_run, path)
-    await seed.refresh_filler(dsn, seeded, 1_000)
-    await seed.client_filler(dsn, 9)
-    out: dict[str, Any] = {"level": level, "pool_per_run": per_run}
-    svc = servers.oauth_service(args.port, args.workers, env, work)
-    base = servers.baseline(args.baseline_port, args.workers, env, work)
-    try:
-        out["small"] = _growth_pass(args, svc, base, seeded, pools[0], level)
-        out["small"]["refresh_rows"], out["small"]["clients"] = 2 * per_run + 1_000, 10
-        started = time.monotonic()
-        await seed.refresh_filler(dsn, seeded, args.growth_refresh - 1_000)
-        await seed.client_filler(dsn, args.growth_clients - 10)
-        out["bulk_insert_seconds"] = time.monotonic() - started
-        out["large"] = _growth_pass(args, svc, base, seeded, pools[1], level)
-        out["large"]["refresh_rows"] = (
-            2 * per_run + args.growth_refresh + out["small"]["refresh_used"] * 2
-        )
-        out["large"]["clients"] = args.growth_clients
-    finally:
-        svc.stop()
-        base.stop()
-    return out
-
-
-def _growth_pass(
-    args: argparse.Namespace,
-    svc: servers.Server,
-    base: servers.Server,
-    seeded: seed.Seeded,
-    pool: Path,
-    level: int,
-) -> dict[str, Any]:
-    """client_credentials then refresh_token, between runs of the POST baseline.
-
-    The two passes are minutes apart (the bulk insert runs between them) and the machine's speed drifts in
-    that time, so each pass also measures the baseline around it: the growth verdict compares the
-    scenarios' ratios to it, the raw req/s are reported beside.
-    """
-    scenarios = service(seeded.cc_basic, Pools(pool, pool, pool, pool))
-    picked = {
-        s.name: s
-        for s in scenarios
-        if s.name in {"client_credentials", "refresh_token"}
-    }
-    (post,) = (s for s in baselines() if s.name == BASELINE_POST)
-    before = measure(post, base.base_url, args, level)[0]
-    cc = measure(picked["client_credentials"], svc.base_url, args, level)[0]
-    svc.wait_idle()
-    refresh = measure(picked["refresh_token"], svc.base_url, args, level)[0]
-    svc.wait_idle()
-    after = measure(post, base.base_url, args, level)[0]
-    return {
-        "client_credentials": asdict(cc),
-        "refresh_token": asdict(refresh),
-        "refresh_used": refresh.requests,
-        "baseline_rps": (before.rps + after.rps) / 2,
-    }
-
-
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     """Prepare, run, measure; return the results document."""
     env = service_env(args)
@@ -407,7 +342,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     }
     report.judge(doc)
     if args.growth:
-        doc["growth"] = await growth(args, settings, env, work)
+        doc["growth"] = await growth(args, env, work)
     return doc
 
 
