@@ -48,7 +48,7 @@ test: $(STAMP) ## Run the whole suite with branch coverage
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
 
 # Benchmark (bench/README.md): needs wrk and a Postgres reachable at BENCH_ADMIN_DSN; recreates BENCH_DATABASE
-# (and BENCH_DATABASE_small, BENCH_DATABASE_large for the growth measurement).
+# and, for the growth measurement, $(BENCH_DATABASE)_small and $(BENCH_DATABASE)_large.
 BENCH_WORKERS ?= 2
 BENCH_DURATION ?= 8
 BENCH_CONNECTIONS ?= 16,64

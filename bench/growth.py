@@ -3,14 +3,16 @@
 Two databases are prepared: *small* (1,000 filler refresh tokens, 10 clients) and *large* (``--growth-refresh``
 and ``--growth-clients``, a million and 100,000 by default), each with its own registrations and pools of
 single-use refresh tokens. A service runs on each, side by side, and the two are measured in alternating
-runs, round after round (small then large, then large then small, ...): each large-state run is paired with
-the small-state run made just before or just after it. On a shared host one 8 s run moves by 10-20 % within
+runs, round after round: each round runs one state's client_credentials, the other's, the other's
+refresh_token, then the first's (the first state alternates from round to round), so the two runs of each
+pair are adjacent and neither state always goes first. On a shared host one 8 s run moves by 10-20 % within
 a minute, as much as the 10 % the target allows; measured minutes apart, the two states would be compared
 through that drift. Paired, the change is each round's large/small ratio, and the verdict is the median over
 the rounds.
 """
 
 import argparse
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,11 +25,20 @@ from oauth_service.settings import load_settings
 
 SCENARIOS = ("client_credentials", "refresh_token")
 SMALL_REFRESH, SMALL_CLIENTS = 1_000, 10
-# Two services run at once here, each holding the connections its pool opened: with the default pool
+# Two services run at once here, each keeping the connections its pool opened: with the default pool
 # (30 + 10 per worker) the pair could ask for 160, past Postgres' default max_connections of 100, and the
-# one under load got "too many clients". Each state's workers get 16 + 4, the same in both states (an
-# ``--env`` setting of the run wins).
-GROWTH_POOL = {"OAUTH_DB_POOL_SIZE": "16", "OAUTH_DB_MAX_OVERFLOW": "4"}
+# one under load got "too many clients". Together they get this many, shared by their workers (the same
+# pool in both states); a pool size set by ``--env`` or exported in the shell wins.
+CONNECTION_BUDGET = 80
+_POOL_NAMES = ("OAUTH_DB_POOL_SIZE", "OAUTH_DB_MAX_OVERFLOW")
+
+
+def growth_pool(workers: int) -> dict[str, str]:
+    """Each worker's pool: its share of the budget, four fifths kept open and one fifth overflow."""
+    share = max(2, CONNECTION_BUDGET // (2 * workers))
+    size = max(1, share * 4 // 5)
+    pool = {"OAUTH_DB_POOL_SIZE": str(size), "OAUTH_DB_MAX_OVERFLOW": str(share - size)}
+    return {name: value for name, value in pool.items() if name not in os.environ}
 
 
 async def _prepare(
@@ -40,7 +51,7 @@ async def _prepare(
     """Create, migrate and seed the ``name`` database: registrations, one refresh pool per round, filler."""
     database = f"{args.database}_{name}"
     state_env = {
-        **GROWTH_POOL,
+        **growth_pool(args.workers),
         **env,
         "DATABASE_URL": env["DATABASE_URL"].rsplit("/", 1)[0] + "/" + database,
     }
@@ -59,7 +70,10 @@ async def _prepare(
     started = time.monotonic()
     await seed.refresh_filler(dsn, seeded, refresh_rows)
     await seed.client_filler(dsn, clients - 1)  # the benchmark client is the first
-    return state_env, seeded, pools, time.monotonic() - started
+    elapsed = time.monotonic() - started
+    # Vacuumed and checkpointed now, so autovacuum and a checkpoint of the bulk load do not run during a round.
+    await seed.settle(dsn)
+    return state_env, seeded, pools, elapsed
 
 
 async def growth(
@@ -77,12 +91,6 @@ async def growth(
     }
     # The main runs' servers have stopped: their two ports serve the two states.
     ports = {"small": args.port, "large": args.baseline_port}
-    running: dict[str, servers.Server] = {}
-    for name in sizes:
-        (work / name).mkdir(exist_ok=True)
-        running[name] = servers.oauth_service(
-            ports[name], args.workers, prepared[name][0], work / name
-        )
     per_run = int(args.pool_rate * args.duration) + 500
     out: dict[str, Any] = {
         "level": level,
@@ -97,18 +105,27 @@ async def growth(
         },
         "pairs": {scenario: [] for scenario in SCENARIOS},
     }
+    running: dict[str, servers.Server] = {}
     try:
+        for name in sizes:
+            (work / name).mkdir(exist_ok=True)
+            running[name] = servers.oauth_service(
+                ports[name], args.workers, prepared[name][0], work / name
+            )
         for index in range(args.growth_rounds):
-            order = ("small", "large") if index % 2 == 0 else ("large", "small")
-            results: dict[str, dict[str, Result]] = {}
-            for name in order:
+            first, second = ("small", "large") if index % 2 == 0 else ("large", "small")
+            # Each pair's two runs adjacent: first's cc, second's cc, second's refresh, first's refresh.
+            steps = [(first, SCENARIOS[0]), (second, SCENARIOS[0])]
+            steps += [(second, SCENARIOS[1]), (first, SCENARIOS[1])]
+            results: dict[tuple[str, str], Result] = {}
+            for name, scenario in steps:
                 _, seeded, pools, _ = prepared[name]
-                results[name] = _run_state(
-                    running[name], seeded, pools[index], args, level
+                results[name, scenario] = _run(
+                    running[name], seeded, pools[index], scenario, args, level
                 )
             for scenario in SCENARIOS:
                 out["pairs"][scenario].append(
-                    {name: asdict(results[name][scenario]) for name in sizes}
+                    {name: asdict(results[name, scenario]) for name in sizes}
                 )
     finally:
         for server in running.values():
@@ -116,25 +133,24 @@ async def growth(
     return out
 
 
-def _run_state(
+def _run(
     svc: servers.Server,
     seeded: seed.Seeded,
     pool: Path,
+    scenario: str,
     args: argparse.Namespace,
     level: int,
-) -> dict[str, Result]:
-    """client_credentials then refresh_token on one state's service, each left drained."""
+) -> Result:
+    """One scenario on one state's service, left drained."""
     picked = {
         s.name: s for s in service(seeded.cc_basic, Pools(pool, pool, pool, pool))
     }
-    results: dict[str, Result] = {}
-    for name in SCENARIOS:
-        results[name] = run_wrk(
-            svc.base_url,
-            picked[name].request,
-            connections=level,
-            duration=args.duration,
-            threads=args.threads,
-        )
-        svc.wait_idle()
-    return results
+    result = run_wrk(
+        svc.base_url,
+        picked[scenario].request,
+        connections=level,
+        duration=args.duration,
+        threads=args.threads,
+    )
+    svc.wait_idle()
+    return result

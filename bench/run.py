@@ -3,7 +3,8 @@
 Recreates the ``oauth_bench`` Postgres database, migrates and seeds it, starts ``oauth-service serve --workers N``
 and the bare FastAPI baseline (``bench.baseline_app``) on the same uvicorn options, drives every scenario with
 wrk at each concurrency level (baselines measured before and after, in the same run), then measures the cost of
-growth (stored refresh tokens, registered clients). Prints the table and writes JSON to ``bench/results/``.
+growth (stored refresh tokens, registered clients) on two more databases, ``oauth_bench_small`` and
+``oauth_bench_large``, side by side (``bench.growth``). Writes JSON to ``bench/results/`` and prints the table.
 """
 
 import argparse
@@ -52,9 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--growth-clients", type=int, default=100_000)
     p.add_argument(
         "--growth-rounds",
-        type=int,
-        default=3,
-        help="alternating runs of the small and the large state per growth scenario",
+        type=_positive,
+        default=4,
+        help="rounds of paired runs of the small and the large state (bench/growth.py)",
     )
     p.add_argument("--log-level", default="INFO")
     p.add_argument(
@@ -77,6 +78,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.pool_rate, args.access_tokens = 2000, 50
     args.levels = [int(c) for c in args.connections.split(",")]
     return args
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def service_env(args: argparse.Namespace) -> dict[str, str]:
@@ -342,7 +350,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     }
     report.judge(doc)
     if args.growth:
-        doc["growth"] = await growth(args, env, work)
+        try:
+            doc["growth"] = await growth(args, env, work)
+        except (
+            Exception
+        ) as error:  # the main results stand; the report says what failed
+            doc["growth_error"] = f"{type(error).__name__}: {error}"
     return doc
 
 
@@ -350,10 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; exit status 1 when a run saw non-2xx answers or socket errors."""
     args = parse_args(argv)
     doc = asyncio.run(main_async(args))
-    print(report.render(doc))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / time.strftime("bench-%Y%m%d-%H%M%S.json")
-    path.write_text(json.dumps(doc, indent=2))
+    path.write_text(
+        json.dumps(doc, indent=2)
+    )  # first: a report that fails to render loses nothing
+    print(report.render(doc))
     print(f"results: {path}")
     return 0 if report.clean(doc) else 1
 

@@ -271,6 +271,16 @@ async def code_pool(dsn: str, seeded: Seeded, count: int, path: Path) -> None:
     await asyncio.to_thread(path.write_text, "".join(bodies))
 
 
+async def settle(dsn: str) -> None:
+    """After a bulk load: vacuum and analyze the grown tables, then checkpoint, so neither runs mid-measurement."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("VACUUM (ANALYZE) refresh_tokens, clients")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
 async def client_filler(dsn: str, count: int) -> None:
     """Register ``count`` more confidential clients (the "registered clients" dimension)."""
 

@@ -55,8 +55,8 @@ def test_a_ratio_uses_the_baseline_runs_and_argon2_bounds_around_its_scenario() 
 
 def _pair(small: float, large: float) -> dict[str, dict[str, float]]:
     return {
-        "small": {"rps": small, "non_2xx": 0},
-        "large": {"rps": large, "non_2xx": 0},
+        "small": {"rps": small, "non_2xx": 0, "socket_errors": 0},
+        "large": {"rps": large, "non_2xx": 0, "socket_errors": 0},
     }
 
 
@@ -87,6 +87,25 @@ def test_growth_beyond_the_limit_is_not_met() -> None:
     growth = _growth(_pair(1000, 850), _pair(1000, 880), _pair(1000, 900))
     assert report.growth_change(growth, "client_credentials")[1] == -12.0
     assert "median -12.0% (NOT met)" in "\n".join(report._growth_lines(growth))
+
+
+def test_growth_round_that_served_nothing_counts_as_not_met() -> None:
+    growth = _growth(_pair(0, 900), _pair(1000, 990), _pair(0, 0))
+    changes, median = report.growth_change(growth, "refresh_token")
+    assert (changes, median) == ([-100.0, -1.0, -100.0], -100.0)
+    assert "median -100.0% (NOT met)" in "\n".join(report._growth_lines(growth))
+
+
+def test_growth_with_errors_or_not_measured_makes_the_run_unclean() -> None:
+    ok = {"rows": [_row("refresh_token", 500.0)]}
+    assert report.clean(ok)
+    failing = _pair(1000, 990)
+    failing["large"] |= {"non_2xx": 3}
+    assert not report.clean({**ok, "growth": _growth(failing)})
+    assert report.clean({**ok, "growth": _growth(_pair(1000, 990))})
+    assert not report.clean(
+        {**ok, "growth_error": "RuntimeError: service did not start"}
+    )
 
 
 def test_baseline_rows_average_their_runs() -> None:

@@ -89,7 +89,7 @@ class TcpProxy:
                 self._pipe(reader, up_writer, client_side=True),
                 self._pipe(up_reader, writer, client_side=False),
             )
-        except (OSError, asyncio.CancelledError):
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
             self._tasks.discard(task)

@@ -207,16 +207,23 @@ class LazySession:
 async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
     """A connection from the pool, failing the way ``engine.connect()`` does.
 
-    The pool raises the driver's own error when Postgres refuses a new connection (out of slots, 53300;
-    shutting down, 57P03; authentication); ``engine.connect()`` wraps it in SQLAlchemy's ``DBAPIError``,
-    which the error handlers answer with 503. Without this a refusal on this path was a 500.
+    The pool raises the driver's own error when Postgres refuses a new connection; ``engine.connect()`` wraps
+    it in SQLAlchemy's ``DBAPIError``, which the error handlers judge by SQLSTATE: out of connection slots
+    (53300) or shutting down (57P03) is a 503, as on every other path. Unwrapped, it was a 500.
     """
-    dbapi_error = engine.dialect.loaded_dbapi.Error
+    dialect = engine.dialect
+    dbapi_error = dialect.loaded_dbapi.Error
     try:
         return await engine.raw_connection()
     except dbapi_error as error:
         raise DBAPIError.instance(
-            None, None, error, dbapi_error, dialect=engine.dialect
+            None,
+            None,
+            error,
+            dbapi_error,
+            hide_parameters=True,
+            connection_invalidated=dialect.is_disconnect(error, None, None),
+            dialect=dialect,
         ) from error
 
 
