@@ -212,7 +212,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(PathScopedCORSMiddleware, origins=settings.cors_origins)
     # The hot routes first, on the app itself: each route or router tried before the match costs microseconds.
-    # The health router's too (/healthz, /readyz): gateways probe them often, also while logins saturate the CPUs.
+    # The health router's too (/healthz, /readyz): gateways probe them often, even while logins saturate
+    # the CPUs.
     include_routes_first(
         app, token_router, introspect.router, resources.router, health.router
     )

@@ -8,14 +8,16 @@ of that many threads, and the rest queue in it. A hashing thread takes the next 
 done, without a round through the event loop, and a hand-over costs the loop a quarter of what anyio's
 ``to_thread`` with a capacity limiter did while logins queue (bench/README.md). More threads than cores add no
 throughput, but each one holds a ~19 MiB argon2 buffer and competes with the event loop for a core; hashing
-threads also run at a lower priority than the event loop. A cancelled wait drops its hash if it has not started;
-one that has started finishes in its thread while the cancelled caller moves on. glibc gives each thread its own malloc
-arena, and an arena keeps a freed 19 MiB buffer for reuse, so the process is held to one arena
-(``mallopt(M_ARENA_MAX)``). Once no hash has run for ``trim_delay`` seconds (default 2) the freed buffers go
-back to the OS (``malloc_trim``, in a worker thread: it takes about a millisecond), so once logins pause a
-burst does not leave a worker's memory inflated; while they keep coming it holds at most ``max_threads`` freed
-buffers. Not sooner: a hash that finds its buffer returned pays about 10 ms of page faults first, which had
-made a lone login half again as slow (31 ms instead of 21, bench/README.md).
+threads also run at a lower priority than the event loop. A cancelled wait drops its hash if it has not
+started; one that has started finishes in its thread while the cancelled caller moves on.
+
+glibc gives each thread its own malloc arena, and an arena keeps a freed 19 MiB buffer for reuse, so the
+process is held to one arena (``mallopt(M_ARENA_MAX)``). Once no hash has run for ``trim_delay`` seconds
+(default 2) the freed buffers go back to the OS (``malloc_trim``, in a hashing thread: it takes about a
+millisecond), so once logins pause a burst does not leave a worker's memory inflated; while they keep coming
+it holds at most ``max_threads`` freed buffers. Not sooner: a hash that finds its buffer returned pays about
+10 ms of page faults first, which had made a lone login half again as slow (31 ms instead of 21,
+bench/README.md).
 """
 
 import asyncio
