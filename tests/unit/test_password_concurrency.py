@@ -4,7 +4,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -60,17 +60,27 @@ def _cheap(max_threads: int, trim_delay: float = 0.05) -> PasswordHasher:
     )
 
 
+W = TypeVar("W")
+
+
+def _wrapped(
+    monkeypatch: pytest.MonkeyPatch, max_threads: int, wrap: Callable[[Any], W]
+) -> tuple[PasswordHasher, str, W]:
+    """A cheap hasher whose argon2 calls go through ``wrap(real)``, and a stored hash of "pw"."""
+    hasher = _cheap(max_threads)
+    stored = hasher.hash_sync("pw")
+    wrapper = wrap(hasher._hasher)
+    monkeypatch.setattr(hasher, "_hasher", wrapper)
+    return hasher, stored, wrapper
+
+
 async def test_password_verify_runs_at_most_max_threads_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    hasher = _cheap(max_threads=2)
-    stored = hasher.hash_sync("pw")
-    tracker = PeakTracker(hasher._hasher)
-    monkeypatch.setattr(hasher, "_hasher", tracker)
+    hasher, stored, tracker = _wrapped(monkeypatch, 2, PeakTracker)
     calls = [asyncio.create_task(hasher.verify(stored, "pw")) for _ in range(8)]
-    await asyncio.sleep(
-        0.05
-    )  # every call has queued; the hashing threads have taken what they can
+    # Every call has queued; the hashing threads have taken what they can.
+    await asyncio.sleep(0.05)
     tracker.release.set()
     results = await asyncio.gather(*calls)
     assert all(check.ok for check in results)
@@ -150,13 +160,15 @@ async def test_password_hashing_thread_runs_at_lower_priority() -> None:
 class CountingVerifier:
     """Wraps argon2's ``verify``: counts the calls that ran; the first waits at a gate when one is set."""
 
-    def __init__(self, real: Any, gate: threading.Event | None = None) -> None:
+    def __init__(
+        self, real: Any, gate: threading.Event | None = None, expected: int = 0
+    ) -> None:
         self.real = real
         self.gate = gate
         self.ran = 0
         self.lock = threading.Lock()
         self.all_ran = threading.Event()
-        self.expected = 0
+        self.expected = expected
 
     def verify(self, stored: str, password: str) -> bool:
         with self.lock:
@@ -178,11 +190,9 @@ async def test_hashing_thread_takes_the_next_queued_hash_without_the_event_loop(
 ) -> None:
     # A finished hash used to hand its slot over through the event loop (anyio's limiter): under a login
     # storm the hashing thread waited for a busy loop before it could start the next hash.
-    hasher = _cheap(max_threads=1)
-    stored = hasher.hash_sync("pw")
-    counter = CountingVerifier(hasher._hasher)
-    counter.expected = 3
-    monkeypatch.setattr(hasher, "_hasher", counter)
+    hasher, stored, counter = _wrapped(
+        monkeypatch, 1, lambda real: CountingVerifier(real, expected=3)
+    )
     calls = [asyncio.create_task(hasher.verify(stored, "pw")) for _ in range(3)]
     await asyncio.sleep(0)  # each call queues its hash
     # The loop is blocked from here on: only the hashing thread can move from one hash to the next.
@@ -193,11 +203,10 @@ async def test_hashing_thread_takes_the_next_queued_hash_without_the_event_loop(
 async def test_cancelled_login_drops_its_queued_hash(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    hasher = _cheap(max_threads=1)
-    stored = hasher.hash_sync("pw")
     gate = threading.Event()
-    counter = CountingVerifier(hasher._hasher, gate)
-    monkeypatch.setattr(hasher, "_hasher", counter)
+    hasher, stored, counter = _wrapped(
+        monkeypatch, 1, lambda real: CountingVerifier(real, gate)
+    )
     running = asyncio.create_task(hasher.verify(stored, "pw"))
     queued = asyncio.create_task(hasher.verify(stored, "pw"))
     await asyncio.sleep(0.05)
