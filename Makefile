@@ -16,7 +16,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; \
 	then command -v $$p; break; fi; done)
 
-.PHONY: help venv run migrate demo serve test lint format clean bench bench-smoke
+.PHONY: help venv tools run migrate demo serve test lint format clean bench bench-smoke
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -43,7 +43,13 @@ demo: migrate ## Seed the demo user and clients; print ready-to-paste commands
 run: demo ## Migrate, seed demo data, print curl commands, serve on 127.0.0.1:8000
 	OAUTH_ISSUER="$${OAUTH_ISSUER:-http://$(HOST):$(PORT)}" $(BIN)/oauth-service serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) ## Run the whole suite with branch coverage
+# Chromium, wrk and docker compose for the browser, benchmark-smoke and compose tests (scripts/provision-tools):
+# installed from Debian's packages as root, else Playwright's Chromium; otherwise one line per tool says what to
+# run. Outside CI a tool that is still missing fails only the tests that need it; under CI it stops here.
+tools: $(STAMP) ## Install what the tests drive besides Python (Chromium, wrk, docker compose)
+	@PYTHON=$(BIN)/python scripts/provision-tools || [ -z "$$CI" ]
+
+test: $(STAMP) tools ## Run the whole suite with branch coverage
 	@rc=0; $(BIN)/pytest --cov=oauth_service --cov-branch --cov-report=term-missing:skip-covered $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
 

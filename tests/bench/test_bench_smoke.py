@@ -33,8 +33,8 @@ def admin_dsn() -> str:
     url = os.environ["TEST_DATABASE_URL"]  # the postgres marker guarantees it
     if shutil.which("wrk") is None:
         if os.environ.get("CI"):
-            pytest.fail("CI must provide wrk; .ci/run installs it")
-        pytest.skip("wrk is not installed (apt-get install wrk)")
+            pytest.fail("no wrk: `make tools` installs it (apt-get install wrk)")
+        pytest.skip("no wrk: run `make tools` (apt-get install wrk)")
     base = url.split("://", 1)[1].rsplit("/", 1)[0]
     return f"postgresql://{base}/postgres"
 

@@ -1,6 +1,8 @@
-"""Fixtures for real-browser tests: a live uvicorn server on a loopback port and Debian's Chromium via Playwright.
+"""Fixtures for real-browser tests: a live uvicorn server on a loopback port and Chromium via Playwright.
 
-Chromium must exist at ``/usr/bin/chromium``: CI installs it, so its absence is a failure, never a skip.
+The browser is Debian's Chromium (``/usr/bin/chromium``, or ``OAUTH_TEST_CHROMIUM``), else the one Playwright
+manages. ``make test`` provisions one (``scripts/provision-tools``); without any, the browser tests fail with one
+line that says what to run, never a skip.
 """
 
 import os
@@ -18,7 +20,11 @@ from oauth_service.app import create_app
 from tests.conftest import make_settings
 from tests.live_server import free_port, serve_in_thread
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("OAUTH_TEST_CHROMIUM", "/usr/bin/chromium"))
+NO_CHROMIUM = (
+    f"no Chromium at {CHROMIUM} nor from Playwright: run `make tools` "
+    "(as root: apt-get install chromium) or `.venv/bin/python -m playwright install chromium`"
+)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -29,9 +35,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-CHROMIUM_PRESENT = os.path.exists(CHROMIUM)
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TIMEOUT_MS = 15_000
+
+
+def chromium_executable(managed: Path, preferred: Path = CHROMIUM) -> Path:
+    """``preferred`` (Debian's) if installed, else Playwright's ``managed`` build; neither fails with one line."""
+    for candidate in (preferred, managed):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(NO_CHROMIUM, pytrace=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +92,11 @@ def callback_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    """Debian's Chromium, headless; missing Chromium fails the test run."""
-    assert CHROMIUM_PRESENT, f"{CHROMIUM} is missing: install Debian's chromium package"
+    """Headless Chromium (Debian's, else Playwright's); none at all fails the test with what to run."""
     async with async_playwright() as playwright:
+        executable = chromium_executable(Path(playwright.chromium.executable_path))
         instance = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT_MS
+            executable_path=str(executable), args=CHROMIUM_ARGS, timeout=TIMEOUT_MS
         )
         try:
             yield instance

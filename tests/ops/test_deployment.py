@@ -134,10 +134,10 @@ def test_compose_file_validates_with_docker_compose_config() -> None:
     if command is None:
         if os.environ.get("CI"):
             pytest.fail(
-                "CI must provide docker compose (or docker-compose); .ci/run installs it"
+                "no docker compose: `make tools` installs it (apt-get install docker-compose)"
             )
         pytest.skip(
-            "neither the docker compose plugin nor docker-compose is installed; "
+            "no docker compose: run `make tools` (apt-get install docker-compose); "
             "the static compose checks above still ran"
         )
     done = subprocess.run(
