@@ -59,7 +59,7 @@ def scenario_row(
         **asdict(result),
         "compare_to": scenario.compare_to,
         "target": scenario.target,
-        "p99_limit_ms": scenario.p99_limit_ms,
+        "p99_vs_baseline": scenario.p99_vs_baseline,
         "pool_exhausted": scenario.single_use and result.pool_wrapped > 0,
         "baseline": False,
     }
@@ -75,23 +75,23 @@ def judge(doc: dict[str, Any]) -> None:
         if row["baseline"]:
             continue
         if row["compare_to"] == "argon2":
-            # Measured just before and just after the scenario.
-            around = row["argon2_bound_rps"]
+            # Bare argon2 on every CPU with no server, measured just before and just after the scenario.
+            around = row["argon2_parallel_rps"]
+            # CPUs / one verify: information only (a shared L3 keeps even bare argon2 below it).
+            bound = row["argon2_bound_rps"]
+            row["ratio_to_cpu_bound"] = row["rps"] / (sum(bound) / len(bound))
         else:
             # The baseline runs just before and just after the scenario (``bench.run.run_levels``).
             around = row["reference_runs_rps"]
         reference = sum(around) / len(around)
         row["reference_rps"] = reference
         row["ratio"] = row["rps"] / reference if reference else 0.0
-        # Bare argon2 on every CPU, measured around the scenario: reported, never judged.
-        if "argon2_parallel_rps" in row:
-            bare = row["argon2_parallel_rps"]
-            ceiling = sum(bare) / len(bare)
-            row["ratio_to_bare_argon2"] = row["rps"] / ceiling if ceiling else 0.0
         ok = row["ratio"] >= (row["target"] or 0.0) and row["non_2xx"] == 0
         ok = ok and row["socket_errors"] == 0 and not row["pool_exhausted"]
-        if row["p99_limit_ms"] is not None:
-            ok = ok and row["p99_ms"] < row["p99_limit_ms"]
+        if row["p99_vs_baseline"] is not None:
+            p99s = row["reference_runs_p99_ms"]
+            row["p99_limit_ms"] = row["p99_vs_baseline"] * sum(p99s) / len(p99s)
+            ok = ok and row["p99_ms"] <= row["p99_limit_ms"]
         if "healthz" in row:
             ok = ok and row["healthz"]["p99_ms"] < HEALTH_P99_LIMIT_MS
         row["ok"] = ok
@@ -187,24 +187,27 @@ def render(doc: dict[str, Any]) -> str:
                 f"{'  /healthz during it':<28} {'':>3} {'':>8} {row['healthz']['p50_ms']:>7.1f}"
                 f" {row['healthz']['p99_ms']:>7.1f}  (limit p99 < {HEALTH_P99_LIMIT_MS:.0f} ms)"
             )
-        if "argon2_bound_rps" in row:
-            before, after = row["argon2_bound_rps"]
+        if "p99_limit_ms" in row:
             lines.append(
-                f"{'  argon2 bound before/after':<28} {'':>3} {before:>8.1f} / {after:.1f} req/s"
-                f" (drained in {row['drain_s']:.1f} s)"
+                f"{'  p99 limit':<28} {'':>3} {'':>8} {'':>7} {row['p99_limit_ms']:>7.1f}"
+                f"  ({row['p99_vs_baseline']} x the baseline's p99 around it)"
             )
-        if "ratio_to_bare_argon2" in row:
+        if "ratio_to_cpu_bound" in row:
             before, after = row["argon2_parallel_rps"]
             lines.append(
                 f"{'  bare argon2 before/after':<28} {'':>3} {before:>8.1f} / {after:.1f} verifies/s"
-                f" on {doc['machine']['cpus']} threads: the service at"
-                f" {row['ratio_to_bare_argon2']:.2f} of it"
+                f" on {doc['machine']['cpus']} threads (the reference; drained in {row['drain_s']:.1f} s)"
+            )
+            before, after = row["argon2_bound_rps"]
+            lines.append(
+                f"{'  CPUs / t before/after':<28} {'':>3} {before:>8.1f} / {after:.1f} req/s:"
+                f" the service at {row['ratio_to_cpu_bound']:.2f} of it (information)"
             )
     lines.append("")
     lines.append(
         f"argon2id verify: {doc['argon2_verify_ms']:.1f} ms -> bound {doc['argon2_bound_rps']:.0f} req/s on"
-        f" {doc['machine']['cpus']} CPUs (password ratio is against this bound); bare argon2 on"
-        f" {doc['machine']['cpus']} threads, no server: {doc['argon2_parallel_rps']:.0f} verifies/s"
+        f" {doc['machine']['cpus']} CPUs; bare argon2 on {doc['machine']['cpus']} threads, no server:"
+        f" {doc['argon2_parallel_rps']:.0f} verifies/s (the password ratio's reference)"
     )
     rss = ", ".join(f"{mb:.0f}" for mb in doc["worker_rss_mb"])
     lines.append(f"worker RSS after the runs: {rss} MiB (limit {RSS_LIMIT_MB:.0f})")
@@ -229,13 +232,16 @@ def markdown(doc: dict[str, Any]) -> str:
             )
             continue
         against = (
-            "argon2 bound"
+            "bare argon2 on every CPU"
             if row["compare_to"] == "argon2"
             else row["compare_to"].split(" (")[0]
         )
         extra = ""
-        if row["p99_limit_ms"] is not None:
-            extra = f", p99 < {row['p99_limit_ms']:.0f} ms"
+        if "p99_limit_ms" in row:
+            extra = (
+                f", p99 ≤ {row['p99_vs_baseline']} x baseline p99"
+                f" ({row['p99_limit_ms']:.0f} ms)"
+            )
         if "healthz" in row:
             extra = f", /healthz p99 {row['healthz']['p99_ms']:.1f} ms (< 20)"
         lines.append(

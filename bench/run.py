@@ -285,7 +285,9 @@ def run_level(
             continue
         before = baseline(name, reuse_latest=True)
         row = measure_service(s, svc, args, level, settings)
-        row["reference_runs_rps"] = [before.rps, baseline(name, reuse_latest=False).rps]
+        after = baseline(name, reuse_latest=False)
+        row["reference_runs_rps"] = [before.rps, after.rps]
+        row["reference_runs_p99_ms"] = [before.p99_ms, after.p99_ms]
         own.append(row)
     baseline_rows = [
         report.baseline_row(name, level, results)
