@@ -21,7 +21,6 @@ from oauth_service.oauth.grants import GrantConfig, LazyStrategies, strategy_fac
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.storage import Stores
 from oauth_service.runtime import Runtime
-from oauth_service.settings import Settings
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -31,14 +30,6 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-async def get_settings(runtime: RuntimeDep) -> Settings:
-    """Return the settings."""
-    return runtime.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 @asynccontextmanager
@@ -104,14 +95,6 @@ async def get_token_issuer(runtime: RuntimeDep, stores: StoresDep) -> TokenIssue
 
 
 TokenIssuerDep = Annotated[TokenIssuer, Depends(get_token_issuer)]
-
-
-async def get_dispatcher(runtime: RuntimeDep, session: SessionDep) -> TokenDispatcher:
-    """The token endpoint's dispatcher over the enabled grants (see ``dispatcher_for``)."""
-    return dispatcher_for(runtime, session)
-
-
-DispatcherDep = Annotated[TokenDispatcher, Depends(get_dispatcher)]
 
 
 class TokenDispatchers:
@@ -180,11 +163,3 @@ class TokenDispatchers:
         return TokenDispatcher(
             LazyStrategies(strategies), stores.clients, throttle=runtime.throttle
         )
-
-
-def dispatcher_for(runtime: Runtime, session: AsyncSession) -> TokenDispatcher:
-    """The token endpoint's dispatcher over the enabled grants, its stores bound to ``session``.
-
-    Builds its settings-derived parts on every call; the token endpoint uses the app's ``TokenDispatchers``.
-    """
-    return TokenDispatchers(runtime)(session)

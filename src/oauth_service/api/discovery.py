@@ -7,10 +7,10 @@ dispatcher's registry, so the document cannot drift from what the token endpoint
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from oauth_service.api.deps import DispatcherDep, RuntimeDep, StoresDep
+from oauth_service.api.deps import RuntimeDep, SessionDep, StoresDep, TokenDispatchers
 from oauth_service.settings import Settings
 
 router = APIRouter(tags=["discovery"])
@@ -52,10 +52,12 @@ def build_metadata(
 
 
 async def _metadata(
-    runtime: RuntimeDep, stores: StoresDep, dispatcher: DispatcherDep
+    request: Request, runtime: RuntimeDep, stores: StoresDep, session: SessionDep
 ) -> JSONResponse:
+    # The token endpoint's own dispatcher factory: its registry is what the endpoint accepts.
+    dispatchers: TokenDispatchers = request.app.state.token_dispatchers
     scopes = sorted(await stores.scopes.all())
-    body = build_metadata(runtime.settings, dispatcher.grant_types, scopes)
+    body = build_metadata(runtime.settings, dispatchers(session).grant_types, scopes)
     return JSONResponse(body, headers=CACHEABLE)
 
 

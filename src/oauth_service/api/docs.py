@@ -21,7 +21,6 @@ from oauth_service.db.docs_client import docs_redirect_uri
 from oauth_service.settings import Settings
 
 SWAGGER_ASSETS = Path(fastapi_offline.__file__).parent / "static"
-DOCS_STATIC = Path(__file__).parent / "static" / "docs"
 
 SCOPE_DESCRIPTIONS = {
     "read": "Read your data (GET /api/v1/notes)",

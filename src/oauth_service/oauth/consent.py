@@ -9,7 +9,6 @@ signed in, and the scopes they granted this client before. ``prompt=none`` never
 
 from datetime import datetime
 from enum import Enum
-from typing import Protocol
 
 from oauth_service.oauth.authorization import ADMIN_SCOPE, AuthorizationRequest
 from oauth_service.oauth.errors import (
@@ -18,20 +17,6 @@ from oauth_service.oauth.errors import (
     LoginRequiredError,
 )
 from oauth_service.oauth.models import Client, User
-
-
-class ConsentStore(Protocol):
-    """Scopes each user granted each client."""
-
-    async def get(self, user_id: str, client_id: str) -> frozenset[str] | None:
-        """Return the remembered scopes, or None."""
-        ...
-
-    async def grant(
-        self, user_id: str, client_id: str, scope: frozenset[str], at: datetime
-    ) -> None:
-        """Remember ``scope`` (added to what was granted before)."""
-        ...
 
 
 class NextStep(Enum):

@@ -13,8 +13,6 @@ RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 9207 (``iss`
     ├── AccessDeniedError              access_denied              redirect
     ├── LoginRequiredError             login_required             redirect (prompt=none)
     ├── ConsentRequiredError           consent_required           redirect (prompt=none)
-    ├── UnsupportedTokenTypeError      unsupported_token_type     400
-    ├── SlowDownError                  slow_down                  429 (throttled; Retry-After)
     ├── ServerError                    server_error               500
     ├── TemporarilyUnavailableError    temporarily_unavailable    503
     └── BearerTokenError               (RFC 6750; WWW-Authenticate: Bearer)
@@ -176,34 +174,6 @@ class ConsentRequiredError(OAuthError):
     """``prompt=none`` but consent is needed (OpenID Connect Core §3.1.2.6)."""
 
     error = "consent_required"
-
-
-class UnsupportedTokenTypeError(OAuthError):
-    """Revocation of this token type is not supported (RFC 7009 §2.2.1)."""
-
-    error = "unsupported_token_type"
-
-
-class SlowDownError(OAuthError):
-    """Too many attempts: the caller is throttled (429 with ``Retry-After``)."""
-
-    error = "slow_down"
-    status_code = 429
-    default_description = "Too many attempts; retry later."
-
-    def __init__(
-        self,
-        description: str | None = None,
-        *,
-        retry_after: int,
-        detail: str | None = None,
-    ) -> None:
-        super().__init__(description, detail=detail)
-        self.retry_after = max(1, int(retry_after))
-
-    def headers(self) -> dict[str, str]:
-        """Tell the caller when to retry."""
-        return {"Retry-After": str(self.retry_after)}
 
 
 class ServerError(OAuthError):

@@ -131,7 +131,6 @@ class Grant:
     family_id: UUID | None = None
     family_expires_at: datetime | None = None
     code_hash: str | None = field(default=None, repr=False)
-    refresh_hash: str | None = field(default=None, repr=False)
     # Refresh rotation: the presented token, and (grace-window retry) the unused successor it replaces.
     refresh_id: UUID | None = None
     superseded_id: UUID | None = None
