@@ -11,6 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from oauth_service.crypto.jwt import (
+    MAX_HEADER_CHARS,
+    MAX_TOKEN_CHARS,
     KeySet,
     SigningKey,
     TokenVerificationError,
@@ -388,3 +390,101 @@ def test_verification_key_refuses_a_key_of_the_wrong_type(
     kid, _, public = rsa_material
     with pytest.raises(ValueError, match="cannot verify ES256"):
         VerificationKey.from_jwk(kid, "ES256", public)
+
+
+# Hostile input (issue 15 item 8): every malformed segment is a TokenVerificationError, never another exception.
+
+
+def _signed(keyset: KeySet, header_segment: str, claims_segment: str) -> str:
+    """A token whose signature is genuine for whatever segments it is given (as if we had signed them)."""
+    signing_input = f"{header_segment}.{claims_segment}"
+    signature = keyset.signing.private_key.sign(signing_input.encode())
+    return f"{signing_input}.{_b64(signature)}"
+
+
+HOSTILE_SEGMENTS = {
+    # The review's reproduction: nesting deeper than the JSON decoder's recursion limit.
+    "deep-array": b"[" * 3000,
+    "deep-array-in-object": b'{"a":' + b"[" * 2990,
+    "invalid-utf8": b"\xff\xfe{}",
+    "not-json": b"{alg: RS256}",
+    "array": b"[]",
+    "string": b'"at+jwt"',
+    "number": b"1",
+    "null": b"null",
+    # More digits than int() converts (sys.get_int_max_str_digits(): 4300): ValueError.
+    "huge-integer": b'{"kid":' + b"9" * 4400 + b"}",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize(
+    "raw", HOSTILE_SEGMENTS.values(), ids=list(HOSTILE_SEGMENTS.keys())
+)
+def test_jwt_with_hostile_header_is_a_verification_error(
+    keyset: KeySet, raw: bytes
+) -> None:
+    token = _signed(keyset, _b64(raw), _segment(_claims()))
+    with pytest.raises(TokenVerificationError, match=r"malformed token|too large"):
+        _verify(keyset, token)
+
+
+@pytest.mark.parametrize(
+    "raw", HOSTILE_SEGMENTS.values(), ids=list(HOSTILE_SEGMENTS.keys())
+)
+def test_jwt_with_hostile_signed_claims_is_a_verification_error(
+    keyset: KeySet, raw: bytes
+) -> None:
+    header = {"alg": "RS256", "typ": "at+jwt", "kid": keyset.signing.kid}
+    token = _signed(keyset, _segment(header), _b64(raw))
+    with pytest.raises(TokenVerificationError, match="malformed"):
+        _verify(keyset, token)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("typ", ["at+jwt"]), ("typ", [[["at+jwt"]]]), ("kid", {"k": 1}), ("kid", 7)],
+    ids=["typ-list", "typ-nested", "kid-object", "kid-number"],
+)
+def test_jwt_header_member_of_the_wrong_type_is_rejected(
+    keyset: KeySet, name: str, value: Any
+) -> None:
+    header = {"alg": "RS256", "typ": "at+jwt", "kid": keyset.signing.kid, name: value}
+    with pytest.raises(TokenVerificationError):
+        _verify(keyset, _signed(keyset, _segment(header), _segment(_claims())))
+
+
+def test_jwt_header_over_the_cap_is_rejected_before_decoding(keyset: KeySet) -> None:
+    header = {
+        "alg": "RS256",
+        "typ": "at+jwt",
+        "kid": keyset.signing.kid,
+        "x": "y" * MAX_HEADER_CHARS,
+    }
+    token = _signed(keyset, _segment(header), _segment(_claims()))
+    assert len(token) < MAX_TOKEN_CHARS
+    with pytest.raises(TokenVerificationError, match="token too large"):
+        _verify(keyset, token)
+
+
+def test_jwt_token_over_the_cap_is_rejected_and_one_under_it_verifies(
+    keyset: KeySet,
+) -> None:
+    def token_with(padding: int) -> str:
+        return keyset.sign(_claims(pad="p" * padding))
+
+    base = len(token_with(0))
+    # Base64url: 4 characters per 3 bytes of claims.
+    fits = token_with((MAX_TOKEN_CHARS - base) * 3 // 4 - 3)
+    assert len(fits) <= MAX_TOKEN_CHARS
+    assert _verify(keyset, fits)["jti"] == "j1"
+    too_large = token_with((MAX_TOKEN_CHARS - base) * 3 // 4 + 3)
+    assert len(too_large) > MAX_TOKEN_CHARS
+    with pytest.raises(TokenVerificationError, match="token too large"):
+        _verify(keyset, too_large)
+
+
+def test_jwt_megabyte_token_is_rejected_by_its_size(keyset: KeySet) -> None:
+    token = f"{'A' * 1_000_000}.{'A' * 1_000_000}.{'A' * 1_000_000}"
+    with pytest.raises(TokenVerificationError, match="token too large"):
+        _verify(keyset, token)

@@ -43,6 +43,13 @@ _SHA256 = hashes.SHA256()
 _ECDSA_SHA256 = ec.ECDSA(_SHA256)
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _JSON = json.JSONDecoder()
+# Hostile input is refused by its size before any decoding: our own tokens are well under 2 KB (a header of
+# ~100 characters, a few hundred of claims, a 342-character RS256 signature), so these leave ample room.
+MAX_TOKEN_CHARS = 8192
+MAX_HEADER_CHARS = 4096
+# What decoding hostile bytes can raise: bad base64 or UTF-8 or JSON (ValueError), nesting deeper than the
+# JSON decoder's recursion limit (RecursionError), a number that does not fit (OverflowError).
+_DECODE_ERRORS = (ValueError, RecursionError, OverflowError)
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
@@ -184,8 +191,9 @@ def _b64url_decode(segment: str) -> bytes:
 def _decode_segment(segment: str, what: str) -> dict[str, Any]:
     try:
         value = _JSON.decode(_b64url_decode(segment).decode("utf-8"))
-    except (ValueError, UnicodeError) as exc:
-        raise TokenVerificationError(f"malformed {what}") from exc
+    except _DECODE_ERRORS:
+        # No chained exception: a RecursionError's context would be a thousand-frame traceback in a log.
+        raise TokenVerificationError(f"malformed {what}") from None
     if not isinstance(value, dict):
         raise TokenVerificationError(f"malformed {what}")
     return value
@@ -193,7 +201,10 @@ def _decode_segment(segment: str, what: str) -> dict[str, Any]:
 
 def _check_typ(header: Mapping[str, Any], typ: str) -> None:
     # RFC 9068 §4: "at+jwt" or "application/at+jwt", compared case-insensitively (RFC 7515 §4.1.9).
-    actual = str(header.get("typ", "")).lower().removeprefix("application/")
+    actual = header.get("typ", "")
+    if not isinstance(actual, str):
+        raise TokenVerificationError("unexpected token type")
+    actual = actual.lower().removeprefix("application/")
     if actual != typ.lower().removeprefix("application/"):
         raise TokenVerificationError("unexpected token type")
 
@@ -272,23 +283,29 @@ class KeySet:
         Raises:
             TokenVerificationError: on any failure (the reason is for logs, not for clients).
         """
+        if len(token) > MAX_TOKEN_CHARS:
+            raise TokenVerificationError("token too large")
         parts = _COMPACT.fullmatch(token)
         if parts is None:
             raise TokenVerificationError("malformed token")
         header_segment, claims_segment, signature_segment = parts.groups()
+        if len(header_segment) > MAX_HEADER_CHARS:
+            raise TokenVerificationError("token too large")
         header = _decode_segment(header_segment, "token")
         if "crit" in header:
             raise TokenVerificationError("unsupported critical header")
         _check_typ(header, typ)
-        key = self._keys.get(str(header.get("kid", "")))
+        kid = header.get("kid")
+        # A kid is a string (RFC 7515 §4.1.4); anything else names no key, and is not worth a str() call.
+        key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None:
             raise TokenVerificationError("unknown key id")
         if header.get("alg") != key.alg:
             raise TokenVerificationError("algorithm does not match the key")
         try:
             signature = _b64url_decode(signature_segment)
-        except ValueError as exc:
-            raise TokenVerificationError("malformed token") from exc
+        except ValueError:
+            raise TokenVerificationError("malformed token") from None
         signing_input = token[: len(header_segment) + 1 + len(claims_segment)]
         if not key.signature_matches(signing_input.encode("ascii"), signature):
             raise TokenVerificationError("bad signature")

@@ -1,0 +1,176 @@
+"""Hostile JWTs on every route that decodes one: a clean refusal, never a 500 or a traceback (issue 15 item 8).
+
+A header nested deeper than the JSON decoder's recursion limit, an oversized token or bytes that are not UTF-8
+reach the JWS decoder from the bearer routes (``/api/v1``, ``/admin``), introspection (RFC 7662 §2.2: inactive)
+and revocation (RFC 7009 §2.2: 200 whatever the token), and from the resource-server kit. Each is refused the way
+a forged token is: 401 ``invalid_token`` (RFC 6750 §3.1), ``{"active": false}``, or 200 without effect.
+"""
+
+import base64
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+
+from oauth_service.crypto.jwt import MAX_TOKEN_CHARS
+from oauth_service.oauth.access_tokens import LocalTokenVerifier
+from oauth_service.resource import AccessToken, ResourceProtector
+from oauth_service.runtime import Runtime
+from tests.bearer import access_token, basic, bearer
+from tests.conftest import ISSUER
+from tests.factories import make_client, make_user
+from tests.security.conftest import AppFactory, LogCapture, http_client
+
+INVALID_TOKEN = {
+    "error": "invalid_token",
+    "error_description": "The access token is invalid.",
+}
+BEARER_ROUTES = [
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/notes"),
+    ("POST", "/api/v1/notes"),
+    ("GET", "/admin/clients"),
+    ("GET", "/admin/users"),
+    ("GET", "/admin/scopes"),
+]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hostile(genuine: str, name: str) -> str:
+    """``genuine`` with its header (or its claims) replaced by hostile bytes; the rest left as it was."""
+    header, claims, signature = genuine.split(".")
+    if name == "oversized":
+        return f"{header}.{'A' * MAX_TOKEN_CHARS}.{signature}"
+    return f"{_b64(HOSTILE_HEADERS[name])}.{claims}.{signature}"
+
+
+HOSTILE_HEADERS = {
+    "deep-header": b"[" * 3000,  # the review's reproduction
+    "deep-header-in-object": b'{"typ":' + b"[" * 2990,
+    "not-utf8-header": b"\xff\xfe{}",
+}
+HOSTILE = [*HOSTILE_HEADERS, "oversized"]
+
+
+@pytest.fixture
+async def app(make_app: AppFactory) -> FastAPI:
+    return await make_app()
+
+
+@pytest.fixture
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def genuine(app: FastAPI) -> str:
+    """A valid admin token of a live user, so each route would answer 200 to it."""
+    runtime: Runtime = app.state.runtime
+    user, _ = await make_user(runtime, email="root@example.com", is_admin=True)
+    return access_token(runtime, subject=user.id, scope="admin read write")
+
+
+def _assert_clean_logs(logs: LogCapture) -> None:
+    lines = logs.lines()
+    assert not [line for line in lines if "exc_info" in line], "a traceback was logged"
+    assert not [line for line in lines if line.get("level") in {"ERROR", "CRITICAL"}]
+    assert "Traceback" not in logs.text
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+@pytest.mark.parametrize(("method", "path"), BEARER_ROUTES)
+async def test_bearer_route_refuses_a_hostile_token_with_401(
+    http: httpx.AsyncClient,
+    genuine: str,
+    captured_logs: LogCapture,
+    method: str,
+    path: str,
+    name: str,
+) -> None:
+    body = {"title": "t"} if method == "POST" else None
+    response = await http.request(
+        method, path, headers=bearer(_hostile(genuine, name)), json=body
+    )
+    assert response.status_code == 401, response.text
+    assert response.json() == INVALID_TOKEN
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    _assert_clean_logs(captured_logs)
+    # The same route answers the genuine token: the 401 came from the token, not from the request.
+    ok = await http.request(method, path, headers=bearer(genuine), json=body)
+    assert ok.status_code in {200, 201}, ok.text
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+async def test_introspection_of_a_hostile_token_is_inactive(
+    app: FastAPI,
+    http: httpx.AsyncClient,
+    genuine: str,
+    captured_logs: LogCapture,
+    name: str,
+) -> None:
+    _, secret = await make_client(app.state.runtime, client_id="rs")
+    assert secret is not None
+    response = await http.post(
+        "/oauth/introspect",
+        data={"token": _hostile(genuine, name)},
+        headers=basic("rs", secret),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"active": False}
+    _assert_clean_logs(captured_logs)
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+async def test_revocation_of_a_hostile_token_is_200_without_effect(
+    app: FastAPI,
+    http: httpx.AsyncClient,
+    genuine: str,
+    captured_logs: LogCapture,
+    name: str,
+) -> None:
+    _, secret = await make_client(app.state.runtime, client_id="rs")
+    assert secret is not None
+    response = await http.post(
+        "/oauth/revoke",
+        data={"token": _hostile(genuine, name), "token_type_hint": "access_token"},
+        headers=basic("rs", secret),
+    )
+    assert response.status_code == 200, response.text
+    assert response.content == b""
+    _assert_clean_logs(captured_logs)
+    assert (await http.get("/api/v1/me", headers=bearer(genuine))).status_code == 200
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+async def test_resource_server_kit_refuses_a_hostile_token_with_401(
+    app: FastAPI, genuine: str, name: str
+) -> None:
+    runtime: Runtime = app.state.runtime
+    verifier = LocalTokenVerifier(
+        lambda: runtime.keys,
+        issuer=runtime.settings.issuer,
+        audience=runtime.settings.resource_audience,
+        is_revoked=None,
+    )
+    protector = ResourceProtector(verifier)
+    api = FastAPI()
+    protector.install(api)
+
+    @api.get("/thing")
+    async def thing(
+        token: Annotated[AccessToken, Depends(protector.require_scopes("read"))],
+    ) -> dict[str, str]:
+        return {"sub": token.subject}
+
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as kit:
+        refused = await kit.get("/thing", headers=bearer(_hostile(genuine, name)))
+        assert refused.status_code == 401, refused.text
+        assert refused.json() == INVALID_TOKEN
+        assert (await kit.get("/thing", headers=bearer(genuine))).status_code == 200
