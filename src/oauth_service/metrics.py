@@ -108,14 +108,31 @@ def record_request(method: str, route: str, status: int, seconds: float) -> None
     latency.observe(seconds)
 
 
+# Bounded: error codes come from the ``OAuthError`` classes, never from the request.
+@cache
+def _oauth_error_series(error: str) -> Counter:
+    return _metrics().oauth_errors.labels(error)
+
+
 def record_oauth_error(error: str) -> None:
-    """Count one OAuth error response with code ``error`` (called by the error renderer)."""
-    _metrics().oauth_errors.labels(error).inc()
+    """Count one OAuth error response with code ``error`` (the error renderer, the body-size refusals)."""
+    _oauth_error_series(error).inc()
+
+
+# Bounded: only grant types that succeeded reach it (an unknown one is ``unsupported_grant_type`` first).
+@cache
+def _tokens_issued_series(grant_type: str) -> Counter:
+    return _metrics().tokens_issued.labels(grant_type)
 
 
 def record_token_issued(grant_type: str) -> None:
-    """Count one access token issued through ``grant_type`` (called by the token endpoint)."""
-    _metrics().tokens_issued.labels(grant_type).inc()
+    """Count one access token issued through ``grant_type``, once it is committed.
+
+    Called by the token endpoint (the four token grants) and by the authorization endpoint's implicit response
+    (``grant_type="implicit"``). The token endpoint is a hot path, so the labelled series is looked up once
+    per grant type, as the request series are.
+    """
+    _tokens_issued_series(grant_type).inc()
 
 
 def pool_checked_out(database: str, delta: int) -> None:

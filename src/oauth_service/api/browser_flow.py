@@ -26,6 +26,7 @@ from oauth_service.db.authorization_stores import (
     SqlConsentStore,
     SqlLoginSessionStore,
 )
+from oauth_service.metrics import record_token_issued
 from oauth_service.oauth.authorization import AuthorizationRequest
 from oauth_service.oauth.consent import NextStep, next_step
 from oauth_service.oauth.errors import InvalidRequestError
@@ -139,6 +140,10 @@ async def respond(
     if request_id is not None:
         await flow.pending.delete(request_id)
     await flow.session.commit()
+    if request.response_type == "token":
+        # The implicit grant issues its access token here, not at the token endpoint; counted after the
+        # commit, as the token endpoint counts its grants.
+        record_token_issued("implicit")
     return redirect(result.location(), status_code=status_code)
 
 

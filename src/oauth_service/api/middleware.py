@@ -126,6 +126,8 @@ class RequestMiddleware:
         async def refuse(code: int, body: bytes) -> None:
             nonlocal status, started
             status, started = code, True
+            # Both refusals are ``invalid_request`` bodies that never reach the error renderer.
+            metrics.record_oauth_error("invalid_request")
             await _send_json(send, code, body, echoed)
 
         token = bind_request(context)

@@ -15,6 +15,7 @@ from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_for
 from oauth_service.api.json_body import NO_STORE_HEADERS, JsonBody
 from oauth_service.api.request_route import RequestRoute
 from oauth_service.logs import audit, bind_client_id
+from oauth_service.metrics import record_token_issued
 from oauth_service.oauth.models import TokenRequest
 from oauth_service.runtime import Runtime
 
@@ -90,7 +91,8 @@ async def token(request: Request) -> JSONResponse:
         # Nothing to commit when the grant touched no table (client_credentials with a cached client).
         if session.in_transaction():
             await session.commit()
-    # Audited only once committed: the event never describes a token that was rolled back.
+    # Audited and counted only once committed: neither describes a token that was rolled back.
+    record_token_issued(token_request.grant_type)
     bind_client_id(response.client_id)
     audit(
         "token.issued",
