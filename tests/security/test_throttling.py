@@ -292,3 +292,85 @@ async def test_login_form_shares_the_lock_with_the_password_grant(
         assert 0 < int(page.headers["retry-after"]) <= 120
         assert "Too many failed sign-in attempts. Try again later." in page.text
         assert "set-cookie" not in page.headers
+
+
+# Padding Python's str.strip() removes (space, tab, U+2004 THREE-PER-EM SPACE) and case: the user lookup
+# ignores both, so the lockout key must too, or each spelling buys fresh guesses at one account.
+CAROL = "carol@x.example"
+CAROL_SPELLINGS = [
+    f" {CAROL}",
+    f"\t{CAROL}",
+    f"\u2004{CAROL}",
+    f"{CAROL}\n",
+    CAROL.upper(),
+    f" {CAROL.title()}\u2004",
+]
+
+
+async def _carol_app(make_app: AppFactory) -> tuple[FastAPI, str]:
+    app = await make_app(max_failed_logins=5, lockout_seconds=120)
+    runtime: Runtime = app.state.runtime
+    await make_user(runtime, email=CAROL, password=PASSWORD)
+    client, _ = await make_client(runtime, grant_types=("password",), is_public=True)
+    return app, client.client_id
+
+
+@pytest.mark.parametrize("spelling", CAROL_SPELLINGS, ids=repr)
+async def test_password_grant_lock_holds_for_padded_and_cased_emails(
+    make_app: AppFactory, spelling: str
+) -> None:
+    app, client_id = await _carol_app(make_app)
+    async with http_client(app) as http:
+        for _ in range(5):
+            response = await _login(http, client_id, "wrong", email=CAROL)
+            assert (response.status_code, response.json()) == (400, BAD_LOGIN)
+        response = await _login(http, client_id, "wrong", email=spelling)
+        _assert_locked(response, LOCKED_GRANT, 120)
+        response = await _login(http, client_id, PASSWORD, email=spelling)
+        _assert_locked(response, LOCKED_GRANT, 120)
+
+
+@pytest.mark.parametrize("spelling", CAROL_SPELLINGS, ids=repr)
+async def test_password_grant_failures_under_padded_emails_lock_the_account(
+    make_app: AppFactory, spelling: str
+) -> None:
+    app, client_id = await _carol_app(make_app)
+    async with http_client(app) as http:
+        for _ in range(5):
+            response = await _login(http, client_id, "wrong", email=spelling)
+            assert (response.status_code, response.json()) == (400, BAD_LOGIN)
+        response = await _login(http, client_id, PASSWORD, email=CAROL)
+        _assert_locked(response, LOCKED_GRANT, 120)
+
+
+@pytest.mark.parametrize("spelling", CAROL_SPELLINGS, ids=repr)
+async def test_login_form_lock_holds_for_padded_and_cased_emails(
+    make_app: AppFactory, spelling: str
+) -> None:
+    app, client_id = await _carol_app(make_app)
+    await make_client(
+        app.state.runtime,
+        client_id="web",
+        is_public=True,
+        grant_types=("authorization_code",),
+        redirect_uris=(CALLBACK,),
+    )
+    _, challenge = new_pkce()
+    url = authorize_url(
+        response_type="code",
+        client_id="web",
+        redirect_uri=CALLBACK,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    async with http_client(app) as http:
+        login = (await http.get(url)).headers["location"]
+        for _ in range(5):
+            assert (
+                await _login(http, client_id, "wrong", email=CAROL)
+            ).status_code == 400
+        for password in ("wrong", PASSWORD):
+            page = await submit_login(http, login, spelling, password)
+            assert page.status_code == 429, page.text
+            assert "Too many failed sign-in attempts. Try again later." in page.text
+            assert "set-cookie" not in page.headers

@@ -29,6 +29,7 @@ from oauth_service.api.sessions import (
 from oauth_service.crypto.tokens import new_opaque_token
 from oauth_service.db.authorization_stores import PendingRequest
 from oauth_service.logs import audit
+from oauth_service.oauth.emails import canonical_email
 from oauth_service.oauth.errors import InvalidRequestError
 from oauth_service.oauth.models import User
 from oauth_service.oauth.throttling import Attempt, ThrottledGrantError
@@ -87,6 +88,8 @@ async def _authenticate(
     Raises:
         ThrottledGrantError: the email or the IP is locked (a correct password is refused too).
     """
+    # The lock's key and the lookup's: one spelling per account, so padding buys no fresh guesses.
+    email = canonical_email(email)
     attempt = Attempt("login", email, ip)
     await flow.runtime.throttle.check(attempt)
     user = await flow.users.get_by_email(email) if email else None

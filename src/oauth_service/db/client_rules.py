@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from oauth_service.oauth.emails import canonical_email
 from oauth_service.oauth.models import GRANT_TYPES
 from oauth_service.oauth.scopes import is_valid_scope_token
 
@@ -138,7 +139,7 @@ def normalize_email(email: str) -> str:
     email = email.strip()
     if len(email) > 320 or not _EMAIL.fullmatch(email):
         raise AdminError(f"invalid email address {email!r}")
-    return email.lower()
+    return canonical_email(email)  # the form lookups and the lockout compare
 
 
 def check_password(password: str) -> str:

@@ -4,7 +4,8 @@ Refresh-token rotation is a conditional ``UPDATE ... WHERE rotated_at IS NULL AN
 Postgres the row lock makes concurrent rotations of one token wait and then see zero rows, on SQLite writers are
 serialised, so exactly one request wins on both (RFC 9700 §4.14.2). ``revoke_family`` commits on its own
 connection so the revocation survives the error response that follows it, and it puts the family's unexpired
-access-token ids on the revocation list (RFC 9700 §4.14.2, RFC 7009 §2.1). ``SqlUserStore.release`` gives a
+access-token ids on the revocation list (RFC 9700 §4.14.2, RFC 7009 §2.1): in the database, in this process's
+list once committed, and in every other process's through the change feed (``db.change_feed``). ``SqlUserStore.release`` gives a
 read-only unit of work's connection back before a password hash; whether anything was written is asked of the
 database (``db.release``), never assumed.
 """
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from oauth_service.db.authorization_stores import SqlAuthorizationCodeStore
+from oauth_service.db.change_feed import jtis_revoked, publish
 from oauth_service.db.direct import DirectStatement, direct_for
 from oauth_service.db.mapping import client_from_row, joined_user, split_set
 from oauth_service.db.refresh_sql import (
@@ -39,6 +41,7 @@ from oauth_service.db.tables import (
 )
 from oauth_service.oauth.client_cache import CachedClientStore, ClientCache
 from oauth_service.oauth.clock import Clock, utcnow
+from oauth_service.oauth.emails import canonical_email
 from oauth_service.oauth.models import Client, User
 from oauth_service.oauth.revocation_list import ListedRevokedTokenStore, RevocationList
 from oauth_service.oauth.storage import (
@@ -145,7 +148,7 @@ class SqlUserStore:
 
     async def get_by_email(self, email: str) -> User | None:
         """Return the user by email, or None."""
-        values = {"email": email.strip().lower()}
+        values = {"email": canonical_email(email)}
         direct = await direct_for(self._session)
         if direct is not None:  # the token endpoint on Postgres (the password grant)
             return _user(await _SELECT_USER_BY_EMAIL_DIRECT.fetchrow(direct, values))
@@ -226,14 +229,30 @@ async def add_revoked_jtis(
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     values = [{"jti": jti, "expires_at": exp, "revoked_at": at} for jti, exp in entries]
     await conn.execute(dialect_insert(_REVOKED).values(values).on_conflict_do_nothing())
+    await publish(conn, *jtis_revoked(entries))
+
+
+def list_locally(
+    revocations: RevocationList | None, entries: Sequence[tuple[str, datetime]]
+) -> None:
+    """Put committed revocations on this process's list at once (its listener would hear of them later)."""
+    if revocations is not None:
+        for jti, expires_at in entries:
+            revocations.add(jti, expires_at.timestamp())
 
 
 class SqlRefreshTokenStore:
     """``RefreshTokenStore`` over ``refresh_tokens``: reads and rotation in the request's session."""
 
-    def __init__(self, session: AsyncSession, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        engine: AsyncEngine,
+        revocations: RevocationList | None = None,
+    ) -> None:
         self._session = session
         self._engine = engine
+        self._revocations = revocations
 
     async def save(self, token: NewRefreshToken) -> None:
         """Store a new refresh token."""
@@ -324,8 +343,12 @@ class SqlRefreshTokenStore:
             # pool's worth of such requests would each wait for the pool until it timed out.
             await release_reads(self._session)
             async with self._engine.begin() as conn:
-                return await _replace_successor(conn, successor_id, new, at)
-        if await _replace_successor(self._session, successor_id, new, at):
+                revoked = await _replace_successor(conn, successor_id, new, at)
+            list_locally(self._revocations, revoked or ())
+            return revoked is not None
+        revoked = await _replace_successor(self._session, successor_id, new, at)
+        if revoked is not None:
+            # In the request's transaction: applied when the session commits (``db.change_feed``).
             return True
         # Release the write lock (SQLite) before the caller revokes the family on another connection.
         await self._session.rollback()
@@ -351,7 +374,9 @@ class SqlRefreshTokenStore:
                     REFRESH.c.access_expires_at > at,
                 )
             )
-            await add_revoked_jtis(conn, [(jti, exp) for jti, exp in result.all()], at)
+            entries = [(jti, exp) for jti, exp in result.all()]
+            await add_revoked_jtis(conn, entries, at)
+        list_locally(self._revocations, entries)
 
 
 async def _replace_successor(
@@ -359,12 +384,13 @@ async def _replace_successor(
     successor_id: UUID,
     new: NewRefreshToken,
     at: datetime,
-) -> bool:
+) -> list[tuple[str, datetime]] | None:
+    """The access token ids revoked with the successor; None when it was already used."""
     marked = await executor.execute(
         _MARK_REFRESH["revoked_at"], {"token_id": successor_id, "at": at}
     )
     if not isinstance(marked, CursorResult) or marked.rowcount != 1:
-        return False
+        return None
     result = await executor.execute(
         select(REFRESH.c.access_jti, REFRESH.c.access_expires_at).where(
             REFRESH.c.id == successor_id, REFRESH.c.access_jti.is_not(None)
@@ -373,7 +399,7 @@ async def _replace_successor(
     entries = [(jti, exp) for jti, exp in result.all() if exp is not None and exp > at]
     await add_revoked_jtis(executor, entries, at)
     await executor.execute(INSERT_REFRESH, refresh_values(new))
-    return True
+    return entries
 
 
 class SqlRevokedTokenStore:
@@ -412,9 +438,9 @@ def build_stores(
         else clients,
         users=SqlUserStore(session, clock=clock),
         scopes=SqlScopeStore(session),
-        refresh_tokens=SqlRefreshTokenStore(session, engine),
+        refresh_tokens=SqlRefreshTokenStore(session, engine, revocations),
         revoked_tokens=ListedRevokedTokenStore(revoked, revocations)
         if revocations is not None
         else revoked,
-        codes=SqlAuthorizationCodeStore(session, engine, clock),
+        codes=SqlAuthorizationCodeStore(session, engine, clock, revocations),
     )

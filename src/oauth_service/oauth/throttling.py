@@ -19,6 +19,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from oauth_service.oauth.emails import canonical_email
 from oauth_service.oauth.errors import InvalidClientError, InvalidGrantError, OAuthError
 
 AttemptKind = Literal["password", "login", "client"]
@@ -41,11 +42,14 @@ class Attempt:
     def account_key(self) -> str:
         """A stable, opaque key for the account: users and clients live in separate namespaces.
 
-        Emails are case-folded so ``Alice@`` and ``alice@`` share one counter; the password grant and the
+        Emails take the form the user lookup compares (``canonical_email``), so ``Alice@``, ``alice@`` and
+        either padded with whitespace share one counter, as they share one user; the password grant and the
         login form share it too, so switching interfaces buys no extra guesses.
         """
         namespace = "client" if self.kind == "client" else "user"
-        account = self.account if self.kind == "client" else self.account.casefold()
+        account = (
+            self.account if self.kind == "client" else canonical_email(self.account)
+        )
         digest = hashlib.sha256(f"{namespace}\x00{account}".encode()).hexdigest()
         return f"{namespace}:{digest[:32]}"
 

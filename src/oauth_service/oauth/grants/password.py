@@ -15,6 +15,7 @@ from typing import ClassVar, Protocol
 from oauth_service.crypto.passwords import PasswordCheck
 from oauth_service.logs import audit
 from oauth_service.oauth.clock import Clock, utcnow
+from oauth_service.oauth.emails import canonical_email
 from oauth_service.oauth.errors import InvalidGrantError
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
@@ -58,7 +59,8 @@ class PasswordGrant:
 
     async def validate(self, request: TokenRequest, client: Client) -> Grant:
         """Check the credentials (throttled per email and per IP, RFC 6749 §4.3.2) and resolve the scope."""
-        email = request.require("email")
+        # One spelling for the lock and the lookup: padded or cased variants are the same account.
+        email = canonical_email(request.require("email"))
         password = request.require("password")
         attempt = Attempt("password", email, request.client_ip)
         # A locked account or IP is refused before the password is checked: a correct one too.
