@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 
 from oauth_service.api.deps import RuntimeDep
 from oauth_service.api.hmac_keys import hmac_key
+from oauth_service.crypto.tokens import constant_time_equals
 from oauth_service.oauth.errors import InvalidRequestError
 
 _SECRET_NAME = "admin_cursor"
@@ -60,7 +61,8 @@ def decode_cursor(key: bytes, collection: str, cursor: str | None) -> str | None
     payload, _, mac = cursor.partition(".")
     try:
         expected = _mac(key, collection, payload)
-        if not hmac.compare_digest(mac, expected):
+        # Bytes, not str: compare_digest raises TypeError on non-ASCII text, and the cursor is the caller's.
+        if not constant_time_equals(mac, expected):
             raise ValueError("bad cursor signature")
         return _unb64(payload).decode("utf-8")
     except (ValueError, UnicodeError, binascii.Error):

@@ -7,6 +7,8 @@ to the login session and the pending request (consent form), so a cross-site pag
 Before sign-in there is no session, and anyone can create a pending request and read its login form, so the login
 form's token is also bound to a random browser id in its own signed cookie (set by the login page): a cross-site
 page cannot sign a victim's browser into the attacker's account (login CSRF, OWASP; RFC 6749 §10.12).
+Cookies and form fields are attacker-chosen text: they are compared as bytes (``constant_time_equals``), since
+``hmac.compare_digest`` raises on a ``str`` holding anything but ASCII.
 """
 
 import base64
@@ -16,6 +18,7 @@ import hmac
 from fastapi import Request, Response
 
 from oauth_service.api.hmac_keys import hmac_key
+from oauth_service.crypto.tokens import constant_time_equals
 from oauth_service.runtime import Runtime
 
 COOKIE_NAME = "oauth_session"
@@ -44,7 +47,7 @@ def csrf_valid(key: bytes, token: str | None, purpose: str, *bound_to: str) -> b
     """Check a submitted CSRF token in constant time."""
     if not token:
         return False
-    return hmac.compare_digest(token, csrf_token(key, purpose, *bound_to))
+    return constant_time_equals(token, csrf_token(key, purpose, *bound_to))
 
 
 def _read_signed(request: Request, key: bytes, name: str, purpose: str) -> str | None:
@@ -52,7 +55,7 @@ def _read_signed(request: Request, key: bytes, name: str, purpose: str) -> str |
     if not value or "." not in value:
         return None
     raw, _, mac = value.rpartition(".")
-    if not hmac.compare_digest(mac, _mac(key, purpose, raw)):
+    if not constant_time_equals(mac, _mac(key, purpose, raw)):
         return None
     return raw
 

@@ -22,7 +22,11 @@ def token_hash(token: str) -> str:
 
 
 def constant_time_equals(a: str, b: str) -> bool:
-    """Compare two strings without leaking where they differ."""
+    """Compare two strings without leaking where they differ; any text works (compared as UTF-8 bytes).
+
+    ``hmac.compare_digest`` on two ``str`` raises ``TypeError`` when either holds a non-ASCII character, so
+    attacker-supplied text (cookies, form fields, cursors) must come through here, never straight to it.
+    """
     return hmac.compare_digest(
         a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
     )
