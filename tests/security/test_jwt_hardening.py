@@ -7,6 +7,7 @@ a forged token is: 401 ``invalid_token`` (RFC 6750 §3.1), ``{"active": false}``
 """
 
 import base64
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -14,8 +15,8 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from oauth_service.crypto.jwt import MAX_TOKEN_CHARS
-from oauth_service.oauth.access_tokens import LocalTokenVerifier
+from oauth_service.crypto.jwt import MAX_TOKEN_CHARS, KeySet, SigningKey, generate_key
+from oauth_service.oauth.access_tokens import LocalTokenVerifier, VerifiedTokenCache
 from oauth_service.resource import AccessToken, ResourceProtector
 from oauth_service.runtime import Runtime
 from tests.bearer import access_token, basic, bearer
@@ -147,16 +148,14 @@ async def test_revocation_of_a_hostile_token_is_200_without_effect(
     assert (await http.get("/api/v1/me", headers=bearer(genuine))).status_code == 200
 
 
-@pytest.mark.parametrize("name", HOSTILE)
-async def test_resource_server_kit_refuses_a_hostile_token_with_401(
-    app: FastAPI, genuine: str, name: str
-) -> None:
-    runtime: Runtime = app.state.runtime
+def _kit(keys: KeySet, *, issuer: str, audience: str) -> httpx.AsyncClient:
+    """A user's API protected by the resource-server kit (local verification, verified-token cache)."""
     verifier = LocalTokenVerifier(
-        lambda: runtime.keys,
-        issuer=runtime.settings.issuer,
-        audience=runtime.settings.resource_audience,
+        lambda: keys,
+        issuer=issuer,
+        audience=audience,
         is_revoked=None,
+        cache=VerifiedTokenCache(),
     )
     protector = ResourceProtector(verifier)
     api = FastAPI()
@@ -168,9 +167,77 @@ async def test_resource_server_kit_refuses_a_hostile_token_with_401(
     ) -> dict[str, str]:
         return {"sub": token.subject}
 
-    transport = httpx.ASGITransport(app=api)
-    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as kit:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url=ISSUER)
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+async def test_resource_server_kit_refuses_a_hostile_token_with_401(
+    app: FastAPI, genuine: str, name: str
+) -> None:
+    runtime: Runtime = app.state.runtime
+    settings = runtime.settings
+    async with _kit(
+        runtime.keys, issuer=settings.issuer, audience=settings.resource_audience
+    ) as kit:
         refused = await kit.get("/thing", headers=bearer(_hostile(genuine, name)))
         assert refused.status_code == 401, refused.text
         assert refused.json() == INVALID_TOKEN
         assert (await kit.get("/thing", headers=bearer(genuine))).status_code == 200
+
+
+# One token, one spelling: a second spelling of a genuine token must not ride on the verified-token cache or
+# dodge the revocation list, which both key on the exact string.
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _padding_bits_set(token: str) -> str:
+    """``token`` with the unused low bits of its signature's last character set: the same signature bytes."""
+    index = _ALPHABET.index(token[-1])
+    assert index % 4 == 0  # an RS256 or ES256 signature leaves 2 or 4 unused bits
+    return token[:-1] + _ALPHABET[index | 1]
+
+
+def _high_s_twin(token: str) -> str:
+    """The ES256 token with its signature's ``s`` replaced by ``n - s``: still a valid ECDSA signature."""
+    signing_input, _, signature = token.rpartition(".")
+    raw = base64.urlsafe_b64decode(signature + "==")
+    s = int.from_bytes(raw[32:], "big")
+    twin = raw[:32] + (P256_ORDER - s).to_bytes(32, "big")
+    return f"{signing_input}.{_b64(twin)}"
+
+
+async def test_second_spelling_of_a_cached_token_is_refused_everywhere(
+    app: FastAPI, http: httpx.AsyncClient, genuine: str, captured_logs: LogCapture
+) -> None:
+    _, secret = await make_client(app.state.runtime, client_id="rs")
+    assert secret is not None
+    assert (await http.get("/api/v1/me", headers=bearer(genuine))).status_code == 200
+    respelt = _padding_bits_set(genuine)
+    assert base64.urlsafe_b64decode(respelt.rsplit(".")[2] + "==") == (
+        base64.urlsafe_b64decode(genuine.rsplit(".")[2] + "==")
+    )
+    refused = await http.get("/api/v1/me", headers=bearer(respelt))
+    assert refused.status_code == 401, refused.text
+    assert refused.json() == INVALID_TOKEN
+    introspected = await http.post(
+        "/oauth/introspect", data={"token": respelt}, headers=basic("rs", secret)
+    )
+    assert introspected.json() == {"active": False}
+    _assert_clean_logs(captured_logs)
+
+
+async def test_kit_refuses_the_high_s_twin_of_a_cached_es256_token() -> None:
+    kid, pem, _ = generate_key("ES256")
+    keys = KeySet(SigningKey.from_pem(kid, "ES256", pem))
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": ISSUER, "sub": "u1", "client_id": "app"}
+    token = keys.sign(
+        claims | {"scope": "read", "iat": now, "exp": now + 600, "jti": "j1"}
+    )
+    async with _kit(keys, issuer=ISSUER, audience=ISSUER) as kit:
+        assert (await kit.get("/thing", headers=bearer(token))).status_code == 200
+        refused = await kit.get("/thing", headers=bearer(_high_s_twin(token)))
+        assert refused.status_code == 401, refused.text
+        assert refused.json() == INVALID_TOKEN

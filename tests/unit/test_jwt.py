@@ -271,6 +271,33 @@ def _flip(segment: str, index: int) -> str:
     return _b64(bytes(raw))
 
 
+# The order n of P-256 (SEC 2 §2.4.2): an ECDSA signature (r, s) has a twin (r, n - s) that verifies too.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _s_of(token: str) -> int:
+    raw = base64.urlsafe_b64decode(token.rsplit(".", 1)[1] + "==")
+    return int.from_bytes(raw[32:], "big")
+
+
+def _with_s(token: str, *, high: bool) -> str:
+    """The ES256 token spelt with the high (s > n/2) or the low twin of its signature's s."""
+    signing_input, _, signature = token.rpartition(".")
+    raw = base64.urlsafe_b64decode(signature + "==")
+    s = int.from_bytes(raw[32:], "big")
+    s = max(s, P256_ORDER - s) if high else min(s, P256_ORDER - s)
+    return f"{signing_input}.{_b64(raw[:32] + s.to_bytes(32, 'big'))}"
+
+
+def _signed(keyset: KeySet, header_segment: str, claims_segment: str) -> str:
+    """A token whose signature is genuine for whatever segments it is given (as if we had signed them)."""
+    signing_input = f"{header_segment}.{claims_segment}"
+    signature = keyset.signing.private_key.sign(signing_input.encode())
+    token = f"{signing_input}.{_b64(signature)}"
+    # python-jose's raw ECDSA signature is high-S half the time; KeySet.sign spells it low-S, as we do here.
+    return _with_s(token, high=False) if keyset.signing.alg == "ES256" else token
+
+
 def _jose_accepts(keyset: KeySet, token: str) -> bool:
     from jose import jws
     from jose.exceptions import JOSEError
@@ -310,6 +337,9 @@ def test_jwt_signed_by_independent_library_verifies(any_keyset: KeySet) -> None:
     key = import_key(pem, "RSA" if alg == "RS256" else "EC")
     header = {"alg": alg, "typ": "at+jwt", "kid": any_keyset.signing.kid}
     token = rfc_jws.serialize_compact(header, json.dumps(_claims()), key)
+    if alg == "ES256":
+        # joserfc, like python-jose, leaves s high half the time: only its low-S twin is accepted.
+        token = _with_s(token, high=False)
     assert _verify(any_keyset, token)["jti"] == "j1"
 
 
@@ -378,10 +408,9 @@ def test_jwt_with_malformed_claims_is_rejected(any_keyset: KeySet) -> None:
         "typ": "at+jwt",
         "kid": any_keyset.signing.kid,
     }
-    signing_input = f"{_segment(header)}.{_b64(b'[1, 2]')}"
-    signature = any_keyset.signing.private_key.sign(signing_input.encode())
+    token = _signed(any_keyset, _segment(header), _b64(b"[1, 2]"))
     with pytest.raises(TokenVerificationError, match="malformed claims"):
-        _verify(any_keyset, f"{signing_input}.{_b64(signature)}")
+        _verify(any_keyset, token)
 
 
 def test_verification_key_refuses_a_key_of_the_wrong_type(
@@ -393,13 +422,6 @@ def test_verification_key_refuses_a_key_of_the_wrong_type(
 
 
 # Hostile input (issue 15 item 8): every malformed segment is a TokenVerificationError, never another exception.
-
-
-def _signed(keyset: KeySet, header_segment: str, claims_segment: str) -> str:
-    """A token whose signature is genuine for whatever segments it is given (as if we had signed them)."""
-    signing_input = f"{header_segment}.{claims_segment}"
-    signature = keyset.signing.private_key.sign(signing_input.encode())
-    return f"{signing_input}.{_b64(signature)}"
 
 
 HOSTILE_SEGMENTS = {
@@ -488,3 +510,87 @@ def test_jwt_megabyte_token_is_rejected_by_its_size(keyset: KeySet) -> None:
     token = f"{'A' * 1_000_000}.{'A' * 1_000_000}.{'A' * 1_000_000}"
     with pytest.raises(TokenVerificationError, match="token too large"):
         _verify(keyset, token)
+
+
+# One token, one spelling: the verified-token cache and the revocation list key on the exact string and jti.
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _with_padding_bits(segment: str) -> str:
+    """The same bytes spelt with non-zero unused bits in the last character (lenient decoders ignore them)."""
+    unused = {2: 4, 3: 2}[len(segment) % 4]
+    index = _ALPHABET.index(segment[-1])
+    assert index % (1 << unused) == 0  # the canonical spelling leaves them zero
+    spelt = segment[:-1] + _ALPHABET[index | 1]
+    assert base64.urlsafe_b64decode(spelt + "==") == base64.urlsafe_b64decode(
+        segment + "=="
+    )
+    return spelt
+
+
+def test_jwt_signature_with_padding_bits_set_is_rejected(any_keyset: KeySet) -> None:
+    token = any_keyset.sign(_claims())
+    signing_input, _, signature = token.rpartition(".")
+    assert _verify(any_keyset, token)["jti"] == "j1"
+    with pytest.raises(TokenVerificationError, match="malformed token"):
+        _verify(any_keyset, f"{signing_input}.{_with_padding_bits(signature)}")
+
+
+def _header_with_unused_bits(keyset: KeySet) -> dict[str, Any]:
+    header = {"alg": keyset.signing.alg, "typ": "at+jwt", "kid": keyset.signing.kid}
+    while len(_segment(header)) % 4 == 0:
+        header["x"] = header.get("x", "") + "x"
+    return header
+
+
+def test_jwt_header_or_claims_with_padding_bits_set_are_rejected(
+    keyset: KeySet,
+) -> None:
+    header = _segment(_header_with_unused_bits(keyset))
+    claims = _claims()
+    while len(_segment(claims)) % 4 == 0:
+        claims["x"] = claims.get("x", "") + "x"
+    payload = _segment(claims)
+    assert _verify(keyset, _signed(keyset, header, payload))["jti"] == "j1"
+    # Genuinely signed as spelt, so only the spelling is wrong.
+    with pytest.raises(TokenVerificationError, match="malformed token"):
+        _verify(keyset, _signed(keyset, _with_padding_bits(header), payload))
+    with pytest.raises(TokenVerificationError, match="malformed claims"):
+        _verify(keyset, _signed(keyset, header, _with_padding_bits(payload)))
+
+
+@pytest.fixture(scope="module")
+def es256_keyset() -> KeySet:
+    kid, pem, _ = generate_key("ES256")
+    return KeySet(SigningKey.from_pem(kid, "ES256", pem))
+
+
+def test_jwt_es256_high_s_twin_is_rejected(es256_keyset: KeySet) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    token = es256_keyset.sign(_claims())
+    low, high = _with_s(token, high=False), _with_s(token, high=True)
+    assert _verify(es256_keyset, low)["jti"] == "j1"
+    # The twin is a valid ECDSA signature of the same input...
+    signing_input, _, signature = high.rpartition(".")
+    raw = base64.urlsafe_b64decode(signature + "==")
+    der = encode_dss_signature(
+        int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    )
+    public = es256_keyset.signing.verification_key().public_key
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    public.verify(der, signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+    # ...but a second spelling of the token.
+    with pytest.raises(TokenVerificationError, match="bad signature"):
+        _verify(es256_keyset, high)
+
+
+def test_jwt_es256_signer_only_produces_low_s(es256_keyset: KeySet) -> None:
+    # OpenSSL's s is high half the time: 64 tokens all low-S is no accident (2**-64).
+    for n in range(64):
+        token = es256_keyset.sign(_claims(jti=f"j{n}"))
+        assert _s_of(token) <= P256_ORDER // 2
+        assert _verify(es256_keyset, token)["jti"] == f"j{n}"

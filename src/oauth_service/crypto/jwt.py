@@ -42,6 +42,11 @@ _PKCS1V15 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 _ECDSA_SHA256 = ec.ECDSA(_SHA256)
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+# The order n of P-256 (SEC 2 §2.4.2). ECDSA's (r, s) and (r, n - s) both verify; only s <= n/2 is accepted
+# (and produced), so a token has one spelling.
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_P256_HALF_ORDER = _P256_ORDER // 2
 _JSON = json.JSONDecoder()
 # Hostile input is refused by its size before any decoding: our own tokens are well under 2 KB (a header of
 # ~100 characters, a few hundred of claims, a 342-character RS256 signature), so these leave ample room.
@@ -148,10 +153,10 @@ class VerificationKey:
                 return True
             if len(signature) != _ES256_SIGNATURE_BYTES:
                 return False
-            der = encode_dss_signature(
-                int.from_bytes(signature[:32], "big"),
-                int.from_bytes(signature[32:], "big"),
-            )
+            s = int.from_bytes(signature[32:], "big")
+            if s > _P256_HALF_ORDER:
+                return False
+            der = encode_dss_signature(int.from_bytes(signature[:32], "big"), s)
             self.public_key.verify(der, signing_input, _ECDSA_SHA256)
         except InvalidSignature:
             return False
@@ -188,9 +193,32 @@ def _b64url_decode(segment: str) -> bytes:
     return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
 
 
+def _decode_token_segment(segment: str) -> bytes:
+    """Decode a token segment; only its canonical spelling (zero unused bits in the last character) is accepted.
+
+    One token, one string: the verified-token cache and the revocation list key on the exact token.
+    """
+    encoded = segment.encode("ascii")
+    raw = binascii.a2b_base64(
+        encoded.translate(_FROM_URLSAFE) + b"=" * (-len(encoded) % 4), strict_mode=True
+    )
+    canonical = binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE)
+    if canonical.rstrip(b"=") != encoded:
+        raise ValueError("not the canonical base64url spelling")
+    return raw
+
+
+def _low_s(signature: bytes) -> bytes:
+    """The low-S twin of a raw ES256 signature ``r || s`` (``s`` replaced by ``n - s`` when over ``n/2``)."""
+    s = int.from_bytes(signature[32:], "big")
+    if s <= _P256_HALF_ORDER:
+        return signature
+    return signature[:32] + (_P256_ORDER - s).to_bytes(32, "big")
+
+
 def _decode_segment(segment: str, what: str) -> dict[str, Any]:
     try:
-        value = _JSON.decode(_b64url_decode(segment).decode("utf-8"))
+        value = _JSON.decode(_decode_token_segment(segment).decode("utf-8"))
     except _DECODE_ERRORS:
         # No chained exception: a RecursionError's context would be a thousand-frame traceback in a log.
         raise TokenVerificationError(f"malformed {what}") from None
@@ -266,6 +294,10 @@ class KeySet:
             headers=headers,
             algorithm=self.signing.alg,
         )
+        if self.signing.alg == "ES256":
+            # OpenSSL's s is high half the time, and verify() accepts only low-S.
+            signing_input, _, signature = token.rpartition(".")
+            token = f"{signing_input}.{_b64url(_low_s(_b64url_decode(signature)))}"
         return token
 
     def verify(
@@ -303,7 +335,7 @@ class KeySet:
         if header.get("alg") != key.alg:
             raise TokenVerificationError("algorithm does not match the key")
         try:
-            signature = _b64url_decode(signature_segment)
+            signature = _decode_token_segment(signature_segment)
         except ValueError:
             raise TokenVerificationError("malformed token") from None
         signing_input = token[: len(header_segment) + 1 + len(claims_segment)]
