@@ -24,8 +24,8 @@ def _browser(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER)
 
 
-def _cookie(name: str, value: str) -> dict[str, bytes]:
-    return {"cookie": f"{name}={value}".encode()}
+def _cookie(name: str, value: str) -> dict[bytes, bytes]:
+    return {b"cookie": f"{name}={value}".encode()}
 
 
 @pytest.mark.parametrize("value", NON_ASCII, ids=ascii)

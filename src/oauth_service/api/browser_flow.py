@@ -106,7 +106,7 @@ async def get_flow(
         pending=SqlAuthorizationRequestStore(session),
         scopes=stores.scopes,
         handlers=handlers,
-        session_id=read_session_cookie(request, key),
+        session_id=read_session_cookie(request, key, secure=settings.secure_cookies),
     )
 
 

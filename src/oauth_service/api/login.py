@@ -70,12 +70,12 @@ async def login_page(request: Request, flow: FlowDep) -> Response:
     request_id = request.query_params.get("request")
     pending = await load_pending(flow, request_id)
     assert request_id is not None  # noqa: S101 - load_pending refused it otherwise
-    browser_id = read_browser_cookie(request, flow.key)
+    secure = flow.runtime.settings.secure_cookies
+    browser_id = read_browser_cookie(request, flow.key, secure=secure)
     if browser_id is not None:
         return await _render(request, flow, pending, request_id, browser_id)
     browser_id = new_opaque_token()
     page = await _render(request, flow, pending, request_id, browser_id)
-    secure = flow.runtime.settings.secure_cookies
     set_browser_cookie(page, flow.key, browser_id, secure=secure)
     return page
 
@@ -117,7 +117,9 @@ async def login_submit(request: Request, flow: FlowDep) -> Response:
     request_id = form.get("request")
     pending = await load_pending(flow, request_id)
     assert request_id is not None  # noqa: S101 - load_pending refused it otherwise
-    browser_id = read_browser_cookie(request, flow.key)
+    browser_id = read_browser_cookie(
+        request, flow.key, secure=flow.runtime.settings.secure_cookies
+    )
     if browser_id is None or not csrf_valid(
         flow.key, form.get("csrf_token"), "login", request_id, browser_id
     ):

@@ -24,6 +24,12 @@ from oauth_service.runtime import Runtime
 COOKIE_NAME = "oauth_session"
 BROWSER_COOKIE_NAME = "oauth_browser"
 COOKIE_PATH = "/oauth"
+# With Secure cookies (an https issuer) both cookies take the __Host- prefix: the browser then accepts them only
+# from this host, Secure, without Domain and with Path=/ (RFC 6265bis §4.1.3.2), so a sibling subdomain cannot
+# plant its own signed session or browser id here (cookie tossing: a same-site login CSRF that SameSite=Lax
+# does not stop). Path=/ sends them to the whole origin; a path was never a boundary within one origin, and
+# both are HttpOnly and ignored outside the pages. Plain http (development) keeps the short names on /oauth.
+HOST_PREFIX = "__Host-"
 _SECRET_NAME = "cookie_signing"
 
 
@@ -60,14 +66,27 @@ def _read_signed(request: Request, key: bytes, name: str, purpose: str) -> str |
     return raw
 
 
-def read_session_cookie(request: Request, key: bytes) -> str | None:
-    """Return the raw session id of a correctly signed cookie, else None."""
-    return _read_signed(request, key, COOKIE_NAME, "session")
+def cookie_name(name: str, *, secure: bool) -> str:
+    """The cookie's name as sent: ``__Host-`` prefixed when the cookies are Secure."""
+    return f"{HOST_PREFIX}{name}" if secure else name
 
 
-def read_browser_cookie(request: Request, key: bytes) -> str | None:
+def _path(secure: bool) -> str:
+    return "/" if secure else COOKIE_PATH  # __Host- cookies must have Path=/
+
+
+def read_session_cookie(request: Request, key: bytes, *, secure: bool) -> str | None:
+    """Return the raw session id of a correctly signed cookie, else None (only the prefixed name when Secure)."""
+    return _read_signed(
+        request, key, cookie_name(COOKIE_NAME, secure=secure), "session"
+    )
+
+
+def read_browser_cookie(request: Request, key: bytes, *, secure: bool) -> str | None:
     """Return the browser id of a correctly signed pre-login cookie, else None."""
-    return _read_signed(request, key, BROWSER_COOKIE_NAME, "browser")
+    return _read_signed(
+        request, key, cookie_name(BROWSER_COOKIE_NAME, secure=secure), "browser"
+    )
 
 
 def set_browser_cookie(
@@ -75,9 +94,9 @@ def set_browser_cookie(
 ) -> None:
     """Attach the signed, HttpOnly, SameSite=Lax browser-id cookie (lives as long as the browser session)."""
     response.set_cookie(
-        BROWSER_COOKIE_NAME,
+        cookie_name(BROWSER_COOKIE_NAME, secure=secure),
         f"{browser_id}.{_mac(key, 'browser', browser_id)}",
-        path=COOKIE_PATH,
+        path=_path(secure),
         secure=secure,
         httponly=True,
         samesite="lax",
@@ -89,10 +108,10 @@ def set_session_cookie(
 ) -> None:
     """Attach the signed, HttpOnly, SameSite=Lax session cookie (Secure when configured or https)."""
     response.set_cookie(
-        COOKIE_NAME,
+        cookie_name(COOKIE_NAME, secure=secure),
         f"{raw_id}.{_mac(key, 'session', raw_id)}",
         max_age=max_age,
-        path=COOKIE_PATH,
+        path=_path(secure),
         secure=secure,
         httponly=True,
         samesite="lax",
