@@ -162,7 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         restore_logging = configure_logging(
-            settings.log_level, flush_interval=settings.log_flush_interval
+            settings.log_level,
+            flush_interval=settings.log_flush_interval,
+            log_format=settings.log_format,
         )
         try:
             runtime = await build_runtime(settings)

@@ -1,7 +1,7 @@
 """Structured JSON logs: one object per line, the request's context attached, secrets never written.
 
-``configure_logging(level)`` installs the JSON formatter on the root logger (idempotently) and routes uvicorn's
-loggers through it; the per-request access line comes from ``api.middleware``. ``audit(event, **fields)`` emits
+``configure_logging(level)`` installs the JSON formatter (or, for a terminal, ``log_console``'s short lines built
+from the same scrubbed fields) on the root logger (idempotently) and routes uvicorn's loggers through it; the per-request access line comes from ``api.middleware``. ``audit(event, **fields)`` emits
 the security events of RFC 9700 §4 worth keeping (logins, issuance, refresh reuse, code replay, revocation,
 throttling) as log lines on the ``oauth_service.audit`` logger, dropping any field whose name looks like a secret.
 Secrets are kept out three ways: secret-named ``extra`` fields are redacted, ``key=value`` pairs and
@@ -12,16 +12,20 @@ import functools
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from oauth_service.log_handler import DEFAULT_FLUSH_INTERVAL, _StderrHandler
 
 REDACTED = "[redacted]"
+
+# ``LOG_FORMAT``: one JSON object per line (containers, log shippers) or a short line for a person.
+LogFormat = Literal["json", "console"]
 
 # Substrings that mark a field name as secret-bearing; matched case-insensitively against the whole name.
 _SECRET_MARKERS = (
@@ -219,15 +223,19 @@ def _put_extras(line: dict[str, Any], values: Mapping[str, Any]) -> None:
 class JsonFormatter(logging.Formatter):
     """Render a record as one JSON object: ``ts``, ``level``, ``logger``, ``msg``, request context, extras."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        """Format ``record``; secret-named extras are redacted and message text is scrubbed."""
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The line's fields: secret-named extras redacted, message and traceback text scrubbed."""
         line = _base_line(
             record.created, record.levelname, record.name, record.getMessage()
         )
         _put_extras(line, record.__dict__)
         if record.exc_info:
             line["exc_info"] = scrub(self.formatException(record.exc_info))
-        return _ENCODER.encode(line)
+        return line
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format ``record`` as one JSON object."""
+        return _ENCODER.encode(self.fields(record))
 
 
 # What a LogRecord would compute that no line of ours writes (the formatter drops these attributes): the
@@ -251,12 +259,16 @@ def _restore_record_fields(saved: tuple[Any, ...]) -> None:
 
 
 def configure_logging(
-    level: str = "INFO", *, flush_interval: float = DEFAULT_FLUSH_INTERVAL
+    level: str = "INFO",
+    *,
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    log_format: LogFormat | None = None,
 ) -> Callable[[], None]:
     """Install JSON logging on the root logger at ``level``; returns the function that undoes it.
 
     INFO lines are written in batches at most ``flush_interval`` seconds apart (0: each line at once);
-    warnings and errors at once (``_StderrHandler``).
+    warnings and errors at once (``_StderrHandler``). ``log_format`` (``LOG_FORMAT``) picks JSON or short
+    console lines; unset, console lines when standard error is a terminal (``log_console.console_wanted``).
 
     Idempotent: a second call adds no second handler, and its undo leaves the first call's setup in place.
     uvicorn's own loggers are routed through the root handler, and its access logger is silenced because
@@ -270,7 +282,7 @@ def configure_logging(
     added: _StderrHandler | None = None
     if not any(isinstance(handler, _StderrHandler) for handler in root.handlers):
         added = _StderrHandler(flush_interval)
-        added.setFormatter(JsonFormatter())
+        added.setFormatter(_formatter(log_format))
         root.addHandler(added)
     root.setLevel(level)
     saved = [
@@ -299,6 +311,15 @@ def configure_logging(
             logger.disabled = disabled
 
     return undo
+
+
+def _formatter(log_format: LogFormat | None) -> logging.Formatter:
+    # Imported here: the console formatter builds on ``JsonFormatter``, so its module imports this one.
+    from oauth_service.log_console import ConsoleFormatter, console_wanted
+
+    if console_wanted(log_format, sys.stderr):
+        return ConsoleFormatter()
+    return JsonFormatter()
 
 
 def _sole_json_handler(logger: logging.Logger) -> _StderrHandler | None:

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     )
     # Seconds INFO log lines may wait to be written in one batch (warnings and errors never wait); 0: at once.
     log_flush_interval: float = Field(default=0.05, ge=0, le=5)
+    # JSON lines, or short lines for a person; unset: console when stderr is a terminal (``log_console``).
+    log_format: Literal["json", "console"] | None = Field(
+        default=None, validation_alias=AliasChoices("LOG_FORMAT", "OAUTH_LOG_FORMAT")
+    )
 
     # Lifetimes, in seconds.
     access_token_ttl: int = Field(default=600, ge=30, le=86_400)

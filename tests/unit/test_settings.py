@@ -15,6 +15,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
             "DATABASE_URL",
             "REDIS_URL",
             "LOG_LEVEL",
+            "LOG_FORMAT",
         }:
             monkeypatch.delenv(name)
     return monkeypatch
@@ -32,6 +33,7 @@ def test_defaults_match_the_specification(env: pytest.MonkeyPatch) -> None:
     assert settings.cors_origins == []
     assert settings.seed_demo is False
     assert settings.secure_cookies is False
+    assert settings.log_format is None  # chosen by whether stderr is a terminal
     assert settings.is_sqlite
 
 
@@ -43,6 +45,7 @@ def test_environment_variables_are_read(env: pytest.MonkeyPatch) -> None:
     env.setenv("OAUTH_ENABLED_GRANTS", "authorization_code refresh_token")
     env.setenv("OAUTH_SEED_DEMO", "true")
     env.setenv("LOG_LEVEL", "DEBUG")
+    env.setenv("LOG_FORMAT", "console")
     settings = load_settings()
     assert settings.database_url == "postgresql+asyncpg://u:p@db:5432/oauth"
     assert settings.issuer == "https://auth.example.com"
@@ -51,6 +54,7 @@ def test_environment_variables_are_read(env: pytest.MonkeyPatch) -> None:
     assert settings.enabled_grants == ["authorization_code", "refresh_token"]
     assert settings.seed_demo is True
     assert settings.log_level == "DEBUG"
+    assert settings.log_format == "console"
     assert settings.secure_cookies is True  # https issuer
     assert not settings.is_sqlite
 
@@ -127,6 +131,11 @@ def test_overrides_win_over_environment(env: pytest.MonkeyPatch) -> None:
             "invalid setting LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'",
         ),
         (
+            "LOG_FORMAT",
+            "text",
+            "invalid setting LOG_FORMAT: Input should be 'json' or 'console'",
+        ),
+        (
             "OAUTH_LOG_FLUSH_INTERVAL",
             "10",
             "invalid setting OAUTH_LOG_FLUSH_INTERVAL: Input should be less than or equal to 5",
@@ -154,6 +163,7 @@ def test_overrides_win_over_environment(env: pytest.MonkeyPatch) -> None:
         "cookie-bool",
         "argon2-weak",
         "log-level",
+        "log-format",
         "log-flush-interval-too-long",
         "hash-threads-zero",
         "idle-exceeds-absolute",

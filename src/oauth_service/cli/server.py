@@ -103,7 +103,9 @@ def serve(
     # status 0 tells the supervisor (Docker, Kubernetes, systemd) that this was a clean, requested stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     restore_logging = configure_logging(
-        settings.log_level, flush_interval=settings.log_flush_interval
+        settings.log_level,
+        flush_interval=settings.log_flush_interval,
+        log_format=settings.log_format,
     )
     try:
         uvicorn.run(
