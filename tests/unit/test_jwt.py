@@ -594,3 +594,73 @@ def test_jwt_es256_signer_only_produces_low_s(es256_keyset: KeySet) -> None:
         token = es256_keyset.sign(_claims(jti=f"j{n}"))
         assert _s_of(token) <= P256_ORDER // 2
         assert _verify(es256_keyset, token)["jti"] == f"j{n}"
+
+
+# Strict JSON: no NaN or Infinity, which json.loads takes by default (RFC 8259 §6 has no such numbers), and no
+# member named twice (RFC 7515 §4, RFC 7519 §4: reject, or keep the last; parsers that keep the first disagree).
+
+
+def _raw_header(keyset: KeySet, extra: str = "") -> bytes:
+    return (
+        f'{{"alg":"RS256","typ":"at+jwt","kid":"{keyset.signing.kid}"{extra}}}'.encode()
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [',"x":NaN', ',"x":Infinity', ',"x":-Infinity', ',"x":[1e400]'],
+    ids=["nan", "infinity", "minus-infinity", "overflowing-float"],
+)
+def test_jwt_header_with_non_finite_number_is_rejected(
+    keyset: KeySet, extra: str
+) -> None:
+    token = _signed(keyset, _b64(_raw_header(keyset, extra)), _segment(_claims()))
+    with pytest.raises(TokenVerificationError, match="malformed token"):
+        _verify(keyset, token)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [',"kid":"other"', ',"alg":"none"', ',"typ":"JWT"'],
+    ids=["kid", "alg", "typ"],
+)
+def test_jwt_header_with_a_member_named_twice_is_rejected(
+    keyset: KeySet, extra: str
+) -> None:
+    # The repeated member first, so the genuine value is the one a last-wins parser keeps.
+    raw = _raw_header(keyset).replace(b"{", b"{" + extra[1:].encode() + b",", 1)
+    token = _signed(keyset, _b64(raw), _segment(_claims()))
+    with pytest.raises(TokenVerificationError, match="malformed token"):
+        _verify(keyset, token)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        '{"sub":"admin","sub":"user-1"}',
+        '{"cnf":{"jkt":"a","jkt":"b"}}',
+        '{"exp":NaN}',
+        '{"exp":Infinity}',
+        '{"exp":1e400}',
+        '{"sub":"user-1","x":-Infinity}',
+    ],
+    ids=[
+        "sub-twice",
+        "nested-twice",
+        "nan-exp",
+        "infinite-exp",
+        "1e400-exp",
+        "minus-inf",
+    ],
+)
+def test_jwt_claims_with_duplicates_or_non_finite_numbers_are_rejected(
+    keyset: KeySet, claims: str
+) -> None:
+    # Every other claim valid: each token would verify without the bad member (NaN or Infinity exp never expires).
+    members = json.dumps(_claims(sub="user-1"))[1:-1]
+    if '"exp"' in claims:
+        members = json.dumps({k: v for k, v in _claims().items() if k != "exp"})[1:-1]
+    raw = claims[:-1] + "," + members + "}"
+    header = _b64(_raw_header(keyset))
+    with pytest.raises(TokenVerificationError, match="malformed claims"):
+        _verify(keyset, _signed(keyset, header, _b64(raw.encode())))

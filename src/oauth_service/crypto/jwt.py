@@ -12,17 +12,24 @@ key object built once per key, and decodes each segment once: ``jws.verify`` par
 decoded it through three layers of helpers and looked the key up again, about a third of a verification's
 cost besides the signature itself. It is at least as strict: segments must be unpadded base64url
 (RFC 7515 §2), and nothing but the key's own algorithm is ever tried.
+
+Hostile input gets a ``TokenVerificationError`` and nothing else: tokens over ``MAX_TOKEN_CHARS`` or with a
+header over ``MAX_HEADER_CHARS`` are refused before decoding, and JSON nested past the recursion limit is
+"malformed". A token has one spelling, since caches and the revocation list key on the exact string: each
+segment must be the canonical base64url of its bytes (unused bits zero) and ES256 signatures must be low-S
+(``s <= n/2``; ``sign`` normalises python-jose's). The JSON takes no ``NaN``/``Infinity`` and no name twice.
 """
 
 import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -47,7 +54,6 @@ _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 # (and produced), so a token has one spelling.
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _P256_HALF_ORDER = _P256_ORDER // 2
-_JSON = json.JSONDecoder()
 # Hostile input is refused by its size before any decoding: our own tokens are well under 2 KB (a header of
 # ~100 characters, a few hundred of claims, a 342-character RS256 signature), so these leave ample room.
 MAX_TOKEN_CHARS = 8192
@@ -214,6 +220,34 @@ def _low_s(signature: bytes) -> bytes:
     if s <= _P256_HALF_ORDER:
         return signature
     return signature[:32] + (_P256_ORDER - s).to_bytes(32, "big")
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 7515 §4, RFC 7519 §4: reject a name given twice, which first-wins and last-wins parsers read apart.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("member named twice")
+    return members
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    # json.loads takes NaN, Infinity and -Infinity by default; RFC 8259 has no such numbers.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    # 1e400 is Infinity by another name (an exp that never comes).
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+_JSON = json.JSONDecoder(
+    object_pairs_hook=_unique_members,
+    parse_constant=_refuse_constant,
+    parse_float=_finite_float,
+)
 
 
 def _decode_segment(segment: str, what: str) -> dict[str, Any]:
