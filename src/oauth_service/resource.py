@@ -4,7 +4,8 @@ RFC 6750 §2.1 (the token comes from the ``Authorization: Bearer`` header only; 
 the body is ignored), RFC 6750 §3 (``WWW-Authenticate: Bearer`` challenges: a bare one when no token was sent,
 ``invalid_token`` 401, ``insufficient_scope`` 403 with the needed ``scope``), RFC 9068 §4 (local verification,
 ``oauth_service.oauth.access_tokens``) and RFC 7662 §2 (remote verification through the introspection endpoint,
-for APIs deployed apart from the server, with a short cache).
+for APIs deployed apart from the server, with a short cache). ``JwksTokenVerifier`` (``oauth_service.jwks_verifier``)
+verifies locally with the issuer's published keys, for such APIs that need no call per token.
 
 Usage::
 
@@ -29,6 +30,7 @@ from fastapi.security import HTTPBearer
 from fastapi.security.base import SecurityBase
 
 from oauth_service.crypto.tokens import token_hash
+from oauth_service.jwks_verifier import CombinedVerifier, JwksTokenVerifier
 from oauth_service.oauth.access_tokens import (
     AccessToken,
     LocalTokenVerifier,
@@ -47,7 +49,9 @@ from oauth_service.oauth.scopes import format_scope
 
 __all__ = [
     "AccessToken",
+    "CombinedVerifier",
     "IntrospectionVerifier",
+    "JwksTokenVerifier",
     "LocalTokenVerifier",
     "ResourceProtector",
     "TokenVerifier",

@@ -5,6 +5,8 @@
 * ``crypto`` knows nothing of OAuth, the database or the web.
 * ``db`` never imports the web layer; only ``api``, ``app`` and ``resource`` import FastAPI or Starlette.
 * ``jose`` is imported by ``crypto/jwt.py`` alone.
+* The resource kit (``resource``, ``jwks_verifier``) runs in other projects' APIs: nothing of the server's
+  database, settings or app wiring.
 """
 
 import ast
@@ -17,6 +19,16 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "oauth_service"
 STDLIB = frozenset(sys.stdlib_module_names)
 CORE_ALLOWED = ("oauth_service.oauth", "oauth_service.crypto", "oauth_service.logs")
 WEB = ("fastapi", "starlette")
+RESOURCE_KIT = ("resource.py", "jwks_verifier.py")
+SERVER_ONLY = (
+    "oauth_service.db",
+    "oauth_service.api",
+    "oauth_service.app",
+    "oauth_service.runtime",
+    "oauth_service.settings",
+    "sqlalchemy",
+    "sqlmodel",
+)
 
 
 def _imports(path: Path) -> set[str]:
@@ -76,3 +88,19 @@ def test_jose_is_imported_by_crypto_jwt_alone() -> None:
         if any(name == "jose" or name.startswith("jose.") for name in _imports(path))
     }
     assert importers == {"crypto/jwt.py"}
+
+
+@pytest.mark.parametrize("name", RESOURCE_KIT)
+def test_resource_kit_module_imports_nothing_of_the_server(name: str) -> None:
+    offending = {
+        imported
+        for imported in _imports(PACKAGE / name)
+        if imported.startswith(SERVER_ONLY)
+    }
+    assert offending == set()
+
+
+def test_jwks_verifier_needs_no_web_framework() -> None:
+    assert not {
+        name for name in _imports(PACKAGE / "jwks_verifier.py") if name.startswith(WEB)
+    }
