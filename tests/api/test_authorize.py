@@ -1,7 +1,7 @@
 """The authorization endpoint and its pages over HTTP: validation order, error rendering, login, consent,
 remembered consent, ``prompt``, cookies, CSRF and page security headers."""
 
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
@@ -160,6 +160,28 @@ async def test_authorize_repeated_scope_redirects_invalid_request(
     assert query_of(response.headers["location"]) == {
         "error": "invalid_request",
         "error_description": "The 'scope' parameter is repeated.",
+        "state": "st-1",
+        "iss": ISSUER,
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["call_evil_example_now", "Your account is locked", 'x"y\\z', "\u00e9t\u00e9"],
+    ids=["lowercase", "sentence", "forbidden-chars", "non-ascii"],
+)
+async def test_authorize_repeated_unknown_parameter_is_not_echoed_to_the_client(
+    client: httpx.AsyncClient, runtime: Runtime, name: str
+) -> None:
+    """A name the attacker chose never reaches the client's redirect URI (phishing text, or a 500)."""
+    await code_client(runtime)
+    response = await client.get(
+        code_url() + "&" + urlencode([(name, "1"), (name, "2")])
+    )
+    assert response.status_code == 302, response.text
+    assert query_of(response.headers["location"]) == {
+        "error": "invalid_request",
+        "error_description": "A parameter is repeated.",
         "state": "st-1",
         "iss": ISSUER,
     }

@@ -51,6 +51,13 @@ BAD_BODIES: list[tuple[str, bytes, str | None, dict[str, str]]] = [
         FORM,
         _invalid("Parameter 'grant_type' is repeated."),
     ),
+    # A name this server does not read is never echoed, however tame it looks.
+    (
+        "repeated-unknown-parameter",
+        b"grant_type=password&call_evil_example_now=1&call_evil_example_now=2",
+        FORM,
+        _invalid("Parameter is repeated."),
+    ),
 ]
 
 

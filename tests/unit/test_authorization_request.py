@@ -313,7 +313,7 @@ IMPLICIT = make_client("imp", is_public=True, grant_types=frozenset({"implicit"}
                 ("nonce", "2"),
             ],
             "invalid_request",
-            "The 'nonce' parameter is repeated.",
+            "A parameter is repeated.",  # not a name this endpoint reads: not echoed
             False,
         ),
         (

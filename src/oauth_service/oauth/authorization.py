@@ -32,6 +32,21 @@ RESPONSE_TYPE_GRANTS: Mapping[str, str] = {
     "token": "implicit",
 }
 PROMPTS = frozenset({"none", "login", "consent"})
+# The parameters this endpoint reads: only these names may appear in an error_description, which travels to
+# the client's redirect URI. Any other name is the sender's text, and would let a crafted link put words of
+# the attacker's choosing on the client's page (or, with a quote in the name, break the description charset).
+PARAMETERS = frozenset(
+    {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "prompt",
+    }
+)
 ADMIN_SCOPE = "admin"
 
 
@@ -104,11 +119,17 @@ def _group(params: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
+def _repeated(name: str) -> InvalidRequestError:
+    if name in PARAMETERS:
+        return InvalidRequestError(f"The '{name}' parameter is repeated.")
+    return InvalidRequestError("A parameter is repeated.")
+
+
 def _single(grouped: Mapping[str, list[str]], name: str) -> str | None:
     """Return a parameter's value; empty counts as absent (RFC 6749 §3.1); repeated is an error."""
     values = grouped.get(name, [])
     if len(values) > 1:
-        raise InvalidRequestError(f"The '{name}' parameter is repeated.")
+        raise _repeated(name)
     return values[0] or None if values else None
 
 
@@ -211,7 +232,7 @@ async def validate_authorization_request(
             challenge, method = _pkce(grouped, client, allow_plain=allow_plain_pkce)
         for name, values in grouped.items():
             if len(values) > 1:
-                raise InvalidRequestError(f"The '{name}' parameter is repeated.")
+                raise _repeated(name)
     except OAuthError as exc:
         raise exc.with_redirect(redirect) from None
     return AuthorizationRequest(
