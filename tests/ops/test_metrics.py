@@ -2,12 +2,14 @@
 
 Requests and latency, OAuth error responses, tokens issued by every grant (implicit included), and the pool
 gauges; ``/metrics`` disabled is a 404; with ``OAUTH_METRICS_PORT`` a live ``oauth-service serve`` answers the
-metrics on that port only, one worker or several (multiprocess aggregation).
+metrics on that port only, one worker or several (multiprocess aggregation), and a taken port stops it with one
+line.
 """
 
 import asyncio
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,11 +19,13 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import typer
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import create_app
+from oauth_service.cli.server import prepare_metrics
 from oauth_service.db.engine import make_engine
 from oauth_service.metrics import MULTIPROC_ENV
 from oauth_service.runtime import Runtime
@@ -416,3 +420,21 @@ async def test_serve_with_metrics_port_serves_metrics_there_and_not_on_the_publi
     ok = {"method": "POST", "route": TOKEN, "status": "200"}
     assert sample(scraped.text, "oauth_http_requests_total", ok) == 6
     assert not stale.exists()
+
+
+def test_serve_with_metrics_port_taken_stops_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = make_settings("sqlite+aiosqlite:///unused.db", metrics_port=port)
+        with pytest.raises(typer.Exit) as exited:
+            prepare_metrics(settings, host="127.0.0.1", workers=1)
+    assert exited.value.exit_code == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot serve metrics on 127.0.0.1:{port} (OAUTH_METRICS_PORT): "
+        "Address already in use\n"
+    )

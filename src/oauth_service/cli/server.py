@@ -43,7 +43,15 @@ def prepare_metrics(settings: Settings, *, host: str, workers: int) -> None:
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="oauth-service-metrics-")
     prepare_multiprocess_dir()
     if settings.metrics_port is not None:
-        start_metrics_server(settings.metrics_port, host)
+        try:
+            start_metrics_server(settings.metrics_port, host)
+        except (
+            OSError
+        ) as exc:  # port taken or not ours to bind: one line, like an invalid setting
+            fail(
+                f"cannot serve metrics on {host}:{settings.metrics_port} "
+                f"(OAUTH_METRICS_PORT): {exc.strerror or exc}"
+            )
 
 
 def uvicorn_options(
