@@ -9,6 +9,7 @@ import typer
 
 from oauth_service.cli.clients import app as clients_app
 from oauth_service.cli.keys import app as keys_app
+from oauth_service.cli.perform import app as perform_app
 from oauth_service.cli.purge import register as register_purge_command
 from oauth_service.cli.scopes import app as scopes_app
 from oauth_service.cli.server import register as register_server_commands
@@ -30,6 +31,7 @@ def build_app() -> typer.Typer:
     app.add_typer(scopes_app, name="scopes")
     app.add_typer(keys_app, name="keys")
     register_purge_command(app)
+    app.add_typer(perform_app, name="perform")
     return app
 
 
