@@ -43,11 +43,10 @@ def prepare_metrics(settings: Settings, *, host: str, workers: int) -> None:
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="oauth-service-metrics-")
     prepare_multiprocess_dir()
     if settings.metrics_port is not None:
+        # A port taken or not ours to bind ends with one line, like an invalid setting.
         try:
             start_metrics_server(settings.metrics_port, host)
-        except (
-            OSError
-        ) as exc:  # port taken or not ours to bind: one line, like an invalid setting
+        except OSError as exc:
             fail(
                 f"cannot serve metrics on {host}:{settings.metrics_port} "
                 f"(OAUTH_METRICS_PORT): {exc.strerror or exc}"
