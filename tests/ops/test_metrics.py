@@ -438,3 +438,19 @@ def test_serve_with_metrics_port_taken_stops_with_one_line(
         f"error: cannot serve metrics on 127.0.0.1:{port} (OAUTH_METRICS_PORT): "
         "Address already in use\n"
     )
+
+
+def test_serve_with_metrics_disabled_opens_no_metrics_listener(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = make_settings(
+            "sqlite+aiosqlite:///unused.db", metrics_enabled=False, metrics_port=port
+        )
+        # Binding would fail on the taken port: returning shows that nothing tried.
+        prepare_metrics(settings, host="127.0.0.1", workers=2)
+    assert MULTIPROC_ENV not in os.environ
