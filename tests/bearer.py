@@ -1,13 +1,13 @@
 """Access tokens for tests of protected routes, signed with the running app's keys (RFC 9068 claims)."""
 
 import base64
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from oauth_service.db.stores import SqlUserStore
+from oauth_service.oauth.ids import millis_of, time_ordered_uuid
 from oauth_service.runtime import Runtime
 from tests.factories import make_client, make_user
 
@@ -23,7 +23,8 @@ def access_token(
     **overrides: Any,
 ) -> str:
     """Sign an access token the way the token endpoint does; ``overrides`` replace or drop (None) claims."""
-    now = int(runtime.clock().timestamp())
+    moment = runtime.clock()
+    now = int(moment.timestamp())
     claims: dict[str, Any] = {
         "iss": runtime.settings.issuer,
         "aud": runtime.settings.resource_audience,
@@ -32,7 +33,7 @@ def access_token(
         "scope": scope,
         "iat": now,
         "exp": now + ttl,
-        "jti": jti or uuid.uuid4().hex,
+        "jti": jti or time_ordered_uuid(millis_of(moment)).hex,
     }
     claims.update(overrides)
     return runtime.keys.sign({k: v for k, v in claims.items() if v is not None})

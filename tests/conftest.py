@@ -34,6 +34,7 @@ _CLEANED_TABLES = (
     "authorization_codes",
     "refresh_tokens",
     "revoked_tokens",
+    "subject_cutoffs",
     "clients",
     "users",
 )

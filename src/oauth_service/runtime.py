@@ -1,12 +1,22 @@
 """Long-lived collaborators built once per process by the app's lifespan (the composition root's output)."""
 
+import asyncio
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from oauth_service.crypto.jwt import KeySet
 from oauth_service.crypto.passwords import PasswordHasher
-from oauth_service.db import revocation_reads
+from oauth_service.db import cutoffs, revocation_reads
+from oauth_service.db.change_feed import (
+    Change,
+    ClientChanged,
+    JtisRevoked,
+    KeysChanged,
+    RevocationsChanged,
+    SubjectCutOff,
+    apply_on_commit,
+)
 from oauth_service.db.engine import make_token_sessionmaker
 from oauth_service.oauth.client_cache import ClientCache
 from oauth_service.oauth.clock import Clock, utcnow
@@ -33,6 +43,8 @@ class Runtime:
     revocations: RevocationList = field(init=False)
     # The token endpoint's sessions: autocommit on Postgres (``db.engine.make_token_sessionmaker``).
     token_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
+    # Set by a signing-key change notification: the key reload loop (``background``) reloads at once.
+    keys_changed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         # Both read the runtime's clock at call time, so a test's injected clock ages them too.
@@ -46,4 +58,31 @@ class Runtime:
             lambda jti: revocation_reads.is_revoked(engine, jti),
             ttl=self.settings.revocation_cache_ttl,
             clock=lambda: self.clock().timestamp(),
+            load_cutoffs=lambda now: cutoffs.load_cutoffs(engine, now),
+            check_cutoffs=lambda subjects: cutoffs.read_cutoffs(engine, subjects),
         )
+        # Whatever a session of this process commits (admin API, revocation endpoint, a grant's writes) is
+        # applied here at once; other processes hear of it through the change feed.
+        apply_on_commit(self.sessionmaker, self.apply_change)
+        apply_on_commit(self.token_sessionmaker, self.apply_change)
+
+    def apply_change(self, change: Change) -> None:
+        """Bring this process's in-memory state up to a committed change (``db.change_feed``)."""
+        match change:
+            case JtisRevoked(entries):
+                for jti, expires_at in entries:
+                    self.revocations.add(jti, expires_at)
+            case SubjectCutOff(subject, cutoff, expires_at):
+                self.revocations.add_cutoff(subject, cutoff, expires_at)
+            case ClientChanged(client_id):
+                self.client_cache.invalidate(client_id)
+            case KeysChanged():
+                self.keys_changed.set()
+            case RevocationsChanged():
+                self.revocations.invalidate()
+
+    async def catch_up(self) -> None:
+        """Forget or reload whatever a change missed while the change listener was away may have touched."""
+        self.client_cache.clear()
+        self.keys_changed.set()
+        await self.revocations.refresh()

@@ -71,7 +71,7 @@ async def test_migrated_database_is_at_head_with_default_scopes(
             )
         ).all()
         names = await conn.run_sync(_table_names)
-    assert version == "0002"
+    assert version == "0003"
     assert [name for name, _ in scopes] == ["admin", "read", "write"]
     assert all(description for _, description in scopes)
     assert set(SQLModel.metadata.tables) <= names
@@ -103,7 +103,10 @@ def _index_snapshot(connection: Connection) -> dict[str, list[tuple[object, ...]
             (index["name"], tuple(index["column_names"]), index["unique"])
             for index in inspector.get_indexes(table)
         )
-        for table in sorted(SQLModel.metadata.tables)
+        # Only the tables the revision has: later ones (subject_cutoffs, 0003) are absent at 0001.
+        for table in sorted(
+            set(SQLModel.metadata.tables) & set(inspector.get_table_names())
+        )
     }
 
 

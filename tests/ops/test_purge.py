@@ -21,6 +21,7 @@ from oauth_service.db.tables import (
     RefreshTokenRow,
     RevokedTokenRow,
     SigningKeyRow,
+    SubjectCutoffRow,
 )
 from oauth_service.oauth.clock import utcnow
 from oauth_service.runtime import Runtime
@@ -48,6 +49,7 @@ CODES = _t(AuthorizationCodeRow)
 REFRESH = _t(RefreshTokenRow)
 REVOKED = _t(RevokedTokenRow)
 SESSIONS = _t(LoginSessionRow)
+CUTOFFS = _t(SubjectCutoffRow)
 REQUESTS = _t(AuthorizationRequestRow)
 KEYS = _t(SigningKeyRow)
 
@@ -158,6 +160,13 @@ async def _seed(engine: AsyncEngine, client_id: str, user_id: str) -> None:
                 for name, at in (("dead-request", PAST), ("live-request", FUTURE))
             ],
         )  # fmt: skip
+        await conn.execute(
+            insert(CUTOFFS),
+            [
+                {"kind": "user", "subject_id": name, "cutoff_at": PAST, "expires_at": at}
+                for name, at in (("dead-cutoff", PAST), ("live-cutoff", FUTURE))
+            ],
+        )  # fmt: skip
 
 
 async def _names(engine: AsyncEngine) -> dict[str, list[str]]:
@@ -167,6 +176,7 @@ async def _names(engine: AsyncEngine) -> dict[str, list[str]]:
         "revoked_tokens": REVOKED.c.jti,
         "login_sessions": SESSIONS.c.id_hash,
         "authorization_requests": REQUESTS.c.id_hash,
+        "subject_cutoffs": CUTOFFS.c.subject_id,
     }
     async with engine.connect() as conn:
         return {
@@ -187,6 +197,7 @@ async def test_purge_expired_rows_go_live_rows_stay(
         "login_sessions": 1,
         "authorization_requests": 1,
         "signing_keys": 0,
+        "subject_cutoffs": 1,
     }
     assert await _names(database) == {
         "authorization_codes": ["live-unused", "live-used"],
@@ -194,6 +205,7 @@ async def test_purge_expired_rows_go_live_rows_stay(
         "revoked_tokens": ["live-jti"],
         "login_sessions": ["live-session"],
         "authorization_requests": ["live-request"],
+        "subject_cutoffs": ["live-cutoff"],
     }
     again = await purge_expired(database, retire_after=RETIRE, clock=lambda: NOW)
     assert again.total == 0
@@ -275,6 +287,7 @@ async def test_purge_cli_json_reports_counts_by_table(
         "login_sessions": 0,
         "authorization_requests": 0,
         "signing_keys": 0,
+        "subject_cutoffs": 0,
     }
     code, out, _ = await cli("purge")
     assert code == 0
@@ -328,5 +341,5 @@ async def test_purge_loop_runs_periodically_in_the_app(
 
 
 def test_purge_report_total_sums_tables() -> None:
-    report = PurgeReport(1, 2, 3, 4, 5, 6)
-    assert report.total == 21
+    report = PurgeReport(1, 2, 3, 4, 5, 6, 7)
+    assert report.total == 28

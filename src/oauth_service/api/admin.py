@@ -133,7 +133,7 @@ async def rotate_secret(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> ClientSecret | JSONResponse:
-    """Replace a confidential client's secret; the old one stops working (elsewhere within the client cache TTL)."""
+    """Replace a confidential client's secret; the old one stops working at once (its tokens stay valid)."""
     if await admin_pages.get_client(session, client_id) is None:
         return not_found("client")
     try:
@@ -152,10 +152,10 @@ async def rotate_secret(
 async def delete_client(
     client_id: ClientIdPath, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
-    """Delete a client with its codes, refresh tokens and consents."""
+    """Delete a client with its codes, refresh tokens and consents; its access tokens are refused at once."""
     if await admin_pages.get_client(session, client_id) is None:
         return not_found("client")
-    await admin.delete_client(session, client_id=client_id)
+    await admin.delete_client(session, client_id=client_id, clock=runtime.clock)
     await session.commit()
     runtime.client_cache.invalidate(client_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

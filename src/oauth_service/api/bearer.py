@@ -2,8 +2,9 @@
 
 One OAuth2 security scheme documents every route in OpenAPI (its flows are filled in by ``api.docs`` from the
 settings); ``build_resource_protector`` wires the public ``oauth_service.resource`` dependency to the server's
-keys and revocation list. The revocation list is read through a cache of ``settings.revocation_cache_ttl``
-seconds: that is the longest a revoked access token can still be accepted here.
+keys and revocation list. The list is in memory (``oauth.revocation_list``): a revocation or cut-off made by
+this process is honoured at once, one made elsewhere as soon as its notification arrives (``db.change_feed``),
+and at most ``settings.revocation_cache_ttl`` seconds later if that notification is lost.
 """
 
 from typing import Annotated
@@ -18,6 +19,7 @@ from oauth_service.oauth.access_tokens import (
     AccessToken,
     LocalTokenVerifier,
     RevocationCheck,
+    Revocations,
     VerifiedTokenCache,
 )
 from oauth_service.oauth.errors import InsufficientScopeError, InvalidTokenError
@@ -39,6 +41,7 @@ def access_token_verifier(
     is_revoked: RevocationCheck | None = None,
     revocation_cache_ttl: float = 0.0,
     cache: VerifiedTokenCache | None = None,
+    revocations: Revocations | None = None,
 ) -> LocalTokenVerifier:
     """A verifier of this server's access tokens, using the runtime's current keys and clock."""
     settings = runtime.settings
@@ -50,18 +53,19 @@ def access_token_verifier(
         revocation_cache_ttl=revocation_cache_ttl,
         clock=lambda: runtime.clock().timestamp(),
         cache=cache,
+        revocations=revocations,
     )
 
 
 def build_token_verifier(runtime: Runtime) -> LocalTokenVerifier:
     """The process-wide verifier of ``/api/v1``, ``/admin`` and introspection.
 
-    Local JWT verification, the in-memory revocation list, and a cache of verified tokens
+    Local JWT verification, the in-memory revocation list with the subject cut-offs, and a cache of verified tokens
     (``settings.verified_token_cache_size`` entries).
     """
     return access_token_verifier(
         runtime,
-        is_revoked=runtime.revocations.contains,
+        revocations=runtime.revocations,
         cache=VerifiedTokenCache(runtime.settings.verified_token_cache_size),
     )
 

@@ -17,6 +17,7 @@ from sqlmodel import col
 
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
+from oauth_service.db.change_feed import ClientChanged, publish
 from oauth_service.db.client_rules import (
     AdminError,
     check_client_id,
@@ -27,6 +28,7 @@ from oauth_service.db.client_rules import (
     check_scope_name,
     normalize_email,
 )
+from oauth_service.db.cutoffs import cut_off
 from oauth_service.db.mapping import client_from_row, join_set, user_from_row
 from oauth_service.db.tables import (
     ClientRow,
@@ -141,15 +143,18 @@ async def list_users(session: AsyncSession) -> list[User]:
 
 
 async def _end_user_grants(session: AsyncSession, user_id: str, clock: Clock) -> None:
-    # Credentials changed or the account closed: refresh tokens and browser sessions must stop working now.
+    # Credentials changed or the account closed: refresh tokens, browser sessions and access tokens must stop
+    # working now. The cut-off covers every access token, those no table records included.
+    now = clock()
     await session.execute(
         update(RefreshTokenRow)
         .where(
             col(RefreshTokenRow.user_id) == user_id,
             col(RefreshTokenRow.revoked_at).is_(None),
         )
-        .values(revoked_at=clock())
+        .values(revoked_at=now)
     )
+    await cut_off(session, ("user", user_id), now)
     await session.execute(
         delete(LoginSessionRow).where(col(LoginSessionRow.user_id) == user_id)
     )
@@ -283,7 +288,10 @@ async def _client_row(session: AsyncSession, client_id: str) -> ClientRow:
 async def rotate_client_secret(
     session: AsyncSession, *, client_id: str, clock: Clock = utcnow
 ) -> tuple[Client, str]:
-    """Replace a confidential client's secret; the old one stops working at commit."""
+    """Replace a confidential client's secret; the old one stops working at commit.
+
+    Access tokens already issued stay valid (RFC 6749 asks nothing else): delete the client to end them.
+    """
     row = await _client_row(session, client_id)
     if row.is_public:
         raise AdminError(f"client {client_id!r} is public and has no secret")
@@ -291,15 +299,23 @@ async def rotate_client_secret(
     row.secret_hash = token_hash(secret)
     row.updated_at = clock()
     await session.flush()
+    await publish(session, ClientChanged(client_id))
     return client_from_row(row), secret
 
 
-async def delete_client(session: AsyncSession, *, client_id: str) -> None:
-    """Delete a client; its codes, refresh tokens and consents go with it (ON DELETE CASCADE)."""
+async def delete_client(
+    session: AsyncSession, *, client_id: str, clock: Clock = utcnow
+) -> None:
+    """Delete a client; its codes, refresh tokens and consents go with it (ON DELETE CASCADE).
+
+    Its access tokens are refused from the commit on (a cut-off: a client id may be registered again).
+    """
     await _client_row(session, client_id)
     await session.execute(
         delete(ClientRow).where(col(ClientRow.client_id) == client_id)
     )
+    await cut_off(session, ("client", client_id), clock())
+    await publish(session, ClientChanged(client_id))
 
 
 async def list_clients(session: AsyncSession) -> list[Client]:
@@ -340,4 +356,5 @@ async def update_client(
         row.is_first_party = is_first_party
     row.updated_at = clock()
     await session.flush()
+    await publish(session, ClientChanged(client_id))
     return client_from_row(row)

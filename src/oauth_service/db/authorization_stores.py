@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
+from oauth_service.db.change_feed import jtis_revoked, publish
 from oauth_service.db.direct import DirectStatement, direct_for
 from oauth_service.db.mapping import join_set, joined_user, split_set
 from oauth_service.db.refresh_sql import (
@@ -39,6 +40,7 @@ from oauth_service.db.tables import (
 )
 from oauth_service.oauth.authorization import AuthorizationRequest
 from oauth_service.oauth.clock import Clock
+from oauth_service.oauth.revocation_list import RevocationList
 from oauth_service.oauth.storage import CodeRecord, NewRefreshToken
 
 # Built once with bind parameters (per-call construction cost more CPU than the round trip; bench/README.md).
@@ -104,11 +106,16 @@ class SqlAuthorizationCodeStore:
     """
 
     def __init__(
-        self, session: AsyncSession, engine: AsyncEngine, clock: Clock
+        self,
+        session: AsyncSession,
+        engine: AsyncEngine,
+        clock: Clock,
+        revocations: RevocationList | None = None,
     ) -> None:
         self._session = session
         self._engine = engine
         self._clock = clock
+        self._revocations = revocations
 
     async def save(self, code: CodeRecord) -> None:
         """Store a new code (hash only)."""
@@ -204,6 +211,12 @@ class SqlAuthorizationCodeStore:
                 )
                 .on_conflict_do_nothing()
             )
+            await publish(
+                conn, *jtis_revoked([(row.access_jti, row.access_expires_at)])
+            )
+        # Committed: this process refuses the token from the next request on.
+        if self._revocations is not None:
+            self._revocations.add(row.access_jti, row.access_expires_at.timestamp())
 
 
 class SqlConsentStore:

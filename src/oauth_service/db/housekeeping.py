@@ -7,7 +7,8 @@ What goes (each only once it is dead for every purpose the server still has for 
 * refresh tokens of families that are over (``family_expires_at`` passed, or every token of the family past its
   own ``expires_at``), and revoked refresh tokens past ``expires_at``; rotated tokens of a live family stay,
   since presenting one is how reuse is detected (RFC 9700 §4.14.2);
-* revocation-list entries past ``expires_at`` (the token would fail its ``exp`` check anyway, RFC 7009 §2.2);
+* revocation-list entries past ``expires_at`` (the token would fail its ``exp`` check anyway, RFC 7009 §2.2),
+  and subject cut-offs past theirs (every token they refuse has expired);
 * expired login sessions and pending authorization requests;
 * retired signing keys past ``expires_at`` (see ``db.key_rotation``).
 
@@ -31,6 +32,7 @@ from oauth_service.db.tables import (
     RefreshTokenRow,
     RevokedTokenRow,
     SigningKeyRow,
+    SubjectCutoffRow,
 )
 from oauth_service.oauth.clock import Clock, utcnow
 
@@ -47,6 +49,7 @@ class PurgeReport:
     login_sessions: int
     authorization_requests: int
     signing_keys: int
+    subject_cutoffs: int
 
     @property
     def total(self) -> int:
@@ -148,4 +151,15 @@ async def purge_expired(
                 col(SigningKeyRow.expires_at) <= now,
             ),
         ),
+        subject_cutoffs=await _purge_cutoffs(engine, now),
     )
+
+
+async def _purge_cutoffs(engine: AsyncEngine, now: datetime) -> int:
+    # One statement: a small table (a row per deactivation, password change or client deletion, kept a day)
+    # whose two-column key the batched delete cannot select.
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            delete(SubjectCutoffRow).where(col(SubjectCutoffRow.expires_at) <= now)
+        )
+    return int(result.rowcount)

@@ -22,6 +22,7 @@ from sqlmodel import col
 
 from oauth_service.crypto.jwt import Algorithm, generate_key
 from oauth_service.crypto.key_encryption import PrivateKeyCipher
+from oauth_service.db.change_feed import KeysChanged, publish
 from oauth_service.db.keys import _ADVISORY_LOCK_ID
 from oauth_service.db.tables import SigningKeyRow
 from oauth_service.oauth.clock import Clock, utcnow
@@ -155,11 +156,13 @@ async def settle_keys(
     async with engine.begin() as conn:
         rows = {row.kid: row for row in await _rows(conn)}
         views = resolve_states(list(rows.values()), now, retire_after)
+        changed = False
         for view in views:
             stored = rows[view.kid].state
             target = "retired" if view.state == "expired" else view.state
             if target == stored or target == "pending":
                 continue
+            changed = True
             await conn.execute(
                 update(SigningKeyRow)
                 .where(
@@ -170,6 +173,8 @@ async def settle_keys(
                     state=target, retired_at=view.retired_at, expires_at=view.expires_at
                 )
             )
+        if changed:
+            await publish(conn, KeysChanged())
     return views
 
 
@@ -204,6 +209,8 @@ async def _insert_pending(
             activates_at=now + delay,
         )
     )
+    # Every replica publishes the new key in its JWKS as soon as this commits.
+    await publish(conn, KeysChanged())
 
 
 async def rotate_key(

@@ -22,6 +22,7 @@ from oauth_service.crypto.jwt import (
     generate_key,
 )
 from oauth_service.crypto.key_encryption import PrivateKeyCipher
+from oauth_service.db.change_feed import KeysChanged, publish
 from oauth_service.db.tables import SigningKeyRow
 from oauth_service.oauth.clock import Clock, utcnow
 
@@ -94,6 +95,7 @@ async def ensure_signing_key(
                 activates_at=now,
             )
         )
+        await publish(conn, KeysChanged())
     return kid
 
 

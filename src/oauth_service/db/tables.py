@@ -143,6 +143,20 @@ class RevokedTokenRow(SQLModel, table=True):
     revoked_at: datetime = _ts()
 
 
+class SubjectCutoffRow(SQLModel, table=True):
+    """Every access token of a user or client issued at or before ``cutoff_at`` is refused (``oauth.cutoffs``).
+
+    Kept until ``expires_at``, when every token it refuses has expired anyway.
+    """
+
+    __tablename__ = "subject_cutoffs"
+
+    kind: str = Field(primary_key=True, max_length=8)  # "user" or "client"
+    subject_id: str = Field(primary_key=True, max_length=255)
+    cutoff_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
+
+
 class SigningKeyRow(SQLModel, table=True):
     """A JWT signing key shared by every replica.
 

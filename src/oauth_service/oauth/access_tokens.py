@@ -2,9 +2,11 @@
 
 RFC 9068 §4 (validating JWT access tokens: ``typ`` ``at+jwt``, ``iss``, ``aud``, ``exp``, signature with the
 algorithm pinned per key), RFC 9068 §2.2 (required claims ``sub``, ``client_id``, ``jti``, ``iat``) and
-RFC 7009 §2.1 (a revoked access token stays on the revocation list until it expires). The revocation list is
-read through a small TTL cache: a token revoked elsewhere may still be accepted for at most
-``revocation_cache_ttl`` seconds (0 disables the cache). A "revoked" answer is kept until the token expires.
+RFC 7009 §2.1 (a revoked access token stays on the revocation list until it expires). Revocation is asked of
+``revocations`` (the server's in-memory list, which also knows the user and client cut-offs of
+``oauth.cutoffs``) when given; otherwise of ``is_revoked``, read through a small TTL cache: a token revoked
+elsewhere may then still be accepted for at most ``revocation_cache_ttl`` seconds (0 disables the cache). A
+"revoked" answer is kept until the token expires.
 
 A ``VerifiedTokenCache`` lets a token presented again skip its signature and claims checks; it changes no
 answer (see the class).
@@ -28,6 +30,14 @@ DEFAULT_LEEWAY = 30
 
 RevocationCheck = Callable[[str], Awaitable[bool]]
 """``async (jti) -> bool``: whether the access token with this ``jti`` was revoked."""
+
+
+class Revocations(Protocol):
+    """What refuses revoked tokens as a whole (``oauth.revocation_list.RevocationList`` satisfies it)."""
+
+    async def refuses(self, access: "AccessToken") -> bool:
+        """Whether ``access`` is revoked, by its ``jti`` or by a cut-off of its user or client."""
+        ...
 
 
 class TokenKeys(Protocol):
@@ -106,6 +116,10 @@ class TtlCache(Generic[K, V]):
     def pop(self, key: K) -> None:
         """Forget ``key`` (no error when absent)."""
         self._items.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._items.clear()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -247,8 +261,10 @@ class LocalTokenVerifier:
         leeway: int = DEFAULT_LEEWAY,
         clock: Callable[[], float] = time.time,
         cache: VerifiedTokenCache | None = None,
+        revocations: Revocations | None = None,
     ) -> None:
         self._keys = keys
+        self._revocations = revocations
         self._issuer = issuer
         self._audience = audience
         self._is_revoked = is_revoked
@@ -302,7 +318,10 @@ class LocalTokenVerifier:
         return hit.access
 
     async def revoked(self, access: AccessToken) -> bool:
-        """Whether the token's ``jti`` is on the revocation list (read through the TTL cache)."""
+        """Whether the token is revoked: by ``revocations``, else by its ``jti`` (read through the TTL cache)."""
+        if self._revocations is not None:
+            # In memory and kept current by the process itself: nothing to cache.
+            return await self._revocations.refuses(access)
         if self._is_revoked is None:
             return False
         cached = self._revoked_cache.get(access.jti)

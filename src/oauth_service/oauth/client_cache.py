@@ -3,7 +3,8 @@
 It keeps the token endpoint's hot path free of database round trips.
 
 Staleness bound: a change made through *this* process (admin API) invalidates its entry at once; a change made
-anywhere else (another worker or replica, the CLI, SQL) is seen within ``ttl`` seconds. So after a secret
+by another worker, replica or the CLI invalidates it when its notification arrives (``db.change_feed``, a
+fraction of a second), and any change (plain SQL included) is seen within ``ttl`` seconds. So after a secret
 rotation the old secret may keep authenticating for at most ``ttl`` seconds, and a deleted client for at most
 ``ttl`` seconds. A *new* secret is never refused because of the cache: a secret that does not match the cached
 digest is checked once more against a fresh read (``reload``), so only failed authentications pay the round
@@ -52,8 +53,12 @@ class ClientCache:
             self._entries.put(client.client_id, client, until=self._clock() + self.ttl)
 
     def invalidate(self, client_id: str) -> None:
-        """Forget one client (its registration changed in this process)."""
+        """Forget one client (its registration changed, here or, as notified, elsewhere)."""
         self._entries.pop(client_id)
+
+    def clear(self) -> None:
+        """Forget every client (changes may have been missed: the change listener reconnected)."""
+        self._entries.clear()
 
     async def single_flight(
         self, client_id: str, read: Callable[[str], Awaitable[Client | None]]

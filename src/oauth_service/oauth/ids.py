@@ -13,6 +13,10 @@ their creation time to the millisecond, as the rows' ``issued_at`` does anyway.
 import os
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 _VERSION = 7 << 76
 _VARIANT = 0b10 << 62
@@ -33,3 +37,21 @@ def time_ordered_uuid(millis: int | None = None) -> uuid.UUID:
         | (rand & _RANDOM_B)
     )
     return uuid.UUID(int=value)
+
+
+def millis_of(moment: datetime) -> int:
+    """Milliseconds since the Unix epoch of an aware datetime, exactly (no float rounding)."""
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def uuid7_millis(value: str) -> int | None:
+    """The Unix time in milliseconds of a UUIDv7 written as 32 hex digits (a jti), or None for anything else."""
+    if len(value) != 32:
+        return None
+    try:
+        number = int(value, 16)
+    except ValueError:
+        return None
+    if number >> 76 & 0xF != 7 or number >> 62 & 0b11 != 0b10:
+        return None
+    return number >> 80

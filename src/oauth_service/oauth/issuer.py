@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
 from oauth_service.oauth.clock import Clock, utcnow
-from oauth_service.oauth.ids import time_ordered_uuid
+from oauth_service.oauth.ids import millis_of, time_ordered_uuid
 from oauth_service.oauth.models import Client, Grant, TokenResponse
 from oauth_service.oauth.scopes import format_scope
 from oauth_service.oauth.storage import NewRefreshToken, RefreshTokenStore
@@ -74,7 +74,9 @@ class TokenIssuer:
         """Sign an RFC 9068 access token; ``subject=None`` means the client itself (client_credentials)."""
         now = self._clock()
         expires_at = now + self._access_ttl
-        jti = uuid.uuid4().hex
+        # UUIDv7: the jti carries the issue time to the millisecond, which the subject cut-offs compare
+        # (``oauth.cutoffs``); ``iat`` has whole seconds only.
+        jti = time_ordered_uuid(millis_of(now)).hex
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "sub": subject if subject is not None else client.client_id,
