@@ -81,11 +81,6 @@ _request: ContextVar[RequestContext | None] = ContextVar(
 )
 
 
-def current_request() -> RequestContext | None:
-    """The context of the request being served, if any."""
-    return _request.get()
-
-
 def bind_request(context: RequestContext) -> object:
     """Make ``context`` current; returns a token for ``unbind_request``."""
     return _request.set(context)
