@@ -274,9 +274,8 @@ class JwksTokenVerifier:
         try:
             response = await self._get(jwks_uri)
         except _FetchError:
-            self._jwks_uri = (
-                None  # ask the metadata again next time: the JWKS may have moved
-            )
+            # Ask the metadata again next time: the JWKS may have moved.
+            self._jwks_uri = None
             raise
         return _verification_keys(_json(response, jwks_uri), jwks_uri), _max_age(
             response.headers.get("cache-control")
@@ -288,7 +287,8 @@ class JwksTokenVerifier:
         if not isinstance(metadata, dict) or metadata.get("issuer") != self.issuer:
             found = metadata.get("issuer") if isinstance(metadata, dict) else None
             raise _FetchError(
-                f"{url} names issuer {found!r}, not the configured {self.issuer!r} (RFC 8414 §3.3)"
+                f"{url} names issuer {found!r}, "
+                f"not the configured {self.issuer!r} (RFC 8414 §3.3)"
             )
         jwks_uri = metadata.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not self._may_fetch(jwks_uri):
