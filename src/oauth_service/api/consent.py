@@ -19,7 +19,7 @@ from oauth_service.api.browser_flow import (
     respond,
 )
 from oauth_service.api.errors import redirect_location
-from oauth_service.api.pages import render_page
+from oauth_service.api.pages import form_action_headers, render_page
 from oauth_service.api.sessions import csrf_token, csrf_valid
 from oauth_service.oauth.consent import NextStep, check_user_scope
 from oauth_service.oauth.errors import AccessDeniedError, InvalidRequestError
@@ -52,7 +52,12 @@ async def consent_page(request: Request, flow: FlowDep) -> Response:
         "request_id": request_id,
         "csrf_token": csrf_token(flow.key, "consent", flow.session_id, request_id),
     }
-    return render_page(request, "consent.html", context)
+    return render_page(
+        request,
+        "consent.html",
+        context,
+        headers=form_action_headers(pending.request.redirect_uri),
+    )
 
 
 @router.post("/oauth/consent")

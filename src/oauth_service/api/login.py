@@ -18,7 +18,7 @@ from oauth_service.api.browser_flow import (
     redirect,
 )
 from oauth_service.api.client_ip import client_ip
-from oauth_service.api.pages import render_page
+from oauth_service.api.pages import form_action_headers, render_page
 from oauth_service.api.sessions import (
     csrf_token,
     csrf_valid,
@@ -60,7 +60,12 @@ async def _render(
         "error": error,
     }
     return render_page(
-        request, "login.html", context, status_code=status_code if error else 200
+        request,
+        "login.html",
+        context,
+        status_code=status_code if error else 200,
+        # A sign-in may end straight at the client (consent remembered): its origin must be a form-action.
+        headers=form_action_headers(pending.request.redirect_uri),
     )
 
 
