@@ -18,7 +18,11 @@ import pytest
 from oauth_service.crypto.jwt import KeySet, SigningKey, generate_key
 from oauth_service.oauth.access_tokens import AccessToken
 from oauth_service.oauth.errors import InvalidTokenError, TemporarilyUnavailableError
-from oauth_service.resource import CombinedVerifier, JwksTokenVerifier
+from oauth_service.resource import (
+    CombinedVerifier,
+    JwksTokenVerifier,
+    ResourceProtector,
+)
 
 ISS = "http://oauth.test"
 JWKS_URI = f"{ISS}/.well-known/jwks.json"
@@ -120,6 +124,11 @@ def claims(**overrides: Any) -> dict[str, Any]:
     }
     values.update(overrides)
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _jwks_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """This verifier's log lines (other loggers may log too once an app configured logging)."""
+    return [record for record in caplog.records if record.name == "oauth_service.jwks"]
 
 
 def _b64(data: bytes) -> str:
@@ -284,7 +293,7 @@ async def test_verify_endpoint_down_with_keys_cached_still_verifies(
         await asyncio.sleep(0)  # let the background refresh run
     await verifier.aclose()
     assert len(issuer.requests) == 3  # metadata, JWKS, one failed refresh
-    [record] = caplog.records
+    [record] = _jwks_records(caplog)
     assert record.getMessage() == (
         f"JWKS refresh for issuer {ISS} failed: GET {JWKS_URI}: ConnectError "
         "[Errno 111] Connection refused; keeping the cached keys"
@@ -309,7 +318,7 @@ async def test_verify_endpoint_down_without_keys_is_temporarily_unavailable(
             await verifier.verify(keys.sign(claims()))
     assert raised.value.http_status == 503
     assert issuer.requests == [METADATA_URL]  # one attempt per refresh interval
-    [record] = caplog.records
+    [record] = _jwks_records(caplog)
     assert record.getMessage() == (
         f"JWKS refresh for issuer {ISS} failed: GET {METADATA_URL}: ConnectError "
         "[Errno 111] Connection refused; no keys cached, answering 503"
@@ -330,7 +339,7 @@ async def test_verify_foreign_jwks_uri_is_refused_without_a_request(
     with pytest.raises(TemporarilyUnavailableError):
         await make_verifier().verify(keys.sign(claims()))
     assert issuer.requests == [METADATA_URL]
-    assert "not on the issuer's origin" in caplog.records[0].getMessage()
+    assert "not on the issuer's origin" in _jwks_records(caplog)[0].getMessage()
 
 
 @pytest.mark.parametrize(
@@ -395,7 +404,7 @@ async def test_verify_metadata_naming_another_issuer_is_refused(
     with pytest.raises(TemporarilyUnavailableError):
         await make_verifier().verify(keys.sign(claims()))
     assert issuer.requests == [METADATA_URL]
-    assert "(RFC 8414 §3.3)" in caplog.records[0].getMessage()
+    assert "(RFC 8414 §3.3)" in _jwks_records(caplog)[0].getMessage()
 
 
 async def test_verify_stale_keys_refresh_in_background_after_max_age(
@@ -513,6 +522,7 @@ async def test_combined_verifier_asks_remote_only_after_local_passes(
 ) -> None:
     remote = RecordingVerifier(refuse=False)
     combined = CombinedVerifier(make_verifier(), remote)
+    assert ResourceProtector(combined).verifier is combined  # a TokenVerifier, for mypy
     with pytest.raises(InvalidTokenError):
         await combined.verify(_refusals(keys)["tampered_signature"])
     assert remote.tokens == []
