@@ -1,4 +1,4 @@
-"""Running ``oauth-service`` in-process against a live server: for the ``perform`` and demo-command tests."""
+"""Running ``oauth-service`` against a live server, for the ``perform`` and demo-command tests; the demo seed."""
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -9,6 +9,8 @@ import pytest
 
 from oauth_service.app import create_app
 from oauth_service.cli import main
+from oauth_service.db.demo import DemoCredentials, seed_demo
+from oauth_service.runtime import Runtime
 from tests.conftest import make_settings
 from tests.live_server import free_port, serve_in_thread
 
@@ -54,3 +56,13 @@ async def me(server: str, access_token: str) -> dict[str, object]:
     assert response.status_code == 200, response.text
     body: dict[str, object] = response.json()
     return body
+
+
+async def seed_demo_data(runtime: Runtime) -> DemoCredentials:
+    """Seed the demo user and clients as ``oauth-service demo`` does; return their credentials."""
+    async with runtime.sessionmaker() as session:
+        creds = await seed_demo(
+            session, hasher=runtime.passwords, known=DemoCredentials()
+        )
+        await session.commit()
+    return creds

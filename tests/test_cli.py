@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from oauth_service.cli import main, server
+from oauth_service.cli.demo import cli_program
 from oauth_service.cli.server import prepare_metrics, uvicorn_options
 from oauth_service.crypto.tokens import token_hash
 from oauth_service.db.tables import ClientRow
@@ -535,6 +536,10 @@ async def test_demo_json_seeds_user_and_one_client_per_grant(
     assert clients["demo-spa"]["client_secret"] is None
     service_secret = clients["demo-service"]["client_secret"]
     assert body["commands"]["client_credentials"] == (
+        f"{cli_program()} perform client-credentials --endpoint={ISSUER}"
+        f" --client-id=demo-service --client-secret={service_secret} --scope read"
+    )
+    assert body["commands"]["client_credentials_curl"] == (
         f"curl -u demo-service:{service_secret} -d 'grant_type=client_credentials&scope=read' {ISSUER}/oauth/token"
     )
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -577,14 +582,25 @@ async def test_demo_with_lost_file_heals_credentials(
     )
 
 
-async def test_demo_text_prints_docs_url_and_curl_commands(
+async def test_demo_text_prints_docs_url_and_one_perform_line_per_grant(
     cli: Cli, tmp_path: Path
 ) -> None:
     code, out, _ = await cli("demo", "--file", str(tmp_path / "demo.json"))
     assert code == 0
     assert f"  API docs:  {ISSUER}/docs" in out
-    assert "grant_type=password&email=demo%40example.com&password=" in out
-    assert out.count("curl ") == 6
+    performs = [line for line in out.splitlines() if " perform " in line]
+    assert [line.split()[:3] for line in performs] == [
+        [cli_program(), "perform", grant]
+        for grant in (
+            "client-credentials",
+            "password",
+            "refresh",
+            "authorization-code",
+            "authorization-code",
+        )
+    ]
+    assert " --email=demo@example.com --password=" in performs[1]
+    assert out.count("curl ") == 2
 
 
 @pytest.mark.slow

@@ -1,14 +1,15 @@
-"""``oauth-service demo``: seed the demo user and clients, then print ready-to-paste commands for each grant.
+"""``oauth-service demo``: seed the demo user and clients, then print one ready-to-paste command per grant.
 
-The commands follow RFC 6749 §4.1-§4.4 and §6, with PKCE (RFC 7636) on the authorization-code flows.
+Each grant is one ``oauth-service perform`` line (RFC 6749 §4.1, §4.3, §4.4 and §6; the authorization-code flows
+with PKCE, RFC 7636, through a loopback redirect, RFC 8252 §7.3), with the demo's real ids and secrets, so it
+pastes into a terminal and runs. Client credentials also gets its curl line; the implicit flow, which only a
+browser can complete, stays a URL.
 """
 
-import base64
-import hashlib
-import secrets
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import typer
 
@@ -19,7 +20,6 @@ from oauth_service.cli.common import (
     settings_or_exit,
 )
 from oauth_service.db.demo import (
-    CALLBACK_REDIRECT,
     DEMO_CLIENTS,
     DEMO_FILE,
     DOCS_REDIRECT,
@@ -30,47 +30,95 @@ from oauth_service.db.demo import (
 )
 from oauth_service.settings import Settings
 
-__all__ = ["demo", "demo_commands", "seed_and_report"]
+__all__ = ["cli_program", "demo", "demo_commands", "seed_and_report"]
+
+# What `make run` installs; from an installed package the command is on PATH instead.
+VENV_PROGRAM = Path(".venv/bin/oauth-service")
+DEFAULT_CALLBACK_PATH = (
+    "/callback"  # perform authorization-code's default redirect path
+)
 
 
-def _pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(32)
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+def cli_program() -> str:
+    """How to call this CLI from the current directory: the checkout's venv after `make run`, else by name."""
+    return str(VENV_PROGRAM) if VENV_PROGRAM.exists() else "oauth-service"
 
 
 def _authorize_url(issuer: str, **params: str) -> str:
     return f"{issuer}/oauth/authorize?{urlencode(params, quote_via=quote)}"
 
 
-def demo_commands(issuer: str, creds: DemoCredentials) -> dict[str, str]:
-    """Build one ready-to-paste command (or URL) per step of each grant."""
-    token = f"{issuer}/oauth/token"
+def _redirect_options(client_id: str) -> list[str]:
+    """``--redirect-uri`` for a demo client whose loopback registration is not at the default path.
+
+    Only a loopback IP literal lets the listener's port vary (RFC 8252 §7.3), so the port is left out.
+    """
+    spec = next(spec for spec in DEMO_CLIENTS if spec.client_id == client_id)
+    loopback = [
+        parts.path
+        for parts in map(urlsplit, spec.redirect_uris)
+        if parts.scheme == "http" and parts.hostname == "127.0.0.1"
+    ]
+    if not loopback or DEFAULT_CALLBACK_PATH in loopback:
+        return []
+    return [f"--redirect-uri=http://127.0.0.1{loopback[0]}"]
+
+
+def _perform(program: str, grant: str, issuer: str, *options: str) -> str:
+    # --name=value for ids and secrets: a secret may start with "-", which would otherwise read as an option.
+    return shlex.join([program, "perform", grant, f"--endpoint={issuer}", *options])
+
+
+def demo_commands(
+    issuer: str, creds: DemoCredentials, program: str = "oauth-service"
+) -> dict[str, str]:
+    """Build one ready-to-paste command (or URL) per grant, calling the CLI as ``program``."""
     sec = creds.secrets
-    verifier, challenge = _pkce_pair()
-    cb, docs = quote(CALLBACK_REDIRECT, safe=""), quote(DOCS_REDIRECT, safe="")
-    code_params = {"response_type": "code", "scope": "read", "state": "demo"}
-    pkce = {"code_challenge": challenge, "code_challenge_method": "S256"}
+    service = [
+        "--client-id=demo-service",
+        f"--client-secret={sec.get('demo-service', '')}",
+    ]
+    password = [
+        "--client-id=demo-password",
+        f"--client-secret={sec.get('demo-password', '')}",
+    ]
     return {
-        "client_credentials": f"curl -u demo-service:{sec.get('demo-service', '')} -d 'grant_type=client_credentials&scope=read' {token}",
-        "password": f"curl -u demo-password:{sec.get('demo-password', '')} -d 'grant_type=password&email={quote(creds.email)}&password={quote(creds.password)}&scope=read+write' {token}",
-        "refresh_token": f"curl -u demo-password:{sec.get('demo-password', '')} -d 'grant_type=refresh_token&refresh_token=REFRESH_TOKEN' {token}",
-        "authorization_code_open": _authorize_url(
-            issuer,
-            client_id="demo-web",
-            redirect_uri=CALLBACK_REDIRECT,
-            **code_params,
-            **pkce,
+        "client_credentials": _perform(
+            program, "client-credentials", issuer, *service, "--scope", "read"
         ),
-        "authorization_code_exchange": f"curl -u demo-web:{sec.get('demo-web', '')} -d 'grant_type=authorization_code&code=CODE&redirect_uri={cb}&code_verifier={verifier}' {token}",
-        "pkce_public_open": _authorize_url(
+        "client_credentials_curl": f"curl -u demo-service:{sec.get('demo-service', '')} -d 'grant_type=client_credentials&scope=read' {issuer}/oauth/token",
+        "password": _perform(
+            program,
+            "password",
             issuer,
-            client_id="demo-spa",
-            redirect_uri=DOCS_REDIRECT,
-            **code_params,
-            **pkce,
+            *password,
+            f"--email={creds.email}",
+            f"--password={creds.password}",
+            "--scope",
+            "read write",
         ),
-        "pkce_public_exchange": f"curl -d 'grant_type=authorization_code&client_id=demo-spa&code=CODE&redirect_uri={docs}&code_verifier={verifier}' {token}",
+        "refresh_token": _perform(
+            program, "refresh", issuer, *password, "--refresh-token=REFRESH_TOKEN"
+        ),
+        "authorization_code": _perform(
+            program,
+            "authorization-code",
+            issuer,
+            "--client-id=demo-web",
+            f"--client-secret={sec.get('demo-web', '')}",
+            *_redirect_options("demo-web"),
+            "--scope",
+            "read",
+        ),
+        "pkce_public": _perform(
+            program,
+            "authorization-code",
+            issuer,
+            "--client-id=demo-spa",
+            *_redirect_options("demo-spa"),
+            "--scope",
+            "read",
+        ),
         "implicit_open": _authorize_url(
             issuer,
             response_type="token",
@@ -91,20 +139,19 @@ def _print_report(
         f"  API docs:  {issuer}/docs",
         f"  Demo user: {creds.email} / {creds.password}",
         "",
-        "# Client credentials (demo-service)",
+        "# Client credentials (demo-service), then the same with curl",
         cmds["client_credentials"],
-        "# Password grant (demo-password), then refresh with the refresh_token it returned",
+        cmds["client_credentials_curl"],
+        "# Password grant (demo-password), then redeem the refresh_token it printed",
         cmds["password"],
         cmds["refresh_token"],
-        "# Authorization code + PKCE (demo-web, confidential): open, sign in, approve, copy ?code= from the address bar",
-        cmds["authorization_code_open"],
-        cmds["authorization_code_exchange"],
+        "# Authorization code + PKCE (demo-web, confidential): sign in and approve in the browser; tokens print here",
+        cmds["authorization_code"],
         "# Authorization code + PKCE (demo-spa, public: no secret)",
-        cmds["pkce_public_open"],
-        cmds["pkce_public_exchange"],
+        cmds["pkce_public"],
         "# Implicit (demo-implicit, legacy): the token comes back in the URL fragment",
         cmds["implicit_open"],
-        "# Call the sample protected API",
+        "# Call the sample protected API with an access_token printed above",
         cmds["call_api"],
     ]
     typer.echo("\n".join(lines))
@@ -121,7 +168,7 @@ def seed_and_report(
 
     creds = run_in_transaction(work)
     save_credentials(creds, path)
-    cmds = demo_commands(settings.issuer, creds)
+    cmds = demo_commands(settings.issuer, creds, cli_program())
     if not as_json:
         _print_report(settings.issuer, creds, path, cmds)
         return
