@@ -1,10 +1,12 @@
 """Periodic work of every server process, started and stopped by the app's lifespan.
 
-* **Key reload** (every ``key_reload_interval`` seconds, and as soon as a pending key's activation or a retired
-  key's expiry comes due): settles the key states, rotates first when automatic rotation
-  (``key_rotation_interval``) is due, then loads a fresh immutable ``KeySet`` and swaps ``runtime.keys`` by
-  reference. A rotation made by the CLI or another replica is therefore picked up everywhere within one interval.
+* **Key reload** (every ``key_reload_interval`` seconds, as soon as a pending key's activation or a retired
+  key's expiry comes due, and at once when the change feed announces a key change): settles the key states,
+  rotates first when automatic rotation (``key_rotation_interval``) is due, then loads a fresh immutable
+  ``KeySet`` and swaps ``runtime.keys`` by reference. A rotation made by the CLI or another replica is picked
+  up everywhere within a fraction of a second, and within one interval if its notification is lost.
 * **Purge** (every ``purge_interval`` seconds; 0 turns it off): ``db.housekeeping.purge_expired``.
+* **Change listener** (Postgres only): ``db.change_listener.ChangeListener``.
 
 A failure (database outage, bad key) is logged as one line, with no secrets, and the loop carries on with the
 last good key set. At shutdown the loops are told to stop, finish the pass they are in, and end before the
@@ -18,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from oauth_service.crypto.key_encryption import KeyEncryptionError, PrivateKeyCipher
+from oauth_service.db.change_listener import ChangeListener
 from oauth_service.db.errors import describe_error
 from oauth_service.db.housekeeping import PurgeReport, purge_expired
 from oauth_service.db.key_rotation import (
@@ -77,10 +80,23 @@ async def _guarded(what: str, work: Callable[[], Awaitable[None]]) -> None:
         log.warning("%s failed: %s", what, describe_error(exc, safe=_SAFE_ERRORS))
 
 
-async def _paused(stop: asyncio.Event, seconds: float) -> bool:
-    """Wait ``seconds`` or until ``stop`` is set; return whether to stop."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+async def _paused(
+    stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None
+) -> bool:
+    """Wait ``seconds``, or until ``stop`` (or ``wake``, which is then cleared) is set; return whether to stop."""
+    if wake is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        return stop.is_set()
+    waiters = [asyncio.ensure_future(event.wait()) for event in (stop, wake)]
+    try:
+        await asyncio.wait(
+            waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    wake.clear()
     return stop.is_set()
 
 
@@ -96,7 +112,7 @@ async def key_reload_loop(runtime: Runtime, stop: asyncio.Event) -> None:
         upcoming = await refresh_keys(runtime, cipher)
         delay = reload_delay(upcoming, runtime.clock(), interval)
 
-    while not await _paused(stop, delay):
+    while not await _paused(stop, delay, runtime.keys_changed):
         delay = interval  # unless the reload succeeds and knows better
         await _guarded("key reload", reload)
 
@@ -158,11 +174,20 @@ class BackgroundTasks:
 
 
 def start_background(runtime: Runtime) -> BackgroundTasks:
-    """Start the key-reload loop, and the purge loop unless ``purge_interval`` is 0."""
+    """Start the key-reload loop, the purge loop unless ``purge_interval`` is 0, and on Postgres the listener."""
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(key_reload_loop(runtime, stop), name="oauth-key-reload")
     ]
     if runtime.settings.purge_interval:
         tasks.append(asyncio.create_task(purge_loop(runtime, stop), name="oauth-purge"))
+    if runtime.engine.dialect.name == "postgresql":
+        listener = ChangeListener(
+            runtime.settings.database_url,
+            apply=runtime.apply_change,
+            catch_up=runtime.catch_up,
+            stop=stop,
+            connect_timeout=runtime.settings.db_pool_timeout,
+        )
+        tasks.append(asyncio.create_task(listener.run(), name="oauth-change-listener"))
     return BackgroundTasks(tasks, stop)

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,14 +81,12 @@ def throttle_prefix() -> str:
     return f"replicas-{uuid.uuid4().hex}"
 
 
-@pytest.fixture(scope="module")
-def replicas(
-    db_url: str,
-    migrated_engine: AsyncEngine,
-    throttle_prefix: str,
-    tmp_path_factory: pytest.TempPathFactory,
+@contextmanager
+def running_replicas(
+    db_url: str, throttle_prefix: str, logs: Path, **overrides: str
 ) -> Iterator[tuple[Replica, Replica]]:
-    """Replicas A and B of one deployment (same database, Redis, issuer and secret)."""
+    """Start replicas A and B of one deployment (same database, Redis, issuer and secret); ``overrides`` are
+    further environment variables."""
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -101,8 +100,8 @@ def replicas(
         "OAUTH_CLIENT_CACHE_TTL": "0",
         "OAUTH_METRICS_ENABLED": "false",
         "LOG_LEVEL": "WARNING",
+        **overrides,
     }
-    logs = tmp_path_factory.mktemp("replicas")
     started: list[Replica] = []
     try:
         for name in ("a", "b"):
@@ -113,6 +112,19 @@ def replicas(
     finally:
         for replica in started:
             _stop(replica)
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    db_url: str,
+    migrated_engine: AsyncEngine,
+    throttle_prefix: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Replica, Replica]]:
+    """Replicas A and B of one deployment, with no cache: every process reads the database."""
+    logs = tmp_path_factory.mktemp("replicas")
+    with running_replicas(db_url, throttle_prefix, logs) as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ def list_(as_json: JsonOpt = False) -> None:
 
 @app.command("delete")
 def delete(client_id: ClientIdArg, as_json: JsonOpt = False) -> None:
-    """Delete a client with its codes, refresh tokens and consents."""
+    """Delete a client with its codes, refresh tokens, consents and access tokens (README: Propagation)."""
 
     async def work(ctx: Context) -> None:
         await admin.delete_client(ctx.session, client_id=client_id)
@@ -117,7 +117,7 @@ def delete(client_id: ClientIdArg, as_json: JsonOpt = False) -> None:
 
 @app.command("rotate-secret")
 def rotate_secret(client_id: ClientIdArg, as_json: JsonOpt = False) -> None:
-    """Replace a confidential client's secret; running servers refuse the old one within OAUTH_CLIENT_CACHE_TTL s."""
+    """Replace a confidential client's secret; servers refuse the old one (README: Propagation), tokens stay."""
 
     async def work(ctx: Context) -> tuple[Client, str]:
         return await admin.rotate_client_secret(ctx.session, client_id=client_id)

@@ -79,7 +79,7 @@ def list_(as_json: JsonOpt = False) -> None:
 
 @app.command("deactivate")
 def deactivate(email: EmailOpt, as_json: JsonOpt = False) -> None:
-    """Deactivate a user and revoke their refresh tokens and login sessions."""
+    """Deactivate a user; their refresh tokens, sessions and access tokens stop working (README: Propagation)."""
 
     async def work(ctx: Context) -> User:
         return await admin.deactivate_user(ctx.session, email=email)
@@ -91,7 +91,7 @@ def deactivate(email: EmailOpt, as_json: JsonOpt = False) -> None:
 def set_password(
     email: EmailOpt, password: PasswordOpt, as_json: JsonOpt = False
 ) -> None:
-    """Replace a user's password (revokes their refresh tokens and login sessions)."""
+    """Replace a user's password; their refresh tokens, sessions and access tokens end (README: Propagation)."""
 
     async def work(ctx: Context) -> User:
         return await admin.set_user_password(
