@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     max_failed_logins: int = Field(default=5, ge=1)
     lockout_seconds: int = Field(default=300, ge=1)
     max_failed_logins_per_ip: int = Field(default=50, ge=1)
+    # Authorization requests one IP may start per minute: each writes a row (pending request or code).
+    max_authorize_requests_per_ip: int = Field(default=120, ge=1)
     # Namespace of the throttle's keys in Redis (replicas of one deployment share it).
     throttle_key_prefix: str = Field(
         default="oauth-service", pattern=r"^[A-Za-z0-9_.:-]{1,64}$"

@@ -4,7 +4,8 @@ Counts live in Redis when ``REDIS_URL`` is set, so every replica sees the same f
 they live in process memory (one replica, or a development server). Each account and each IP has two moving
 windows: *failures* (``limit`` per ``lockout_seconds``) and *lock* (one entry per ``lockout_seconds``, taken when
 the failures reach the limit). A lock therefore lasts exactly ``lockout_seconds`` from the failure that set
-it, and by the time it ends the failures that caused it have aged out too.
+it, and by the time it ends the failures that caused it have aged out too. Authorization requests have one
+moving window per IP (``max_authorize_requests_per_ip`` per minute), refused while full.
 
 Redis trouble fails open: a throttling outage must not become a login outage. It is logged, bounded by short
 socket timeouts, and the argon2 cost of every guess still applies.
@@ -18,12 +19,16 @@ from functools import lru_cache
 from typing import Protocol
 
 import redis.asyncio
-from limits import RateLimitItemPerSecond
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.errors import StorageError
 
 from oauth_service.logs import audit
-from oauth_service.oauth.throttling import Attempt, throttled_error
+from oauth_service.oauth.throttling import (
+    Attempt,
+    ThrottledAuthorizationError,
+    throttled_error,
+)
 from oauth_service.settings import Settings
 
 logger = logging.getLogger("oauth_service.throttle")
@@ -86,8 +91,15 @@ class LimitsThrottle:
         lockout_seconds: int,
         prefix: str,
         pool: redis.asyncio.ConnectionPool | None = None,
+        authorization_requests_per_ip: int | None = None,
     ) -> None:
         self._storage = storage
+        # Authorization requests per IP per minute (None: unlimited).
+        self._authorizations = (
+            RateLimitItemPerMinute(authorization_requests_per_ip)
+            if authorization_requests_per_ip is not None
+            else None
+        )
         self._account_failures = RateLimitItemPerSecond(max_failures, lockout_seconds)
         self._ip_failures = RateLimitItemPerSecond(max_failures_per_ip, lockout_seconds)
         self._lock = RateLimitItemPerSecond(1, lockout_seconds)
@@ -185,6 +197,24 @@ class LimitsThrottle:
         except _STORAGE_ERRORS as exc:
             logger.warning("throttle storage unavailable: %s", type(exc).__name__)
 
+    async def admit_authorization(self, ip: str | None) -> None:
+        """Take one entry of ``ip``'s authorization window; refuse with 429 when the window is full."""
+        item = self._authorizations
+        if item is None or ip is None:
+            return
+        key = item.key_for(self._prefix, f"authorize:ip:{ip}")
+        expiry = item.get_expiry()
+        try:
+            if await self._storage.acquire_entry(key, item.amount, expiry):
+                return
+            start, _ = await self._storage.get_moving_window(key, item.amount, expiry)
+        except _STORAGE_ERRORS as exc:
+            logger.warning("throttle storage unavailable: %s", type(exc).__name__)
+            return
+        retry_after = math.ceil(start + expiry - time.time())
+        audit("throttle.refused", kind="authorize", retry_after=retry_after)
+        raise ThrottledAuthorizationError(retry_after)
+
     async def aclose(self) -> None:
         """Close the Redis connection pool, if any."""
         if self._pool is not None:
@@ -217,4 +247,5 @@ def build_throttle(settings: Settings) -> LimitsThrottle:
         lockout_seconds=settings.lockout_seconds,
         prefix=settings.throttle_key_prefix,
         pool=pool,
+        authorization_requests_per_ip=settings.max_authorize_requests_per_ip,
     )

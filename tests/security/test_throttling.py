@@ -10,6 +10,7 @@ import base64
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from oauth_service.runtime import Runtime
 from oauth_service.settings import SettingsError, load_settings
@@ -374,3 +375,75 @@ async def test_login_form_lock_holds_for_padded_and_cased_emails(
             assert page.status_code == 429, page.text
             assert "Too many failed sign-in attempts. Try again later." in page.text
             assert "set-cookie" not in page.headers
+
+
+async def _pending_rows(runtime: Runtime) -> int:
+    async with runtime.engine.connect() as conn:
+        count = await conn.scalar(text("SELECT count(*) FROM authorization_requests"))
+    return int(count or 0)
+
+
+async def test_authorize_requests_past_the_ip_rate_get_429_page_and_write_no_row(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(max_authorize_requests_per_ip=3)
+    runtime: Runtime = app.state.runtime
+    await make_client(
+        runtime,
+        client_id="web",
+        is_public=True,
+        grant_types=("authorization_code",),
+        redirect_uris=(CALLBACK,),
+    )
+    _, challenge = new_pkce()
+    url = authorize_url(
+        response_type="code",
+        client_id="web",
+        redirect_uri=CALLBACK,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    async with http_client(app, ip="198.51.100.30") as flood:
+        for _ in range(3):
+            response = await flood.get(url)
+            assert response.status_code == 302, response.text
+            assert response.headers["location"].startswith("/oauth/login?request=")
+        assert await _pending_rows(runtime) == 3
+        refused = await flood.get(url)
+        # An invalid request writes nothing and is not counted: it still gets its own 400 page.
+        invalid = await flood.get(authorize_url(client_id="nobody"))
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["content-type"].startswith("text/html")
+    assert 0 < int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["cache-control"] == "no-store"
+    assert "location" not in refused.headers
+    assert "temporarily_unavailable" in refused.text
+    assert "Too many sign-in requests from this network." in refused.text
+    assert invalid.status_code == 400
+    assert await _pending_rows(runtime) == 3
+    async with http_client(app, ip="198.51.100.31") as neighbour:
+        assert (await neighbour.get(url)).status_code == 302
+
+
+async def test_authorize_rate_is_shared_between_apps_through_redis(
+    make_app: AppFactory, redis_prefix: str
+) -> None:
+    shared = {
+        "redis_url": REDIS_URL,
+        "throttle_key_prefix": redis_prefix,
+        "max_authorize_requests_per_ip": 2,
+    }
+    app_a = await make_app(**shared)
+    app_b = await make_app(**shared)
+    await make_client(
+        app_a.state.runtime,
+        client_id="conf",
+        grant_types=("authorization_code",),
+        redirect_uris=(CALLBACK,),
+    )
+    url = authorize_url(response_type="code", client_id="conf", redirect_uri=CALLBACK)
+    async with http_client(app_a) as http_a, http_client(app_b) as http_b:
+        assert (await http_a.get(url)).status_code == 302
+        assert (await http_b.get(url)).status_code == 302
+        assert (await http_a.get(url)).status_code == 429
+        assert (await http_b.get(url)).status_code == 429

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from oauth_service.api.browser_flow import FlowDep, advance, page_url, redirect
+from oauth_service.api.client_ip import client_ip
 from oauth_service.oauth.authorization import validate_authorization_request
 from oauth_service.oauth.consent import NextStep
 
@@ -56,6 +57,11 @@ _HTML: dict[str, object] = {"text/html": {"schema": {"type": "string"}}}
             "there is no redirect (RFC 6749 §4.1.2.1)",
             "content": _HTML,
         },
+        429: {
+            "description": "HTML page: too many authorization requests from this IP "
+            "(temporarily_unavailable, with Retry-After)",
+            "content": _HTML,
+        },
     },
 )
 async def authorize(request: Request, flow: FlowDep) -> Response:
@@ -68,6 +74,8 @@ async def authorize(request: Request, flow: FlowDep) -> Response:
         response_types=frozenset(flow.handlers),
         allow_plain_pkce=settings.allow_plain_pkce,
     )
+    # What follows writes a row (a pending request or a code): one address may not fill the table.
+    await flow.runtime.throttle.admit_authorization(client_ip(request))
     outcome = await advance(
         flow, auth_request, request_id=None, requested_at=flow.now()
     )

@@ -57,6 +57,7 @@ def render_error_page(request: Request, exc: OAuthError) -> Response:
         "error.html",
         {"error": exc.error, "description": exc.description or ""},
         status_code=exc.http_status,
+        headers=exc.headers(),  # Retry-After of a throttled request
     )
 
 

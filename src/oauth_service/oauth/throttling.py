@@ -10,6 +10,10 @@ its limit it is locked for the lockout period, and so is an IP that reaches its 
 every attempt is refused *before* the secret is checked, so a correct password is refused too. A success resets
 the account's counter, not the IP's (one known password must not buy an attacker fresh guesses elsewhere).
 
+The same throttle rate-limits how many authorization requests one IP may start (``admit_authorization``):
+each writes a row, so this bounds how fast one address can fill the table (answer: 429
+``temporarily_unavailable``, RFC 6749 §4.1.2.1, on a page).
+
 Answer while locked: the error the endpoint would give for bad credentials, with HTTP 429 and ``Retry-After``
 (``invalid_grant`` for the password grant, ``invalid_client`` for client authentication): RFC 6749 §5.2 has no
 throttling code for the token endpoint, and 429 (RFC 6585 §4) tells well-behaved clients to back off.
@@ -20,7 +24,12 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from oauth_service.oauth.emails import canonical_email
-from oauth_service.oauth.errors import InvalidClientError, InvalidGrantError, OAuthError
+from oauth_service.oauth.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    OAuthError,
+    TemporarilyUnavailableError,
+)
 
 AttemptKind = Literal["password", "login", "client"]
 
@@ -88,6 +97,26 @@ class ThrottledClientError(InvalidClientError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class ThrottledAuthorizationError(TemporarilyUnavailableError):
+    """``temporarily_unavailable`` with 429 and ``Retry-After``: one IP started too many authorization requests.
+
+    Every validated ``GET /oauth/authorize`` writes a row (a pending request, or a code): the per-IP rate bounds
+    how fast one address can fill the table. Shown as a page, never redirected: the client did nothing wrong.
+    """
+
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many sign-in requests from this network. Wait a minute and try again."
+        )
+        self.retry_after = max(1, int(retry_after))
+
+    def headers(self) -> dict[str, str]:
+        """Tell the caller when to retry (RFC 6585 §4)."""
+        return {"Retry-After": str(self.retry_after)}
+
+
 def throttled_error(kind: AttemptKind, retry_after: int) -> OAuthError:
     """The error an endpoint answers while ``kind`` attempts are locked."""
     if kind == "client":
@@ -110,6 +139,10 @@ class Throttle(Protocol):
         """Reset the account's failure count."""
         ...
 
+    async def admit_authorization(self, ip: str | None) -> None:
+        """Count one authorization request from ``ip``; raise ``ThrottledAuthorizationError`` past its rate."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections (called once at shutdown)."""
         ...
@@ -126,6 +159,9 @@ class NoThrottle:
 
     async def succeeded(self, attempt: Attempt) -> None:
         """Nothing to reset."""
+
+    async def admit_authorization(self, ip: str | None) -> None:
+        """Always admitted."""
 
     async def aclose(self) -> None:
         """Nothing to release."""
