@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./oauth.db"
+MIN_SECRET_KEY_BYTES = 32
 
 
 class SettingsError(Exception):
@@ -153,6 +154,21 @@ class Settings(BaseSettings):
                 ip_network(entry, strict=False)
             except ValueError:
                 raise ValueError(f"not an IP address or CIDR: {entry!r}") from None
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str | None) -> str | None:
+        # It keys every cookie, CSRF token and cursor MAC (HMAC-SHA256): below 32 bytes it is weaker than the
+        # hash, and a short operator-chosen phrase can be guessed offline from one signed cookie.
+        if not value:
+            return None  # unset (compose passes an unset variable as empty): the generated key is used
+        size = len(value.encode("utf-8"))
+        if size < MIN_SECRET_KEY_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_KEY_BYTES} bytes ({size} given); "
+                "generate one with: openssl rand -hex 32"
+            )
         return value
 
     @field_validator("issuer")

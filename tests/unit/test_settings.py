@@ -60,7 +60,7 @@ def test_environment_variables_are_read(env: pytest.MonkeyPatch) -> None:
 
 
 def test_settings_are_frozen_and_hide_secrets(env: pytest.MonkeyPatch) -> None:
-    env.setenv("OAUTH_SECRET_KEY", "super-secret-value")
+    env.setenv("OAUTH_SECRET_KEY", "super-secret-value-of-32-bytes-xx")
     settings = load_settings()
     assert "super-secret-value" not in repr(settings)
     with pytest.raises(Exception, match="frozen"):
@@ -121,6 +121,18 @@ def test_overrides_win_over_environment(env: pytest.MonkeyPatch) -> None:
             "invalid setting OAUTH_COOKIE_SECURE: Input should be a valid boolean, unable to interpret input",
         ),
         (
+            "OAUTH_SECRET_KEY",
+            "super-secret-value",
+            "invalid setting OAUTH_SECRET_KEY: must be at least 32 bytes (18 given); "
+            "generate one with: openssl rand -hex 32",
+        ),
+        (
+            "OAUTH_SECRET_KEY",
+            "\u00e9" * 15 + "x",  # 31 bytes in UTF-8, 16 characters
+            "invalid setting OAUTH_SECRET_KEY: must be at least 32 bytes (31 given); "
+            "generate one with: openssl rand -hex 32",
+        ),
+        (
             "OAUTH_ARGON2_MEMORY_COST",
             "1024",
             "invalid setting OAUTH_ARGON2_MEMORY_COST: Input should be greater than or equal to 19456",
@@ -161,6 +173,8 @@ def test_overrides_win_over_environment(env: pytest.MonkeyPatch) -> None:
         "alg",
         "grant",
         "cookie-bool",
+        "secret-key-short",
+        "secret-key-short-in-bytes",
         "argon2-weak",
         "log-level",
         "log-format",
@@ -206,3 +220,17 @@ def test_verified_token_cache_size_is_read_and_bounded(env: pytest.MonkeyPatch) 
     env.setenv("OAUTH_VERIFIED_TOKEN_CACHE_SIZE", "-1")
     with pytest.raises(SettingsError, match="OAUTH_VERIFIED_TOKEN_CACHE_SIZE"):
         load_settings()
+
+
+@pytest.mark.parametrize("value", ["k" * 32, "\u00e9" * 16], ids=["ascii", "utf-8"])
+def test_secret_key_of_32_bytes_is_accepted(
+    env: pytest.MonkeyPatch, value: str
+) -> None:
+    env.setenv("OAUTH_SECRET_KEY", value)
+    assert load_settings().secret_key == value
+
+
+def test_empty_secret_key_means_unset(env: pytest.MonkeyPatch) -> None:
+    """``OAUTH_SECRET_KEY=`` (as compose passes an unset variable) keeps the generated key."""
+    env.setenv("OAUTH_SECRET_KEY", "")
+    assert load_settings().secret_key is None
