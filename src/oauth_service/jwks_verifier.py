@@ -17,8 +17,8 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, cast
+from collections.abc import Callable
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,7 +27,6 @@ from oauth_service.crypto.jwt import (
     MAX_HEADER_CHARS,
     MAX_TOKEN_CHARS,
     KeySet,
-    SigningKey,
     VerificationKey,
 )
 from oauth_service.oauth.access_tokens import (
@@ -117,23 +116,6 @@ def _verification_keys(body: object, url: str) -> list[VerificationKey]:
         except (KeyError, TypeError, ValueError):
             log.info("JWKS %s: key %r skipped (unsupported or malformed)", url, kid)
     return found
-
-
-def _key_set(keys: Sequence[VerificationKey]) -> KeySet:
-    """A ``KeySet`` that verifies with ``keys`` (at least one) and never signs.
-
-    ``KeySet`` holds the decoder every verifier of this project shares, but its constructor wants the signing
-    key, which a resource server never has. The first public key stands in for it: building a ``KeySet`` reads
-    only the public half (``SigningKey.verification_key``), and this one is never asked to sign.
-    """
-    first, *others = keys
-    stand_in = SigningKey(
-        kid=first.kid,
-        alg=first.alg,
-        private_key=cast(Any, None),
-        public_jwk=first.public_jwk,
-    )
-    return KeySet(stand_in, others)
 
 
 class JwksTokenVerifier:
@@ -265,7 +247,7 @@ class JwksTokenVerifier:
             return
         low, high = self._ttl_bounds
         ttl = min(max(self._default_ttl if max_age is None else max_age, low), high)
-        self._keys = _key_set(keys) if keys else None
+        self._keys = KeySet.for_verification(keys) if keys else None
         self._fetched, self._failure = True, None
         self._fresh_until = self._timer() + ttl
 

@@ -239,6 +239,20 @@ def test_jwt_retired_key_still_verifies(
     assert {k["kid"] for k in rotated.jwks()["keys"]} == {kid, old_kid}
 
 
+def test_jwt_public_only_key_set_verifies_and_cannot_sign(
+    rsa_material: tuple[str, str, dict[str, str]],
+) -> None:
+    kid, pem, public = rsa_material
+    token = KeySet(SigningKey.from_pem(kid, "RS256", pem)).sign(_claims())
+    public_only = KeySet.for_verification(
+        [VerificationKey.from_jwk(kid, "RS256", public)]
+    )
+    assert public_only.verify(token, issuer=ISS, audience=AUD)["jti"] == "j1"
+    assert public_only.kids == {kid}
+    with pytest.raises(TypeError, match="only verifies"):
+        public_only.sign(_claims())
+
+
 def test_jwt_verifies_with_independent_library(keyset: KeySet) -> None:
     from joserfc import jwt as rfc_jwt
     from joserfc.jwk import KeySet as RfcKeySet

@@ -302,8 +302,25 @@ class KeySet:
     def __init__(
         self, signing: SigningKey, others: Iterable[VerificationKey] = ()
     ) -> None:
-        self.signing = signing
-        keys = [signing.verification_key(), *others]
+        self._signing: SigningKey | None = signing
+        self._index([signing.verification_key(), *others])
+
+    @classmethod
+    def for_verification(cls, keys: Iterable[VerificationKey]) -> "KeySet":
+        """A key set that only verifies, for a resource server that has the public keys and no signing key."""
+        keyset = cls.__new__(cls)
+        keyset._signing = None
+        keyset._index(list(keys))
+        return keyset
+
+    @property
+    def signing(self) -> SigningKey:
+        """The active signing key (``for_verification`` key sets have none)."""
+        if self._signing is None:
+            raise TypeError("this key set only verifies")
+        return self._signing
+
+    def _index(self, keys: list[VerificationKey]) -> None:
         self._keys: dict[str, VerificationKey] = {key.kid: key for key in keys}
         self.fingerprint: frozenset[tuple[str, str, tuple[tuple[str, str], ...]]] = (
             frozenset(
@@ -320,15 +337,16 @@ class KeySet:
 
     def sign(self, claims: Mapping[str, Any], *, typ: str = "at+jwt") -> str:
         """Sign ``claims`` with the active key (header: ``typ``, ``alg``, ``kid``)."""
+        signing = self.signing
         payload = json.dumps(dict(claims), separators=(",", ":")).encode("utf-8")
-        headers = {"typ": typ, "kid": self.signing.kid}
+        headers = {"typ": typ, "kid": signing.kid}
         token: str = jws.sign(
             payload,
-            self.signing.private_key,
+            signing.private_key,
             headers=headers,
-            algorithm=self.signing.alg,
+            algorithm=signing.alg,
         )
-        if self.signing.alg == "ES256":
+        if signing.alg == "ES256":
             # OpenSSL's s is high half the time, and verify() accepts only low-S.
             signing_input, _, signature = token.rpartition(".")
             token = f"{signing_input}.{_b64url(_low_s(_b64url_decode(signature)))}"
