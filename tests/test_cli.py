@@ -466,7 +466,11 @@ def test_uvicorn_options_trust_forwarded_headers_only_from_configured_proxies() 
         9000,
         4,
     )
-    assert (options["loop"], options["http"]) == ("uvloop", "httptools")
+    assert (options["loop"], options["http"]) == (
+        "uvloop",
+        "oauth_service.cli.request_head:BoundedHttpToolsProtocol",
+    )
+    assert options["h11_max_incomplete_event_size"] == 32 * 1024
     assert (options["proxy_headers"], options["forwarded_allow_ips"]) == (False, None)
     proxied: Settings = make_settings(
         "sqlite+aiosqlite:///x.db", trusted_proxies="10.0.0.1, 10.0.0.2"

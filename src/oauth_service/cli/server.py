@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from oauth_service.cli.common import EXIT_FAILURE, fail, settings_or_exit
 from oauth_service.cli.demo import demo, seed_and_report
 from oauth_service.cli.keys import check_keys_or_exit
+from oauth_service.cli.request_head import MAX_HEAD_BYTES
 from oauth_service.db.engine import make_engine
 from oauth_service.db.migrations import upgrade
 from oauth_service.logs import configure_logging
@@ -29,6 +30,8 @@ from oauth_service.metrics import (
 from oauth_service.settings import Settings
 
 GRACEFUL_SHUTDOWN_SECONDS = 25
+# An import string, not the class: uvicorn's worker processes load it themselves.
+BOUNDED_HTTPTOOLS = "oauth_service.cli.request_head:BoundedHttpToolsProtocol"
 
 
 def prepare_metrics(settings: Settings, *, host: str, workers: int) -> None:
@@ -69,7 +72,9 @@ def uvicorn_options(
         "port": port,
         "workers": workers,
         "loop": "uvloop" if fast_loop else "asyncio",
-        "http": "httptools" if fast_http else "h11",
+        # httptools bounds nothing by itself: the subclass refuses a request head over MAX_HEAD_BYTES (431).
+        "http": BOUNDED_HTTPTOOLS if fast_http else "h11",
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
         "proxy_headers": bool(settings.trusted_proxies),
         "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
         "log_level": settings.log_level.lower(),
