@@ -23,7 +23,7 @@ from oauth_service.cli.authorization_server import (
     ServerRefusedError,
     request_token,
 )
-from oauth_service.cli.loopback import LoopbackAddress, LoopbackListener
+from oauth_service.cli.loopback import Check, LoopbackAddress, LoopbackListener
 from oauth_service.oauth.pkce import S256, s256_challenge
 
 
@@ -57,9 +57,7 @@ class AuthorizationRequest:
         joiner = "&" if "?" in metadata.authorization_endpoint else "?"
         return f"{metadata.authorization_endpoint}{joiner}{urlencode(params)}"
 
-    def check(
-        self, metadata: ServerMetadata
-    ) -> Callable[[Mapping[str, str]], str | None]:
+    def check(self, metadata: ServerMetadata) -> Check:
         """Judge a redirect: None to accept it, else the one-line reason it is refused."""
 
         def judge(params: Mapping[str, str]) -> str | None:

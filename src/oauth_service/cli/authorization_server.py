@@ -52,7 +52,7 @@ class ServerMetadata:
 def _send(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
     try:
         return http.request(method, url, **kwargs)
-    except httpx.TransportError as exc:
+    except (httpx.RequestError, httpx.InvalidURL) as exc:
         raise ServerUnreachableError(url, str(exc) or type(exc).__name__) from None
 
 

@@ -121,7 +121,8 @@ class _Server(ThreadingHTTPServer):
                 "You can close this tab and return to the terminal.",
                 True,
             )
-        return _Page(400, "Sign-in failed", f"{problem}. You can close this tab.", True)
+        text = f"{problem.rstrip('.')}. You can close this tab."
+        return _Page(400, "Sign-in failed", text, True)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -102,8 +102,7 @@ def _perform(endpoint: str | None, grant: Grant, as_json: bool) -> None:
 
 
 def _token_grant(client: ClientAuth, form: dict[str, str], scope: str) -> Grant:
-    if scope:
-        form["scope"] = scope
+    form = form | {"scope": scope} if scope else form
 
     def grant(http: httpx.Client, metadata: ServerMetadata) -> dict[str, Any]:
         return request_token(http, metadata, client, form)
