@@ -1,8 +1,9 @@
-"""The ``oauth-service`` console script: serve, migrate, users, clients, scopes, demo, keys, purge.
+"""The ``oauth-service`` console script: serve, migrate, users, clients, scopes, demo, keys, purge, perform.
 
-Every command reads settings with ``load_settings()``, runs its async work with ``asyncio.run`` in one
-transaction, and reports bad input (invalid settings, rejected administration input, usage errors) as one line on
-stderr with exit code 2, leaving the database unchanged.
+Every administration command reads settings with ``load_settings()``, runs its async work with ``asyncio.run`` in
+one transaction, and reports bad input (invalid settings, rejected administration input, usage errors) as one line
+on stderr with exit code 2, leaving the database unchanged. ``perform`` is a client of a running server over HTTP
+(``cli/perform.py``): no database, and the server's refusals are one line with exit code 1.
 """
 
 import typer
