@@ -149,9 +149,15 @@ async def purge_loop(runtime: Runtime, stop: asyncio.Event) -> None:
 class BackgroundTasks:
     """The running loops of one process."""
 
-    def __init__(self, tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    def __init__(
+        self,
+        tasks: list[asyncio.Task[None]],
+        stop: asyncio.Event,
+        listener: ChangeListener | None = None,
+    ) -> None:
         self._tasks = tasks
         self._stop = stop
+        self.listener = listener
 
     @property
     def running(self) -> int:
@@ -181,6 +187,7 @@ def start_background(runtime: Runtime) -> BackgroundTasks:
     ]
     if runtime.settings.purge_interval:
         tasks.append(asyncio.create_task(purge_loop(runtime, stop), name="oauth-purge"))
+    listener = None
     if runtime.engine.dialect.name == "postgresql":
         listener = ChangeListener(
             runtime.settings.database_url,
@@ -190,4 +197,4 @@ def start_background(runtime: Runtime) -> BackgroundTasks:
             connect_timeout=runtime.settings.db_pool_timeout,
         )
         tasks.append(asyncio.create_task(listener.run(), name="oauth-change-listener"))
-    return BackgroundTasks(tasks, stop)
+    return BackgroundTasks(tasks, stop, listener)

@@ -81,8 +81,16 @@ class Runtime:
             case RevocationsChanged():
                 self.revocations.invalidate()
 
-    async def catch_up(self) -> None:
-        """Forget or reload whatever a change missed while the change listener was away may have touched."""
+    async def catch_up(self, reconnected: bool) -> None:
+        """Forget or reload what a change the listener did not hear of may have touched.
+
+        After a gap everything is reloaded now. At the first connection nothing was missed but what the
+        revocation snapshot (if loaded yet) and the client cache may lack, so those are only marked stale:
+        start-up does no more database work, and the keys it has just loaded stay.
+        """
         self.client_cache.clear()
+        if not reconnected:
+            self.revocations.invalidate()
+            return
         self.keys_changed.set()
         await self.revocations.refresh()

@@ -4,6 +4,7 @@ A change the change feed does not announce (plain SQL, or a notification lost) i
 those tests write it with plain SQL on a connection of their own.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,11 @@ async def cached_app(db_url: str, settings: Settings) -> AsyncIterator[FastAPI]:
     )
     async with application.router.lifespan_context(application):
         application.state.runtime.clock = MovableClock()
+        listener = application.state.background.listener
+        if (
+            listener is not None
+        ):  # Postgres: its first catch-up marks the snapshot stale; let it be done
+            await asyncio.wait_for(listener.listening.wait(), timeout=10)
         yield application
 
 

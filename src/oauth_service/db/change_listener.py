@@ -6,8 +6,9 @@ cut-off at once, a client evicted from the cache, a key set reloaded by the key 
 replica is so honoured everywhere within a fraction of a second.
 
 When the connection is lost it reconnects with bounded backoff and, on every (re)connection, once ``LISTEN``
-is in place, calls ``catch_up`` (the runtime reloads the revocation list and cut-offs, asks the key loop to
-reload and empties the client cache), so nothing committed while it was away is missed. The periodic reloads (their TTLs) remain the
+is in place, calls ``catch_up(reconnected)`` (after a gap the runtime reloads the revocation list and
+cut-offs, asks the key loop to reload and empties the client cache), so nothing committed while it was away
+is missed. The periodic reloads (their TTLs) remain the
 bound if a notification is lost any other way. SQLite has no channel and needs none: one process.
 """
 
@@ -46,7 +47,7 @@ class ChangeListener:
         database_url: str,
         *,
         apply: Callable[[Change], None],
-        catch_up: Callable[[], Awaitable[None]],
+        catch_up: Callable[[bool], Awaitable[None]],
         stop: asyncio.Event,
         connect_timeout: float = 5.0,
     ) -> None:
@@ -56,6 +57,8 @@ class ChangeListener:
         self._stop = stop
         self._connect_timeout = connect_timeout
         self.connections = 0  # (re)connections made so far
+        # Set once LISTEN is in place and the first catch-up is done (tests wait for it).
+        self.listening = asyncio.Event()
 
     async def run(self) -> None:
         """Connect, listen and reconnect until ``stop`` is set."""
@@ -85,8 +88,9 @@ class ChangeListener:
         try:
             await conn.add_listener(CHANNEL, self._on_notification)
             # After LISTEN: a change committed from here on is heard, one committed before is read.
-            await self._catch_up()
+            await self._catch_up(self.connections > 0)
             self.connections += 1
+            self.listening.set()
             if self.connections > 1:
                 log.info("change listener reconnected; caught up")
             await self._watch(conn, lost)
