@@ -1,8 +1,8 @@
 """Admin API, users and scopes part: create, list, read, deactivate users and reset their passwords; scopes.
 
 Same protection and error shapes as ``api.admin``. Deactivating a user or resetting a password revokes their
-refresh tokens and login sessions (``db.admin``); access tokens already issued stop working through ``/api``
-once the user is inactive.
+refresh tokens and login sessions (``db.admin``), and cuts off the access tokens issued until then: every
+protected route and introspection refuse them from the next request on (``oauth.cutoffs``).
 """
 
 from typing import Annotated

@@ -4,9 +4,10 @@
 takes effect with the deactivation, password change or deletion it belongs to, and only if that commits.
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Row, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -37,11 +38,15 @@ async def cut_off(session: AsyncSession, subject: Subject, at: datetime) -> None
     )
 
 
-def _as_cutoffs(rows: object) -> Cutoffs:
-    return {
-        (kind, str(subject_id)): (cutoff.timestamp(), expires.timestamp())
-        for kind, subject_id, cutoff, expires in rows  # type: ignore[attr-defined]
-    }
+def _as_cutoffs(rows: Sequence[Row[str, str, datetime, datetime]]) -> Cutoffs:
+    cutoffs: Cutoffs = {}
+    for kind, subject_id, cutoff, expires in rows:
+        times = (cutoff.timestamp(), expires.timestamp())
+        if kind == "user":
+            cutoffs["user", subject_id] = times
+        elif kind == "client":
+            cutoffs["client", subject_id] = times
+    return cutoffs
 
 
 _COLUMNS = (

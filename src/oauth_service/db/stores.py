@@ -5,9 +5,9 @@ Postgres the row lock makes concurrent rotations of one token wait and then see 
 serialised, so exactly one request wins on both (RFC 9700 §4.14.2). ``revoke_family`` commits on its own
 connection so the revocation survives the error response that follows it, and it puts the family's unexpired
 access-token ids on the revocation list (RFC 9700 §4.14.2, RFC 7009 §2.1): in the database, in this process's
-list once committed, and in every other process's through the change feed (``db.change_feed``). ``SqlUserStore.release`` gives a
-read-only unit of work's connection back before a password hash; whether anything was written is asked of the
-database (``db.release``), never assumed.
+list once committed, and in every other process's through the change feed (``db.change_feed``).
+``SqlUserStore.release`` gives a read-only unit of work's connection back before a password hash; whether
+anything was written is asked of the database (``db.release``), never assumed.
 """
 
 from collections.abc import Mapping, Sequence

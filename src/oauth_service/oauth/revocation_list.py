@@ -155,7 +155,7 @@ class ListedRevokedTokenStore:
     """A ``RevokedTokenStore`` whose reads go through the ``RevocationList`` and whose writes also update it.
 
     A revocation made through this process (RFC 7009 endpoint) is therefore honoured here at once; others
-    within the list's ``ttl``.
+    when their notification arrives, and within the list's ``ttl`` if it is lost.
     """
 
     def __init__(self, store: RevokedTokenStore, revocations: RevocationList) -> None:
