@@ -40,7 +40,7 @@ migrate: $(STAMP) ## Upgrade the database (DATABASE_URL, default ./oauth.db)
 demo: migrate ## Seed the demo user and clients; print ready-to-paste commands
 	OAUTH_ISSUER="$${OAUTH_ISSUER:-http://$(HOST):$(PORT)}" $(BIN)/oauth-service demo
 
-run: demo ## Migrate, seed demo data, print curl commands, serve on 127.0.0.1:8000
+run: demo ## Migrate, seed demo data, print commands, serve on HOST:PORT (default 127.0.0.1:8000; make run PORT=7700)
 	OAUTH_ISSUER="$${OAUTH_ISSUER:-http://$(HOST):$(PORT)}" $(BIN)/oauth-service serve --host $(HOST) --port $(PORT)
 
 # Chromium, wrk and docker compose for the browser, benchmark-smoke and compose tests (scripts/provision-tools):

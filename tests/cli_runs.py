@@ -62,7 +62,10 @@ async def seed_demo_data(runtime: Runtime) -> DemoCredentials:
     """Seed the demo user and clients as ``oauth-service demo`` does; return their credentials."""
     async with runtime.sessionmaker() as session:
         creds = await seed_demo(
-            session, hasher=runtime.passwords, known=DemoCredentials()
+            session,
+            hasher=runtime.passwords,
+            known=DemoCredentials(),
+            issuer=runtime.settings.issuer,
         )
         await session.commit()
     return creds

@@ -26,6 +26,7 @@ from oauth_service.cli import main, server
 from oauth_service.cli.demo import cli_program
 from oauth_service.cli.server import prepare_metrics, uvicorn_options
 from oauth_service.crypto.tokens import token_hash
+from oauth_service.db.demo import database_key
 from oauth_service.db.tables import ClientRow
 from oauth_service.settings import Settings
 from tests.conftest import ISSUER, make_settings
@@ -547,7 +548,13 @@ async def test_demo_json_seeds_user_and_one_client_per_grant(
         f"curl -u demo-service:{service_secret} -d 'grant_type=client_credentials&scope=read' {ISSUER}/oauth/token"
     )
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert json.loads(path.read_text())["secrets"]["demo-service"] == service_secret
+    (kept,) = json.loads(path.read_text())["databases"].values()
+    assert kept["secrets"]["demo-service"] == service_secret
+    assert clients["demo-web"]["redirect_uris"] == [
+        f"{ISSUER}/docs/oauth2-redirect",
+        "http://127.0.0.1/callback",
+    ]
+    assert body["changes"] == []
     assert (await _count(database, "clients"), await _count(database, "users")) == (
         5,
         1,
@@ -568,10 +575,17 @@ async def test_demo_with_lost_file_heals_credentials(
     path = tmp_path / "demo.json"
     first = json.loads((await cli("demo", "--json", "--file", str(path)))[1])
     path.unlink()
-    code, out, _ = await cli("demo", "--json", "--file", str(path))
+    code, out, err = await cli("demo", "--json", "--file", str(path))
     healed = json.loads(out)
     assert code == 0
     assert healed["user"]["password"] != first["user"]["password"]
+    # Loud: whoever copied the old secrets learns which ones stopped working.
+    assert err.splitlines() == [
+        "note: the demo reset the password of demo@example.com (not the one kept)",
+        "note: the demo issued a new secret for demo-service (not the one kept)",
+        "note: the demo issued a new secret for demo-password (not the one kept)",
+        "note: the demo issued a new secret for demo-web (not the one kept)",
+    ]
     secret = {c["client_id"]: c["client_secret"] for c in healed["clients"]}["demo-web"]
     async with database.connect() as conn:
         stored = await conn.scalar(
@@ -583,6 +597,67 @@ async def test_demo_with_lost_file_heals_credentials(
     assert (await _count(database, "clients"), await _count(database, "users")) == (
         5,
         1,
+    )
+
+
+async def test_demo_on_another_port_moves_redirect_uris_and_says_so(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "demo.json"
+    first = json.loads((await cli("demo", "--json", "--file", str(path)))[1])
+    monkeypatch.setenv("OAUTH_ISSUER", "http://127.0.0.1:7700")
+    code, out, err = await cli("demo", "--json", "--file", str(path))
+    moved = json.loads(out)
+    assert code == 0
+    docs = "http://127.0.0.1:7700/docs/oauth2-redirect"
+    uris = {c["client_id"]: c["redirect_uris"] for c in moved["clients"]}
+    assert uris["demo-implicit"] == [docs]
+    assert uris["demo-spa"] == [docs, "http://127.0.0.1/callback"]
+    assert moved["commands"]["implicit_open"].startswith(
+        "http://127.0.0.1:7700/oauth/authorize?"
+    )
+    assert (
+        "redirect_uri=http%3A%2F%2F127.0.0.1%3A7700%2Fdocs"
+        in moved["commands"]["implicit_open"]
+    )
+    # Credentials stay; only the redirect URIs follow the server, and the demo says which.
+    assert moved["user"] == first["user"]
+    assert err.splitlines() == [
+        f"note: the demo set the redirect URIs of {client} to {' '.join(uris[client])}"
+        for client in ("demo-web", "demo-spa", "demo-implicit")
+    ]
+    registered = json.loads((await cli("clients", "list", "--json"))[1])
+    stored = {c["client_id"]: c["redirect_uris"] for c in registered}
+    assert stored["demo-implicit"] == [docs]
+
+
+async def test_demo_keeps_credentials_per_database(
+    cli: Cli, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "demo.json"
+    first = json.loads((await cli("demo", "--json", "--file", str(path)))[1])
+    other = f"sqlite+aiosqlite:///{tmp_path}/other.db"
+    monkeypatch.setenv("DATABASE_URL", other)
+    assert (await cli("migrate"))[0] == 0
+    code, out, err = await cli("demo", "--json", "--file", str(path))
+    assert (code, err) == (0, "")  # a new database: created, nothing reset
+    second = json.loads(out)
+    assert second["user"]["password"] != first["user"]["password"]
+    assert len(json.loads(path.read_text())["databases"]) == 2
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    code, out, err = await cli("demo", "--json", "--file", str(path))
+    # Back on the first database: its own credentials still work, nothing is reset.
+    assert (code, err) == (0, "")
+    assert json.loads(out)["user"] == first["user"]
+
+
+def test_demo_file_keys_databases_without_their_password() -> None:
+    assert database_key("postgresql+asyncpg://app:s3cret@db:5432/oauth") == (
+        "postgresql+asyncpg://app@db:5432/oauth"
+    )
+    assert (
+        database_key("sqlite+aiosqlite:///./oauth.db")
+        == "sqlite+aiosqlite:///./oauth.db"
     )
 
 

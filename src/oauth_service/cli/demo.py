@@ -20,10 +20,11 @@ from oauth_service.cli.common import (
     settings_or_exit,
 )
 from oauth_service.db.demo import (
-    DEMO_CLIENTS,
     DEMO_FILE,
-    DOCS_REDIRECT,
     DemoCredentials,
+    database_key,
+    demo_clients,
+    docs_redirect,
     load_credentials,
     save_credentials,
     seed_demo,
@@ -48,12 +49,12 @@ def _authorize_url(issuer: str, **params: str) -> str:
     return f"{issuer}/oauth/authorize?{urlencode(params, quote_via=quote)}"
 
 
-def _redirect_options(client_id: str) -> list[str]:
+def _redirect_options(issuer: str, client_id: str) -> list[str]:
     """``--redirect-uri`` for a demo client whose loopback registration is not at the default path.
 
     Only a loopback IP literal lets the listener's port vary (RFC 8252 §7.3), so the port is left out.
     """
-    spec = next(spec for spec in DEMO_CLIENTS if spec.client_id == client_id)
+    spec = next(spec for spec in demo_clients(issuer) if spec.client_id == client_id)
     loopback = [
         parts.path
         for parts in map(urlsplit, spec.redirect_uris)
@@ -106,7 +107,7 @@ def demo_commands(
             issuer,
             "--client-id=demo-web",
             f"--client-secret={sec.get('demo-web', '')}",
-            *_redirect_options("demo-web"),
+            *_redirect_options(issuer, "demo-web"),
             "--scope",
             "read",
         ),
@@ -115,7 +116,7 @@ def demo_commands(
             "authorization-code",
             issuer,
             "--client-id=demo-spa",
-            *_redirect_options("demo-spa"),
+            *_redirect_options(issuer, "demo-spa"),
             "--scope",
             "read",
         ),
@@ -123,7 +124,7 @@ def demo_commands(
             issuer,
             response_type="token",
             client_id="demo-implicit",
-            redirect_uri=DOCS_REDIRECT,
+            redirect_uri=docs_redirect(issuer),
             scope="read",
             state="demo",
         ),
@@ -161,13 +162,19 @@ def seed_and_report(
     settings: Settings, *, as_json: bool, path: Path = DEMO_FILE
 ) -> None:
     """Seed (idempotently), save the working credentials, and print how to use them."""
-    known = load_credentials(path)
+    database = database_key(settings.database_url)
+    known = load_credentials(database, path)
 
     async def work(ctx: Context) -> DemoCredentials:
-        return await seed_demo(ctx.session, hasher=ctx.passwords, known=known)
+        return await seed_demo(
+            ctx.session, hasher=ctx.passwords, known=known, issuer=settings.issuer
+        )
 
     creds = run_in_transaction(work)
-    save_credentials(creds, path)
+    save_credentials(creds, database, path)
+    for change in creds.changes:
+        # Loud, on stderr: a secret someone copied earlier stopped working.
+        typer.echo(f"note: the demo {change}", err=True)
     cmds = demo_commands(settings.issuer, creds, cli_program())
     if not as_json:
         _print_report(settings.issuer, creds, path, cmds)
@@ -180,7 +187,7 @@ def seed_and_report(
             "redirect_uris": list(spec.redirect_uris),
             "is_public": spec.is_public,
         }
-        for spec in DEMO_CLIENTS
+        for spec in demo_clients(settings.issuer)
     ]
     emit_json(
         {
@@ -188,6 +195,7 @@ def seed_and_report(
             "docs_url": f"{settings.issuer}/docs",
             "token_endpoint": f"{settings.issuer}/oauth/token",
             "user": {"email": creds.email, "password": creds.password},
+            "changes": creds.changes,
             "clients": clients,
             "commands": cmds,
         }

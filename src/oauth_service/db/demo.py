@@ -1,16 +1,18 @@
 """Idempotent demo data: one user and one client per grant, with credentials kept in a local file.
 
-Secrets are stored hashed, so the plaintexts live in a git-ignored ``.oauth-demo.json`` (mode 0600) written on
-first seeding and reused afterwards; every later run checks the file against the database and heals drift
-(a missing user or client is created, a stale password or secret is replaced), so the printed commands work.
+Secrets are stored hashed, so the plaintexts live in a git-ignored ``.oauth-demo.json`` (mode 0600), one entry
+per database, written on first seeding and reused afterwards. Every later run checks the entry against the
+database and heals drift (a missing user or client is created, a stale password or secret is replaced, redirect
+URIs follow the issuer), and says what it changed, so the printed commands work and nothing changes silently.
 """
 
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,8 +26,13 @@ from oauth_service.db.tables import ClientRow, UserRow
 
 DEMO_FILE = Path(".oauth-demo.json")
 DEMO_EMAIL = "demo@example.com"
-DOCS_REDIRECT = "http://127.0.0.1:8000/docs/oauth2-redirect"
-CALLBACK_REDIRECT = "http://127.0.0.1:8765/callback"
+# A loopback IP literal without a port: any port is accepted (RFC 8252 §7.3), as `perform` listens on a free one.
+CALLBACK_REDIRECT = "http://127.0.0.1/callback"
+
+
+def docs_redirect(issuer: str) -> str:
+    """Swagger UI's redirect page on this server, wherever it runs (host and port come from the issuer)."""
+    return f"{issuer}/docs/oauth2-redirect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,32 +46,37 @@ class DemoClient:
     is_public: bool = False
 
 
-DEMO_CLIENTS: tuple[DemoClient, ...] = (
-    DemoClient(
-        "demo-service", "Demo service (client credentials)", ("client_credentials",)
-    ),
-    DemoClient("demo-password", "Demo password grant", ("password", "refresh_token")),
-    DemoClient(
-        "demo-web",
-        "Demo web app (authorization code)",
-        ("authorization_code", "refresh_token"),
-        (DOCS_REDIRECT, CALLBACK_REDIRECT),
-    ),
-    DemoClient(
-        "demo-spa",
-        "Demo single-page app (code + PKCE)",
-        ("authorization_code", "refresh_token"),
-        (DOCS_REDIRECT,),
-        is_public=True,
-    ),
-    DemoClient(
-        "demo-implicit",
-        "Demo implicit (legacy)",
-        ("implicit",),
-        (DOCS_REDIRECT,),
-        is_public=True,
-    ),
-)
+def demo_clients(issuer: str) -> tuple[DemoClient, ...]:
+    """The demo registrations for a server whose issuer is ``issuer``."""
+    docs = docs_redirect(issuer)
+    return (
+        DemoClient(
+            "demo-service", "Demo service (client credentials)", ("client_credentials",)
+        ),
+        DemoClient(
+            "demo-password", "Demo password grant", ("password", "refresh_token")
+        ),
+        DemoClient(
+            "demo-web",
+            "Demo web app (authorization code)",
+            ("authorization_code", "refresh_token"),
+            (docs, CALLBACK_REDIRECT),
+        ),
+        DemoClient(
+            "demo-spa",
+            "Demo single-page app (code + PKCE)",
+            ("authorization_code", "refresh_token"),
+            (docs, CALLBACK_REDIRECT),
+            is_public=True,
+        ),
+        DemoClient(
+            "demo-implicit",
+            "Demo implicit (legacy)",
+            ("implicit",),
+            (docs,),
+            is_public=True,
+        ),
+    )
 
 
 @dataclass(slots=True)
@@ -74,33 +86,64 @@ class DemoCredentials:
     email: str = DEMO_EMAIL
     password: str = field(default="", repr=False)
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    # What this seeding changed in an existing database (a reset password or secret, moved redirect URIs).
+    changes: list[str] = field(default_factory=list)
 
 
-def load_credentials(path: Path = DEMO_FILE) -> DemoCredentials:
-    """Read the credentials file; a missing or unreadable file yields empty credentials."""
+def database_key(database_url: str) -> str:
+    """The credentials file's key for a database: its URL without a password."""
+    parts = urlsplit(database_url)
+    if parts.password is None:
+        return database_url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}@{host}"))
+
+
+def _read_file(path: Path) -> dict[str, Any]:
     try:
         data: Any = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    databases = data.get("databases") if isinstance(data, dict) else None
+    return databases if isinstance(databases, dict) else {}
+
+
+def load_credentials(database: str, path: Path = DEMO_FILE) -> DemoCredentials:
+    """The credentials kept for ``database`` (a ``database_key``); none kept yields empty credentials."""
+    try:
+        entry: Any = _read_file(path)[database]
         return DemoCredentials(
-            email=str(data["email"]),
-            password=str(data["password"]),
-            secrets={str(k): str(v) for k, v in dict(data["secrets"]).items()},
+            email=str(entry["email"]),
+            password=str(entry["password"]),
+            secrets={str(k): str(v) for k, v in dict(entry["secrets"]).items()},
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, ValueError, TypeError):
         return DemoCredentials()
 
 
-def save_credentials(credentials: DemoCredentials, path: Path = DEMO_FILE) -> None:
-    """Write the credentials atomically, readable by the owner only (0600)."""
+def save_credentials(
+    credentials: DemoCredentials, database: str, path: Path = DEMO_FILE
+) -> None:
+    """Keep ``database``'s credentials beside the other databases', atomically and owner-only (0600)."""
+    databases = _read_file(path)
+    databases[database] = {
+        "email": credentials.email,
+        "password": credentials.password,
+        "secrets": credentials.secrets,
+    }
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(asdict(credentials), handle, indent=2, sort_keys=True)
+        json.dump({"databases": databases}, handle, indent=2, sort_keys=True)
     os.chmod(tmp, 0o600)
     tmp.replace(path)
 
 
 async def _ensure_user(
-    session: AsyncSession, hasher: PasswordHasher, known: DemoCredentials
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    known: DemoCredentials,
+    changes: list[str],
 ) -> str:
     row = await session.scalar(
         select(UserRow).where(
@@ -122,48 +165,76 @@ async def _ensure_user(
         await admin.set_user_password(
             session, user_id=row.id, password=password, hasher=hasher
         )
+        changes.append(f"reset the password of {DEMO_EMAIL} (not the one kept)")
     return password
 
 
 async def _ensure_client(
-    session: AsyncSession, spec: DemoClient, known_secret: str | None
+    session: AsyncSession,
+    spec: DemoClient,
+    known_secret: str | None,
+    changes: list[str],
 ) -> str | None:
     row = await session.get(ClientRow, spec.client_id)
+    created = row is None
+    secret: str | None = None
     if row is None:
         _, secret = await admin.create_client(
             session,
             client_id=spec.client_id,
             name=spec.name,
             grant_types=spec.grant_types,
-            redirect_uris=spec.redirect_uris,
+            # Registered through the rules with the loopback URI; the issuer's own are set below.
+            redirect_uris=(CALLBACK_REDIRECT,) if spec.redirect_uris else (),
             scopes=("read", "write"),
             is_public=spec.is_public,
             is_first_party=False,
         )
-        return secret
-    if row.is_public:
-        return None
-    if (
-        known_secret
-        and row.secret_hash
-        and verify_token_hash(known_secret, row.secret_hash)
-    ):
-        return known_secret
-    _, secret = await admin.rotate_client_secret(session, client_id=spec.client_id)
+        row = await session.get(ClientRow, spec.client_id)  # the instance just added
+        if row is None:
+            raise RuntimeError(f"demo client {spec.client_id} vanished")
+    elif not row.is_public:
+        secret = known_secret
+        if not (
+            secret and row.secret_hash and verify_token_hash(secret, row.secret_hash)
+        ):
+            _, secret = await admin.rotate_client_secret(
+                session, client_id=spec.client_id
+            )
+            changes.append(
+                f"issued a new secret for {spec.client_id} (not the one kept)"
+            )
+    if row.redirect_uris != list(spec.redirect_uris):
+        # The docs redirect comes from the issuer, operator configuration trusted as is (plain http on a
+        # development host too), as for the /docs client: it moves with the server's host and port.
+        row.redirect_uris = list(spec.redirect_uris)
+        if not created:
+            changes.append(
+                f"set the redirect URIs of {spec.client_id} to {' '.join(spec.redirect_uris)}"
+            )
     return secret
 
 
 async def seed_demo(
-    session: AsyncSession, *, hasher: PasswordHasher, known: DemoCredentials
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    known: DemoCredentials,
+    issuer: str,
 ) -> DemoCredentials:
-    """Create (or heal) the demo user and clients; return the credentials that now work.
+    """Create (or heal) the demo user and clients for ``issuer``; return the credentials that now work.
 
-    The caller commits, then saves the returned credentials.
+    The result's ``changes`` say what was reset in an existing database. The caller commits, then saves the
+    returned credentials.
     """
-    password = await _ensure_user(session, hasher, known)
+    changes: list[str] = []
+    password = await _ensure_user(session, hasher, known, changes)
     client_secrets: dict[str, str] = {}
-    for spec in DEMO_CLIENTS:
-        secret = await _ensure_client(session, spec, known.secrets.get(spec.client_id))
+    for spec in demo_clients(issuer):
+        known_secret = known.secrets.get(spec.client_id)
+        secret = await _ensure_client(session, spec, known_secret, changes)
         if secret is not None:
             client_secrets[spec.client_id] = secret
-    return DemoCredentials(email=DEMO_EMAIL, password=password, secrets=client_secrets)
+    return DemoCredentials(
+        email=DEMO_EMAIL, password=password, secrets=client_secrets, changes=changes
+    )
