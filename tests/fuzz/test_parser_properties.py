@@ -14,7 +14,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
-from oauth_service.api.forms import MAX_FIELDS, client_credentials_from, parse_form
+from oauth_service.api.forms import (
+    KNOWN_PARAMETERS,
+    MAX_FIELDS,
+    client_credentials_from,
+    parse_form,
+)
 from oauth_service.oauth.errors import (
     InvalidClientError,
     InvalidRequestError,
@@ -77,7 +82,7 @@ def _parse_form_with_parse_qsl(body: bytes) -> dict[str, str]:
         if "\x00" in name or "\x00" in value:
             raise InvalidRequestError("The request contains a NUL character.")
         if name in seen:
-            shown = f"'{name}' " if re.fullmatch(r"^[a-z_]{1,40}$", name) else ""
+            shown = f"'{name}' " if name in KNOWN_PARAMETERS else ""
             raise InvalidRequestError(f"Parameter {shown}is repeated.")
         seen.add(name)
         if value != "":
