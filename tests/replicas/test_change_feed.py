@@ -124,6 +124,26 @@ async def test_revocation_on_a_is_inactive_at_b_within_bound(
     assert await _within(inactive, started) < BOUND
 
 
+async def test_refresh_reuse_on_a_makes_family_inactive_at_b_within_bound(
+    runtime: Runtime, a: httpx.AsyncClient, b: httpx.AsyncClient
+) -> None:
+    _, auth = await _backend(runtime)
+    form = {"grant_type": "password", "email": EMAIL, "password": PASSWORD}
+    first = (await a.post("/oauth/token", data=form, headers=auth)).json()
+    reuse = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    second = (await a.post("/oauth/token", data=reuse, headers=auth)).json()
+    tokens = (first["access_token"], second["access_token"])
+    assert [await _active(b, token, auth) for token in tokens] == [True, True]
+    started = time.monotonic()
+    replayed = await a.post("/oauth/token", data=reuse, headers=auth)
+    assert replayed.json()["error"] == "invalid_grant"
+
+    async def family_inactive() -> bool:
+        return not any([await _active(b, token, auth) for token in tokens])
+
+    assert await _within(family_inactive, started) < BOUND
+
+
 async def test_user_deactivated_on_a_is_refused_at_b_within_bound(
     runtime: Runtime, a: httpx.AsyncClient, b: httpx.AsyncClient, cli: Cli
 ) -> None:
