@@ -24,6 +24,7 @@ from oauth_service.oauth.access_tokens import (
 )
 from oauth_service.oauth.errors import InsufficientScopeError, InvalidTokenError
 from oauth_service.oauth.models import User
+from oauth_service.oauth.scopes import ADMIN_SCOPE
 from oauth_service.resource import Dependency, ResourceProtector, require_scopes
 from oauth_service.runtime import Runtime
 
@@ -99,13 +100,13 @@ async def token_user(session: SessionDep, token: AccessToken) -> User | None:
 
 
 async def require_admin(
-    session: SessionDep, token: Annotated[AccessToken, Depends(scoped("admin"))]
+    session: SessionDep, token: Annotated[AccessToken, Depends(scoped(ADMIN_SCOPE))]
 ) -> User:
     """Demand the ``admin`` scope held by an active admin user (client tokens never qualify)."""
     user = await token_user(session, token)
     if user is None or not user.is_admin:
         raise InsufficientScopeError(
-            "An administrator's access token is required.", scope="admin"
+            "An administrator's access token is required.", scope=ADMIN_SCOPE
         )
     return user
 

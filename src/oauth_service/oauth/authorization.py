@@ -23,7 +23,7 @@ from oauth_service.oauth.errors import (
 )
 from oauth_service.oauth.models import Client
 from oauth_service.oauth.redirect_uris import resolve_redirect_uri
-from oauth_service.oauth.scopes import format_scope, parse_scope
+from oauth_service.oauth.scopes import ADMIN_SCOPE, format_scope, parse_scope
 from oauth_service.oauth.storage import ClientStore
 
 # Which grant a client needs for each response type (RFC 6749 §4.1, §4.2).
@@ -47,7 +47,6 @@ PARAMETERS = frozenset(
         "prompt",
     }
 )
-ADMIN_SCOPE = "admin"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,14 @@ signed in, and the scopes they granted this client before. ``prompt=none`` never
 from datetime import datetime
 from enum import Enum
 
-from oauth_service.oauth.authorization import ADMIN_SCOPE, AuthorizationRequest
+from oauth_service.oauth.authorization import AuthorizationRequest
 from oauth_service.oauth.errors import (
     ConsentRequiredError,
     InvalidScopeError,
     LoginRequiredError,
 )
 from oauth_service.oauth.models import Client, User
+from oauth_service.oauth.scopes import ADMIN_SCOPE
 
 
 class NextStep(Enum):

@@ -8,6 +8,9 @@ from collections.abc import Iterable
 
 from oauth_service.oauth.errors import InvalidScopeError
 
+# Granted only to admin users, and never without being asked for (RFC 6749 §3.3 leaves the policy to us).
+ADMIN_SCOPE = "admin"
+
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
 

@@ -19,11 +19,9 @@ from oauth_service.oauth.emails import canonical_email
 from oauth_service.oauth.errors import InvalidGrantError
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
-from oauth_service.oauth.scopes import narrow_scope
+from oauth_service.oauth.scopes import ADMIN_SCOPE, narrow_scope
 from oauth_service.oauth.storage import UserStore
 from oauth_service.oauth.throttling import Attempt, NoThrottle, Throttle
-
-ADMIN_SCOPE = "admin"
 
 
 class PasswordVerifier(Protocol):

@@ -19,10 +19,9 @@ from oauth_service.crypto.tokens import token_hash
 from oauth_service.logs import audit
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.errors import InvalidGrantError
-from oauth_service.oauth.grants.password import ADMIN_SCOPE
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
-from oauth_service.oauth.scopes import narrow_scope
+from oauth_service.oauth.scopes import ADMIN_SCOPE, narrow_scope
 from oauth_service.oauth.storage import RefreshRecord, RefreshTokenStore, UserStore
 
 INVALID = "The refresh token is invalid, expired or revoked."
