@@ -102,11 +102,13 @@ class ChangeListener:
         """Return when ``stop`` is set; raise when the connection is lost."""
         while not self._stop.is_set():
             waiters = [asyncio.ensure_future(e.wait()) for e in (self._stop, lost)]
-            done, pending = await asyncio.wait(
-                waiters, timeout=PING_INTERVAL, return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in pending:
-                waiter.cancel()
+            try:
+                done, _ = await asyncio.wait(
+                    waiters, timeout=PING_INTERVAL, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
             if self._stop.is_set():
                 return
             if lost.is_set() or conn.is_closed():
