@@ -17,6 +17,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from oauth_service.crypto.key_encryption import GENERATE_COMMAND, is_fernet_key
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./oauth.db"
 MIN_SECRET_KEY_BYTES = 32
 
@@ -171,6 +173,62 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        # People type ``debug`` or ``warn``; ``WARN`` is the logging module's own alias of ``WARNING``.
+        if isinstance(value, str):
+            value = value.strip().upper()
+            return "WARNING" if value == "WARN" else value
+        return value
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _key_encryption_key(cls, value: str | None) -> str | None:
+        # Checked before anything starts: a typo would otherwise pass until a key is sealed or opened.
+        if not value:
+            return None  # unset (compose passes an unset variable as empty): keys are stored in plaintext
+        keys = [part.strip() for part in value.split(",") if part.strip()]
+        bad = [
+            position for position, key in enumerate(keys, 1) if not is_fernet_key(key)
+        ]
+        if keys and not bad:
+            return value
+        # A position, never the value: the message is printed and logged.
+        which = f"key {bad[0]} of {len(keys)} is " if len(keys) > 1 else ""
+        raise ValueError(
+            f"{which}not a Fernet key (32 url-safe base64-encoded bytes; several are comma-separated); "
+            f"generate one with: {GENERATE_COMMAND}"
+        )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        # redis-py would only fail at the first login, inside a request; messages never repeat the URL (it may
+        # carry a password).
+        if not value:
+            return None  # unset (compose passes an unset variable as empty): counters in process memory
+        parts = urlsplit(value)
+        scheme = parts.scheme.lower()
+        if scheme not in {"redis", "rediss", "unix"} or "://" not in value:
+            raise ValueError(
+                "must be redis://[:password@]host[:port][/db], rediss://... (TLS) or unix:///path/to/socket"
+            )
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError("the port must be a number from 1 to 65535")
+        if scheme == "unix":
+            if not parts.path.strip("/"):
+                raise ValueError(
+                    "unix:// needs a socket path, such as unix:///run/redis.sock"
+                )
+        elif (database := parts.path.strip("/")) and not database.isdigit():
+            raise ValueError("the path must be a database number, such as /0")
+        return value
+
     @field_validator("issuer")
     @classmethod
     def _issuer(cls, value: str) -> str:
@@ -186,6 +244,8 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        elif value.startswith("sqlite://"):
+            value = "sqlite+aiosqlite://" + value.split("://", 1)[1]
         if not (
             value.startswith("sqlite+aiosqlite://")
             or value.startswith("postgresql+asyncpg://")
@@ -253,6 +313,6 @@ def load_settings(**overrides: object) -> Settings:
             raise SettingsError(f"invalid settings: {message}") from None
         loc = str(first["loc"][0])
         env = loc if loc.isupper() else f"OAUTH_{loc.upper()}"
-        if loc == "database_url":
-            env = "DATABASE_URL"
+        if loc in {"database_url", "redis_url", "log_level", "log_format"}:
+            env = loc.upper()  # the conventional names, without the prefix
         raise SettingsError(f"invalid setting {env}: {message}") from None

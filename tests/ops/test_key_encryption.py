@@ -214,9 +214,11 @@ async def test_keys_commands_with_sealed_keys_and_bad_key_exit_2_with_one_line(
     assert (code, out) == (2, "")
     lines = err.strip().splitlines()
     assert len(lines) == 1
+    # A malformed key is refused with the settings, before any command looks at the database.
     expected = message or (
-        "OAUTH_KEY_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64-encoded bytes), "
-        "comma-separated"
+        "invalid setting OAUTH_KEY_ENCRYPTION_KEY: not a Fernet key (32 url-safe base64-encoded "
+        "bytes; several are comma-separated); generate one with: python -c \"from "
+        "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\""
     )
     assert lines[0] == f"error: {expected}"
     assert list(await stored_private_keys(fresh_keys)) == [sealed_kid]  # nothing added

@@ -4,7 +4,13 @@ import os
 
 import pytest
 
+from oauth_service.crypto.key_encryption import generate_encryption_key
 from oauth_service.settings import Settings, SettingsError, load_settings
+
+GENERATE_KEY = (
+    'generate one with: python -c "from cryptography.fernet import Fernet; '
+    'print(Fernet.generate_key().decode())"'
+)
 
 
 @pytest.fixture
@@ -158,6 +164,45 @@ def test_overrides_win_over_environment(env: pytest.MonkeyPatch) -> None:
             "invalid setting OAUTH_PASSWORD_HASH_THREADS: Input should be greater than or equal to 1",
         ),
         (
+            "REDIS_URL",
+            "notaurl",
+            "invalid setting REDIS_URL: must be redis://[:password@]host[:port][/db], rediss://... (TLS) "
+            "or unix:///path/to/socket",
+        ),
+        (
+            "REDIS_URL",
+            "redis://:99999",
+            "invalid setting REDIS_URL: the port must be a number from 1 to 65535",
+        ),
+        (
+            "REDIS_URL",
+            "redis://cache:6379/zero",
+            "invalid setting REDIS_URL: the path must be a database number, such as /0",
+        ),
+        (
+            "REDIS_URL",
+            "unix://",
+            "invalid setting REDIS_URL: unix:// needs a socket path, such as unix:///run/redis.sock",
+        ),
+        (
+            "OAUTH_KEY_ENCRYPTION_KEY",
+            "bogus",
+            "invalid setting OAUTH_KEY_ENCRYPTION_KEY: not a Fernet key (32 url-safe base64-encoded bytes; "
+            f"several are comma-separated); {GENERATE_KEY}",
+        ),
+        (
+            "OAUTH_KEY_ENCRYPTION_KEY",
+            f"{generate_encryption_key()},{generate_encryption_key()[:-2]}",
+            "invalid setting OAUTH_KEY_ENCRYPTION_KEY: key 2 of 2 is not a Fernet key (32 url-safe "
+            f"base64-encoded bytes; several are comma-separated); {GENERATE_KEY}",
+        ),
+        (
+            "OAUTH_KEY_ENCRYPTION_KEY",
+            " , ",
+            "invalid setting OAUTH_KEY_ENCRYPTION_KEY: not a Fernet key (32 url-safe base64-encoded bytes; "
+            f"several are comma-separated); {GENERATE_KEY}",
+        ),
+        (
             "OAUTH_REFRESH_TOKEN_IDLE_TTL",
             str(60 * 86_400),
             "invalid settings: OAUTH_REFRESH_TOKEN_IDLE_TTL must not exceed OAUTH_REFRESH_TOKEN_TTL",
@@ -180,6 +225,13 @@ def test_overrides_win_over_environment(env: pytest.MonkeyPatch) -> None:
         "log-format",
         "log-flush-interval-too-long",
         "hash-threads-zero",
+        "redis-not-a-url",
+        "redis-port-out-of-range",
+        "redis-database-not-a-number",
+        "redis-unix-without-path",
+        "key-encryption-key-malformed",
+        "key-encryption-key-second-of-two-malformed",
+        "key-encryption-key-only-commas",
         "idle-exceeds-absolute",
     ],
 )
@@ -234,3 +286,81 @@ def test_empty_secret_key_means_unset(env: pytest.MonkeyPatch) -> None:
     """``OAUTH_SECRET_KEY=`` (as compose passes an unset variable) keeps the generated key."""
     env.setenv("OAUTH_SECRET_KEY", "")
     assert load_settings().secret_key is None
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [("debug", "DEBUG"), (" Info ", "INFO"), ("warn", "WARNING"), ("error", "ERROR")],
+    ids=["lower", "mixed-case-spaces", "warn-alias", "error"],
+)
+def test_log_level_in_any_case_is_accepted(
+    env: pytest.MonkeyPatch, value: str, level: str
+) -> None:
+    env.setenv("LOG_LEVEL", value)
+    assert load_settings().log_level == level
+
+
+@pytest.mark.parametrize(
+    ("value", "url"),
+    [
+        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("sqlite:////var/lib/oauth.db", "sqlite+aiosqlite:////var/lib/oauth.db"),
+        ("postgresql://u@db/oauth", "postgresql+asyncpg://u@db/oauth"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+    ],
+    ids=["sqlite-relative", "sqlite-absolute", "postgresql", "already-async"],
+)
+def test_database_url_without_async_driver_is_rewritten(
+    env: pytest.MonkeyPatch, value: str, url: str
+) -> None:
+    env.setenv("DATABASE_URL", value)
+    assert load_settings().database_url == url
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "redis://127.0.0.1:6379/0",
+        "rediss://:secret@cache.example.com",
+        "redis://localhost",
+        "unix:///run/redis.sock?db=1",
+    ],
+    ids=["host-port-db", "tls-password", "host-only", "unix"],
+)
+def test_redis_url_that_redis_py_reads_is_accepted(
+    env: pytest.MonkeyPatch, value: str
+) -> None:
+    env.setenv("REDIS_URL", value)
+    assert load_settings().redis_url == value
+
+
+def test_empty_redis_url_and_key_encryption_key_mean_unset(
+    env: pytest.MonkeyPatch,
+) -> None:
+    """Compose passes an unset variable as empty."""
+    env.setenv("REDIS_URL", "")
+    env.setenv("OAUTH_KEY_ENCRYPTION_KEY", "")
+    settings = load_settings()
+    assert (settings.redis_url, settings.key_encryption_key) == (None, None)
+
+
+def test_key_encryption_key_list_of_fernet_keys_is_accepted(
+    env: pytest.MonkeyPatch,
+) -> None:
+    keys = f"{generate_encryption_key()}, {generate_encryption_key()},"
+    env.setenv("OAUTH_KEY_ENCRYPTION_KEY", keys)
+    assert load_settings().key_encryption_key == keys
+
+
+def test_invalid_redis_url_and_key_messages_hide_the_value(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("REDIS_URL", "redis://:hunter2@cache:99999")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value)
+    env.delenv("REDIS_URL")
+    env.setenv("OAUTH_KEY_ENCRYPTION_KEY", "hunter2-not-a-key")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value)

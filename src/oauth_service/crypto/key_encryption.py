@@ -11,6 +11,11 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 SEALED_PREFIX = "fernet:"
 SETTING = "OAUTH_KEY_ENCRYPTION_KEY"
+# What an operator can paste to make a key (``generate_encryption_key`` in a shell command).
+GENERATE_COMMAND = (
+    'python -c "from cryptography.fernet import Fernet; '
+    'print(Fernet.generate_key().decode())"'
+)
 
 
 class KeyEncryptionError(Exception):
@@ -20,6 +25,15 @@ class KeyEncryptionError(Exception):
 def generate_encryption_key() -> str:
     """Return a fresh key-encryption key (URL-safe base64 of 32 random bytes)."""
     return Fernet.generate_key().decode("ascii")
+
+
+def is_fernet_key(key: str) -> bool:
+    """Whether ``key`` is one valid Fernet key (what ``OAUTH_KEY_ENCRYPTION_KEY`` lists, comma-separated)."""
+    try:
+        Fernet(key.encode("ascii"))
+    except ValueError:  # bad base64 or length; UnicodeEncodeError is a ValueError too
+        return False
+    return True
 
 
 def is_sealed(stored: str) -> bool:
