@@ -7,8 +7,9 @@ the failures reach the limit). A lock therefore lasts exactly ``lockout_seconds`
 it, and by the time it ends the failures that caused it have aged out too. Authorization requests have one
 moving window per IP (``max_authorize_requests_per_ip`` per minute), refused while full.
 
-Redis trouble fails open: a throttling outage must not become a login outage. It is logged, bounded by short
-socket timeouts, and the argon2 cost of every guess still applies.
+Redis trouble fails open: a throttling outage must not become a login outage. It is bounded by short socket
+timeouts, the argon2 cost of every guess still applies, and it is logged once per outage in one line (the
+address without its password, and the cause), not once per request.
 """
 
 import logging
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import redis.asyncio
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
@@ -35,6 +37,27 @@ logger = logging.getLogger("oauth_service.throttle")
 
 REDIS_TIMEOUT_SECONDS = 0.5
 _STORAGE_ERRORS = (StorageError, redis.RedisError, OSError, TimeoutError)
+# Errors of the connection itself, whose messages name the address and the system error; a reply error could
+# echo a key, and keys name accounts.
+_CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError)
+
+
+def redis_address(url: str) -> str:
+    """``url`` fit for a log line: no user, password or query (redis-py reads a ``password`` parameter)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return f"{parts.scheme}://{netloc}{parts.path}"
+
+
+def storage_failure(exc: BaseException) -> str:
+    """The cause of a storage failure in a few words: the class, and the message of connection errors."""
+    inner = exc.storage_error if isinstance(exc, StorageError) else exc
+    if isinstance(inner, _CONNECTION_ERRORS):
+        return f"{type(inner).__name__}: {inner}"
+    return type(inner).__name__
 
 
 class MovingWindowStorage(Protocol):
@@ -92,8 +115,12 @@ class LimitsThrottle:
         prefix: str,
         pool: redis.asyncio.ConnectionPool | None = None,
         authorization_requests_per_ip: int | None = None,
+        address: str = "memory",
     ) -> None:
         self._storage = storage
+        self._address = address
+        # Set from the first failure of an outage to the next answer: the outage is logged once, not per request.
+        self._unavailable = False
         # Authorization requests per IP per minute (None: unlimited).
         self._authorizations = (
             RateLimitItemPerMinute(authorization_requests_per_ip)
@@ -107,6 +134,24 @@ class LimitsThrottle:
         self._prefix = prefix
         self._pool = pool
         self._client_keys = lru_cache(maxsize=KEY_CACHE_SIZE)(self._build_client_keys)
+
+    def _storage_failed(self, exc: BaseException) -> None:
+        if self._unavailable:
+            return
+        self._unavailable = True
+        logger.warning(
+            "throttle storage at %s unavailable (%s); failed logins are not counted until it answers",
+            self._address,
+            storage_failure(exc),
+        )
+
+    def _storage_answered(self) -> None:
+        if self._unavailable:
+            self._unavailable = False
+            logger.warning(
+                "throttle storage at %s answers again; failed logins are counted",
+                self._address,
+            )
 
     def _keys(self, attempt: Attempt) -> _Keys:
         if attempt.kind == "client":
@@ -145,8 +190,9 @@ class LimitsThrottle:
                     ),
                 )
         except _STORAGE_ERRORS as exc:
-            logger.warning("throttle storage unavailable: %s", type(exc).__name__)
+            self._storage_failed(exc)
             return
+        self._storage_answered()
         if retry_after > 0:
             audit("throttle.refused", kind=attempt.kind, retry_after=retry_after)
             raise throttled_error(attempt.kind, retry_after)
@@ -188,14 +234,18 @@ class LimitsThrottle:
                         lockout_seconds=self._lockout,
                     )
         except _STORAGE_ERRORS as exc:
-            logger.warning("throttle storage unavailable: %s", type(exc).__name__)
+            self._storage_failed(exc)
+            return
+        self._storage_answered()
 
     async def succeeded(self, attempt: Attempt) -> None:
         """Reset the account's failure count (the IP's count stays)."""
         try:
             await self._storage.clear(self._keys(attempt).account_failures)
         except _STORAGE_ERRORS as exc:
-            logger.warning("throttle storage unavailable: %s", type(exc).__name__)
+            self._storage_failed(exc)
+            return
+        self._storage_answered()
 
     async def admit_authorization(self, ip: str | None) -> None:
         """Take one entry of ``ip``'s authorization window; refuse with 429 when the window is full."""
@@ -209,8 +259,9 @@ class LimitsThrottle:
                 return
             start, _ = await self._storage.get_moving_window(key, item.amount, expiry)
         except _STORAGE_ERRORS as exc:
-            logger.warning("throttle storage unavailable: %s", type(exc).__name__)
+            self._storage_failed(exc)
             return
+        self._storage_answered()
         retry_after = math.ceil(start + expiry - time.time())
         audit("throttle.refused", kind="authorize", retry_after=retry_after)
         raise ThrottledAuthorizationError(retry_after)
@@ -248,4 +299,5 @@ def build_throttle(settings: Settings) -> LimitsThrottle:
         prefix=settings.throttle_key_prefix,
         pool=pool,
         authorization_requests_per_ip=settings.max_authorize_requests_per_ip,
+        address=redis_address(settings.redis_url) if settings.redis_url else "memory",
     )

@@ -16,6 +16,7 @@ from oauth_service.runtime import Runtime
 from oauth_service.settings import SettingsError, load_settings
 from tests.authorization_helpers import CALLBACK, authorize_url, new_pkce, submit_login
 from tests.factories import make_client, make_user
+from tests.live_server import free_port
 from tests.security.conftest import REDIS_URL, AppFactory, LogCapture, http_client
 
 TOKEN = "/oauth/token"
@@ -246,12 +247,29 @@ async def test_redis_throttle_is_shared_between_apps(
         _assert_locked(await _login(http_b, client_id, PASSWORD), LOCKED_GRANT, 120)
 
 
-async def test_unreachable_redis_fails_open_without_error(make_app: AppFactory) -> None:
-    app, client_id = await _password_app(make_app, redis_url="redis://127.0.0.1:9/0")
+async def test_unreachable_redis_fails_open_and_logs_address_and_cause_once(
+    make_app: AppFactory, captured_logs: LogCapture
+) -> None:
+    port = free_port()  # nothing listens there
+    app, client_id = await _password_app(
+        make_app, redis_url=f"redis://:hunter2@127.0.0.1:{port}/0"
+    )
     async with http_client(app) as http:
         for _ in range(4):
             assert (await _login(http, client_id, "wrong")).json() == BAD_LOGIN
         assert (await _login(http, client_id, PASSWORD)).status_code == 200
+    warnings = [
+        line["msg"]
+        for line in captured_logs.lines()
+        if line["logger"] == "oauth_service.throttle"
+    ]
+    # One line for the whole outage (a dozen storage calls failed), with the address but not the password.
+    assert warnings == [
+        f"throttle storage at redis://127.0.0.1:{port}/0 unavailable (ConnectionError: Error 111 "
+        f"connecting to 127.0.0.1:{port}. Connect call failed ('127.0.0.1', {port}).); "
+        "failed logins are not counted until it answers"
+    ]
+    assert "hunter2" not in captured_logs.text
 
 
 @pytest.mark.parametrize(
