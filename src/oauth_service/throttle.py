@@ -27,7 +27,9 @@ from limits.errors import StorageError
 
 from oauth_service.logs import audit
 from oauth_service.oauth.throttling import (
+    CLIENT_KINDS,
     Attempt,
+    AttemptKind,
     ThrottledAuthorizationError,
     throttled_error,
 )
@@ -90,7 +92,7 @@ class _Keys:
     ip_lock: str | None
 
 
-# Distinct client authentications (client id, IP) whose storage keys are kept: building them costs more than
+# Distinct client authentications (kind, client id, IP) whose storage keys are kept: building them costs more than
 # a memory check, on every request of a client. Password and login attempts (argon2-bound, and naming users)
 # build theirs each time.
 KEY_CACHE_SIZE = 4096
@@ -154,12 +156,14 @@ class LimitsThrottle:
             )
 
     def _keys(self, attempt: Attempt) -> _Keys:
-        if attempt.kind == "client":
-            return self._client_keys(attempt.account, attempt.ip)
+        if attempt.kind in CLIENT_KINDS:
+            return self._client_keys(attempt.kind, attempt.account, attempt.ip)
         return self._build_keys(attempt)
 
-    def _build_client_keys(self, client_id: str, ip: str | None) -> _Keys:
-        return self._build_keys(Attempt("client", client_id, ip))
+    def _build_client_keys(
+        self, kind: AttemptKind, client_id: str, ip: str | None
+    ) -> _Keys:
+        return self._build_keys(Attempt(kind, client_id, ip))
 
     def _build_keys(self, attempt: Attempt) -> _Keys:
         prefix, account = self._prefix, attempt.account_key

@@ -465,3 +465,104 @@ async def test_authorize_rate_is_shared_between_apps_through_redis(
         assert (await http_b.get(url)).status_code == 302
         assert (await http_a.get(url)).status_code == 429
         assert (await http_b.get(url)).status_code == 429
+
+
+# Introspection callers are counted per (client id, IP), apart from the token endpoint.
+
+INTROSPECT = "/oauth/introspect"
+
+
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+async def _introspect(
+    http: httpx.AsyncClient, client_id: str, secret: str
+) -> httpx.Response:
+    return await http.post(
+        INTROSPECT, data={"token": "some-token"}, headers=_basic(client_id, secret)
+    )
+
+
+async def _client_token(
+    http: httpx.AsyncClient, client_id: str, secret: str
+) -> httpx.Response:
+    return await http.post(
+        TOKEN,
+        data={"grant_type": "client_credentials"},
+        headers=_basic(client_id, secret),
+    )
+
+
+async def test_misconfigured_introspection_caller_locks_only_itself(
+    make_app: AppFactory,
+) -> None:
+    """A resource server retrying with a wrong secret does not lock its client's other instances or tokens."""
+    app = await make_app(max_failed_logins=5, lockout_seconds=300)
+    _, right = await make_client(app.state.runtime, client_id="notes")
+    assert right is not None
+    async with (
+        http_client(app, ip="198.51.100.1") as broken,
+        http_client(app, ip="198.51.100.2") as healthy,
+    ):
+        for _ in range(5):
+            assert (await _introspect(broken, "notes", "wrong")).status_code == 401
+        _assert_locked(await _introspect(broken, "notes", "wrong"), LOCKED_CLIENT, 300)
+        # Locked at introspection from that address, even with the right secret ...
+        _assert_locked(await _introspect(broken, "notes", right), LOCKED_CLIENT, 300)
+        # ... but a correctly configured instance elsewhere is answered,
+        assert (await _introspect(healthy, "notes", right)).json() == {"active": False}
+        # and the client still gets tokens, from either address.
+        assert (await _client_token(broken, "notes", right)).status_code == 200
+        assert (await _client_token(healthy, "notes", right)).status_code == 200
+
+
+async def test_token_endpoint_lock_does_not_lock_introspection(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(max_failed_logins=2, lockout_seconds=60)
+    _, secret = await make_client(app.state.runtime, client_id="notes")
+    assert secret is not None
+    async with http_client(app) as http:
+        for _ in range(2):
+            assert (await _client_token(http, "notes", "wrong")).status_code == 401
+        _assert_locked(await _client_token(http, "notes", secret), LOCKED_CLIENT, 60)
+        response = await _introspect(http, "notes", secret)
+        assert (response.status_code, response.json()) == (200, {"active": False})
+
+
+async def test_introspection_failures_count_toward_the_ip_limit(
+    make_app: AppFactory,
+) -> None:
+    """Guessing at introspection from one address, over many client ids, locks that address everywhere."""
+    app = await make_app(
+        max_failed_logins=5, max_failed_logins_per_ip=3, lockout_seconds=60
+    )
+    _, secret = await make_client(app.state.runtime, client_id="notes")
+    assert secret is not None
+    async with (
+        http_client(app, ip="198.51.100.9") as guesser,
+        http_client(app, ip="198.51.100.10") as other,
+    ):
+        for n in range(3):
+            assert (await _introspect(guesser, f"guess-{n}", "x")).status_code == 401
+        _assert_locked(await _introspect(guesser, "notes", secret), LOCKED_CLIENT, 60)
+        _assert_locked(await _client_token(guesser, "notes", secret), LOCKED_CLIENT, 60)
+        assert (await _introspect(other, "notes", secret)).status_code == 200
+
+
+async def test_introspection_success_resets_only_its_own_count(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(max_failed_logins=3, lockout_seconds=60)
+    _, secret = await make_client(app.state.runtime, client_id="notes")
+    assert secret is not None
+    async with http_client(app) as http:
+        for _ in range(2):
+            assert (await _introspect(http, "notes", "wrong")).status_code == 401
+        assert (await _introspect(http, "notes", secret)).status_code == 200
+        for _ in range(2):
+            assert (await _introspect(http, "notes", "wrong")).status_code == 401
+        # Four failures in all, but the success in between reset the count: not locked.
+        assert (await _introspect(http, "notes", secret)).status_code == 200

@@ -1,7 +1,7 @@
 """``POST /oauth/introspect`` (RFC 7662 §2.1, §2.2): token state for authenticated confidential clients.
 
 Any failure to authenticate is 401 ``invalid_client`` with a ``WWW-Authenticate: Basic`` challenge (§2.1 asks
-for 401); the policy of which client may introspect which token is in ``oauth.introspection``.
+for 401); failures lock the caller per client id and IP, apart from the token endpoint's count; the policy of which client may introspect which token is in ``oauth.introspection``.
 """
 
 from fastapi import APIRouter, Request
@@ -46,8 +46,15 @@ async def _authenticate(
     ip: str | None,
 ) -> Client:
     try:
+        # Counted per (client id, IP), apart from the token endpoint: a resource server deployed with a wrong
+        # secret must not lock its client out of the token endpoint or its other instances (oauth.throttling).
         return await authenticate_client(
-            credentials, clients, allow_public=False, throttle=throttle, client_ip=ip
+            credentials,
+            clients,
+            allow_public=False,
+            throttle=throttle,
+            client_ip=ip,
+            throttle_kind="introspection",
         )
     except ThrottledClientError:
         raise

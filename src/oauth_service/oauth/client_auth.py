@@ -8,6 +8,8 @@ that does not match a cached registration is checked again against a fresh read,
 the new secret.
 """
 
+from typing import Literal
+
 from oauth_service.crypto.tokens import token_hash, verify_token_hash
 from oauth_service.logs import audit
 from oauth_service.oauth.client_cache import CachedClientStore
@@ -27,6 +29,7 @@ async def authenticate_client(
     allow_public: bool,
     throttle: Throttle | None = None,
     client_ip: str | None = None,
+    throttle_kind: Literal["client", "introspection"] = "client",
 ) -> Client:
     """Return the authenticated client; secret guessing is throttled per client id and per IP (RFC 6749 §10.10).
 
@@ -34,11 +37,14 @@ async def authenticate_client(
         InvalidClientError: unknown client, wrong secret, a confidential client without a secret, or a public
             client where the grant needs an authenticated one (401 with a Basic challenge when Basic was used);
             ``ThrottledClientError`` (429) while the client id or the IP is locked, even for the right secret.
+
+    ``throttle_kind="introspection"`` counts failures per client id and IP apart from the token endpoint's
+    (``oauth.throttling``): a resource server with a wrong secret then locks only itself.
     """
     if credentials.client_secret is None or not credentials.client_id:
         return await _authenticate(credentials, clients, allow_public=allow_public)
     throttle = throttle or NoThrottle()
-    attempt = Attempt("client", credentials.client_id, client_ip)
+    attempt = Attempt(throttle_kind, credentials.client_id, client_ip)
     await throttle.check(attempt)
     try:
         client = await _authenticate(credentials, clients, allow_public=allow_public)

@@ -10,6 +10,14 @@ its limit it is locked for the lockout period, and so is an IP that reaches its 
 every attempt is refused *before* the secret is checked, so a correct password is refused too. A success resets
 the account's counter, not the IP's (one known password must not buy an attacker fresh guesses elsewhere).
 
+Introspection callers (resource servers) are counted apart (kind ``introspection``): per client id *and* client
+IP, not per client id alone. A resource server deployed with a wrong secret retries on every request of its own
+callers; counted per client id, it would lock that client at the token endpoint and at every other instance of
+the API. Keyed on (client id, IP), it locks only itself, and the per-IP count (shared with every other kind)
+still bounds guessing from one address. The price: guesses spread over many addresses are not stopped by the
+per-client lock at introspection. Client secrets are 256 random bits, so no number of guesses finds one; the
+lock bounds the work, it is not what keeps the secret.
+
 The same throttle rate-limits how many authorization requests one IP may start (``admit_authorization``):
 each writes a row, so this bounds how fast one address can fill the table (answer: 429
 ``temporarily_unavailable``, RFC 6749 §4.1.2.1, on a page).
@@ -31,7 +39,10 @@ from oauth_service.oauth.errors import (
     TemporarilyUnavailableError,
 )
 
-AttemptKind = Literal["password", "login", "client"]
+AttemptKind = Literal["password", "login", "client", "introspection"]
+
+# Kinds whose account is a client id (the others name a user by email).
+CLIENT_KINDS: frozenset[AttemptKind] = frozenset({"client", "introspection"})
 
 LOCKED_DESCRIPTION = "Too many failed attempts; retry later."
 
@@ -51,14 +62,18 @@ class Attempt:
     def account_key(self) -> str:
         """A stable, opaque key for the account: users and clients live in separate namespaces.
 
+        Introspection attempts are keyed on the client id and the IP together (see the module docstring).
         Emails take the form the user lookup compares (``canonical_email``), so ``Alice@``, ``alice@`` and
         either padded with whitespace share one counter, as they share one user; the password grant and the
         login form share it too, so switching interfaces buys no extra guesses.
         """
-        namespace = "client" if self.kind == "client" else "user"
-        account = (
-            self.account if self.kind == "client" else canonical_email(self.account)
-        )
+        if self.kind == "introspection":
+            # One counter per (client id, IP): a misconfigured resource server locks only itself.
+            namespace, account = "introspection", f"{self.account}\x00{self.ip or ''}"
+        elif self.kind == "client":
+            namespace, account = "client", self.account
+        else:
+            namespace, account = "user", canonical_email(self.account)
         digest = hashlib.sha256(f"{namespace}\x00{account}".encode()).hexdigest()
         return f"{namespace}:{digest[:32]}"
 
@@ -119,7 +134,7 @@ class ThrottledAuthorizationError(TemporarilyUnavailableError):
 
 def throttled_error(kind: AttemptKind, retry_after: int) -> OAuthError:
     """The error an endpoint answers while ``kind`` attempts are locked."""
-    if kind == "client":
+    if kind in CLIENT_KINDS:
         return ThrottledClientError(retry_after)
     return ThrottledGrantError(retry_after)
 
