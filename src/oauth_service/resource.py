@@ -18,6 +18,7 @@ Usage::
 This module imports nothing from the server's database layer.
 """
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,7 @@ from oauth_service.oauth.errors import (
     InvalidTokenError,
     MissingTokenError,
     OAuthError,
+    ServerError,
     TemporarilyUnavailableError,
 )
 from oauth_service.oauth.scopes import format_scope
@@ -63,6 +65,11 @@ __all__ = [
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+log = logging.getLogger("oauth_service.resource")
+
+# Seconds between two log lines about the same kind of introspection failure.
+LOG_INTERVAL = 60.0
 
 Dependency = Callable[..., Awaitable[AccessToken]]
 
@@ -110,6 +117,12 @@ class IntrospectionVerifier:
 
     Active answers are kept ``cache_ttl`` seconds at most (never past the token's ``exp``), so a revocation is
     seen within that bound; inactive answers are kept ``cache_ttl`` seconds too.
+
+    When introspection fails, the caller's token is not at fault, so the answer is never ``invalid_token``:
+    the server refusing this API's own credentials (401/403), a wrong endpoint URL or a non-JSON answer is this
+    API's misconfiguration, 500 ``server_error``; an unreachable or failing (5xx) server, or this API's client
+    locked for a while (429), is 503 ``temporarily_unavailable``. Each kind of failure logs one line on the
+    ``oauth_service.resource`` logger (never the secret or a token) at most once per ``LOG_INTERVAL`` seconds.
     """
 
     def __init__(
@@ -125,7 +138,10 @@ class IntrospectionVerifier:
         timeout: float = 5.0,
     ) -> None:
         self._endpoint = endpoint
+        self._client_id = client_id
         self._auth = httpx.BasicAuth(client_id, client_secret)
+        # When each kind of failure was last logged (see ``_log``).
+        self._logged: dict[str, float] = {}
         self._audience = audience
         self._ttl = cache_ttl
         self._http = http
@@ -146,15 +162,72 @@ class IntrospectionVerifier:
                     response = await http.post(
                         self._endpoint, data=data, auth=self._auth
                     )
-            response.raise_for_status()
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise TemporarilyUnavailableError(
-                detail=f"introspection failed: {type(exc).__name__}"
-            ) from None
+        except httpx.HTTPError as exc:
+            cause = f"{type(exc).__name__} {exc}".strip()
+            raise self._outage(cause) from None
+        if response.status_code == 429:
+            # Locked after failed attempts of this client id from this address: temporary, and this API's doing.
+            self._log(
+                "locked",
+                logging.ERROR,
+                "the authorization server at %s locked this API's client id (client_id=%s) after failed "
+                "attempts from this address, retry after %s s: check the client id and secret",
+                self._endpoint,
+                self._client_id,
+                response.headers.get("retry-after", "?"),
+            )
+            raise TemporarilyUnavailableError(detail="introspection client locked")
+        if response.status_code in (401, 403):
+            self._log(
+                "refused",
+                logging.ERROR,
+                "the authorization server refused this API's client credentials (client_id=%s) at %s: "
+                "check the client id and secret",
+                self._client_id,
+                self._endpoint,
+            )
+            raise ServerError(detail="introspection refused the API's credentials")
+        if response.status_code >= 500:
+            raise self._outage(f"HTTP {response.status_code}")
+        body: object = None
+        if response.status_code == 200:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
         if not isinstance(body, dict):
-            raise TemporarilyUnavailableError(detail="introspection answered non-JSON")
+            # A 404, a redirect or an HTML page: the URL is not an introspection endpoint.
+            self._log(
+                "misconfigured",
+                logging.ERROR,
+                "introspection at %s answered HTTP %s%s: check the endpoint URL "
+                "(<issuer>/oauth/introspect)",
+                self._endpoint,
+                response.status_code,
+                " without a JSON object" if response.status_code == 200 else "",
+            )
+            raise ServerError(detail="introspection endpoint misconfigured")
         return body
+
+    def _outage(self, cause: str) -> TemporarilyUnavailableError:
+        """Log (rate-limited) that the server is unreachable or failing; the error to answer (503)."""
+        self._log(
+            "outage",
+            logging.WARNING,
+            "introspection at %s failed: %s; answering 503",
+            self._endpoint,
+            cause,
+        )
+        return TemporarilyUnavailableError(detail=f"introspection failed: {cause}")
+
+    def _log(self, kind: str, level: int, message: str, *args: object) -> None:
+        """Log one line per kind of failure per ``LOG_INTERVAL``: a broken setup fails every request."""
+        now = self._clock()
+        last = self._logged.get(kind)
+        if last is not None and now - last < LOG_INTERVAL:
+            return
+        self._logged[kind] = now
+        log.log(level, message, *args)
 
     def _to_access_token(self, body: dict[str, Any]) -> AccessToken | None:
         if body.get("active") is not True:
@@ -188,7 +261,9 @@ class IntrospectionVerifier:
 
         Raises:
             InvalidTokenError: inactive, expired, revoked, or meant for another audience.
-            TemporarilyUnavailableError: the introspection endpoint could not be reached.
+            ServerError: the server refused this API's credentials, or the endpoint URL is wrong.
+            TemporarilyUnavailableError: the introspection endpoint could not be reached, failed, or has
+                locked this API's client for a while.
         """
         key = token_hash(token)
         now = self._clock()
