@@ -34,6 +34,7 @@ def client_from_row(row: ClientRow) -> Client:
         token_endpoint_auth_method=cast(AuthMethod, row.token_endpoint_auth_method),
         is_first_party=row.is_first_party,
         secret_hash=row.secret_hash,
+        issued_at=row.created_at,
     )
 
 

@@ -38,6 +38,9 @@ class Client:
     token_endpoint_auth_method: AuthMethod = "client_secret_basic"
     is_first_party: bool = False
     secret_hash: str | None = field(default=None, repr=False)
+    # When the client_id was registered (RFC 7591 client_id_issued_at); None for clients built outside the
+    # database. Not compared: two reads of one registration are the same client.
+    issued_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
