@@ -757,6 +757,7 @@ def test_serve_gives_each_worker_its_share_of_hash_threads(
         "settings_or_exit",
         lambda: make_settings("sqlite+aiosqlite:///unused.db"),
     )
+    monkeypatch.setattr(server, "check_database_or_exit", lambda _settings: None)
     monkeypatch.setattr(server, "check_keys_or_exit", lambda _settings: None)
     monkeypatch.setattr(server, "prepare_metrics", lambda *_a, **_k: None)
     monkeypatch.setattr(server, "configure_logging", lambda *_a, **_k: lambda: None)

@@ -35,6 +35,10 @@ from oauth_service.api.docs import install_docs
 from oauth_service.api.errors import install_error_handlers
 from oauth_service.api.metrics import install_metrics, instrument_pool
 from oauth_service.api.middleware import install_middleware
+from oauth_service.api.startup_failure import (
+    report_startup_failure_in_one_line,
+    startup_problem,
+)
 from oauth_service.api.token import router as token_router
 from oauth_service.background import start_background
 from oauth_service.crypto.jwt import KeySet
@@ -158,6 +162,8 @@ def _telemetry(enabled: bool) -> TelemetryConfig:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment)."""
     settings = settings or load_settings()
+    # A failed start-up an operator can fix, in one line (``api.startup_failure``); uvicorn logs it.
+    failures: list[str] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -168,8 +174,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         try:
             runtime = await build_runtime(settings)
-        except BaseException:
+        except BaseException as exc:
             restore_logging()  # a failed start-up leaves no logging set-up behind
+            if (problem := startup_problem(exc, settings)) is not None:
+                failures.append(problem)
             raise
         app.state.runtime = runtime
         app.state.token_dispatchers = TokenDispatchers(runtime)
@@ -208,6 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
         telemetry=_telemetry(settings.opentelemetry),
     )
+    report_startup_failure_in_one_line(app, lambda: failures[-1] if failures else None)
     app.state.settings = settings
     install_error_handlers(app)
     install_middleware(app, settings)

@@ -13,13 +13,19 @@ import uvicorn
 from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from oauth_service.cli.common import EXIT_FAILURE, fail, settings_or_exit
+from oauth_service.cli.common import (
+    EXIT_FAILURE,
+    fail,
+    run_with_engine,
+    settings_or_exit,
+)
 from oauth_service.cli.demo import demo, seed_and_report
 from oauth_service.cli.keys import check_keys_or_exit
 from oauth_service.cli.request_head import MAX_HEAD_BYTES
 from oauth_service.db.engine import make_engine
-from oauth_service.db.migrations import upgrade
+from oauth_service.db.migrations import SchemaState, schema_state, upgrade
 from oauth_service.logs import configure_logging
 from oauth_service.metrics import (
     MULTIPROC_ENV,
@@ -90,6 +96,21 @@ def uvicorn_options(
 HASH_THREADS_ENV = "OAUTH_PASSWORD_HASH_THREADS"
 
 
+def check_database_or_exit(settings: Settings) -> None:
+    """Before serving: stop with one line (exit 1) when the database is unreachable or not migrated to head.
+
+    Otherwise the app's start-up fails on its first query, after uvicorn has started, with a traceback.
+    """
+
+    async def read(_settings: Settings, engine: AsyncEngine) -> SchemaState:
+        return await schema_state(engine)
+
+    problem = run_with_engine(read).problem
+    if problem is not None:
+        url = make_url(settings.database_url).render_as_string(hide_password=True)
+        fail(f"database {url} {problem}", EXIT_FAILURE)
+
+
 def hash_threads_per_worker(workers: int, cpus: int | None = None) -> int:
     """Each worker's share of the CPUs for password hashing (at least one)."""
     return max(1, (cpus or os.cpu_count() or 1) // workers)
@@ -100,8 +121,9 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Run the server (settings from the environment; invalid settings stop here)."""
+    """Run the server (settings from the environment; invalid settings or an unmigrated database stop here)."""
     settings = settings_or_exit()
+    check_database_or_exit(settings)
     check_keys_or_exit(settings)
     if settings.seed_demo:
         seed_and_report(settings, as_json=False)

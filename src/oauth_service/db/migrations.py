@@ -5,10 +5,14 @@ The wheel carries the top-level ``alembic/`` folder as ``oauth_service/_alembic`
 ``oauth-service migrate`` needs no ``alembic.ini`` in the working directory.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -58,3 +62,43 @@ async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
 
     async with engine.begin() as conn:
         await conn.run_sync(_run)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """Where a database stands against the migrations this code carries."""
+
+    current: str | None  # None: never migrated (no ``alembic_version`` row)
+    heads: tuple[str, ...]
+    known: bool  # ``current`` is one of these migrations (else a newer version of the service migrated it)
+
+    @property
+    def problem(self) -> str | None:
+        """What keeps the service from running on this schema, in a few words with the fix; None when at head."""
+        if self.current in self.heads:
+            return None
+        head = ", ".join(self.heads)
+        if self.current is None:
+            return "is not migrated; run: oauth-service migrate"
+        if not self.known:
+            return (
+                f"is at revision {self.current}, which this version of oauth-service does not know "
+                f"(its newest is {head}); run the version that migrated it, or a newer one"
+            )
+        return f"is at revision {self.current}, not {head}; run: oauth-service migrate"
+
+
+async def schema_state(engine: AsyncEngine) -> SchemaState:
+    """Read the database's migration revision (one query) and compare it with the migrations' head."""
+
+    def _current(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as conn:
+        current = await conn.run_sync(_current)
+    script = ScriptDirectory(str(script_location()))
+    try:
+        known = current is None or script.get_revision(current) is not None
+    except CommandError:
+        known = False
+    return SchemaState(current, tuple(script.get_heads()), known)
