@@ -1,5 +1,7 @@
 """Admin API: admin-only access, clients, users, scopes, signed pagination cursors, clear 400/422 bodies."""
 
+import time
+
 import httpx
 import pytest
 
@@ -98,10 +100,11 @@ async def test_admin_create_confidential_client_returns_secret_once(
     client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
 ) -> None:
     payload = {
-        "name": "Billing",
+        "client_name": "Billing",
         "grant_types": ["client_credentials"],
-        "scopes": ["read"],
+        "scope": "read write",
     }
+    before = int(time.time())
     response = await client.post(
         "/admin/clients",
         json={**payload, "client_id": "billing"},
@@ -114,58 +117,96 @@ async def test_admin_create_confidential_client_returns_secret_once(
     secret = body.pop("client_secret")
     assert isinstance(secret, str)
     assert len(secret) >= 43
+    assert before <= body["client_id_issued_at"] <= time.time()
     assert body == {
         "client_id": "billing",
-        "name": "Billing",
-        "is_public": False,
+        "client_name": "Billing",
+        "scope": "read write",
         "grant_types": ["client_credentials"],
         "redirect_uris": [],
-        "scopes": ["read"],
         "token_endpoint_auth_method": "client_secret_basic",
-        "is_first_party": False,
+        "first_party": False,
+        "client_id_issued_at": body["client_id_issued_at"],
+        "client_secret_expires_at": 0,
     }
     stored_hash = await _stored_secret_hash(runtime, "billing")
     assert stored_hash is not None
     assert verify_token_hash(secret, stored_hash)
     fetched = await client.get("/admin/clients/billing", headers=admin_headers)
+    del body["client_secret_expires_at"]
     assert fetched.json() == body
 
 
-async def test_admin_create_public_client_has_no_secret(
+async def test_admin_create_public_client_has_no_secret_fields(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     payload = {
-        "name": "SPA",
+        "client_name": "SPA",
         "grant_types": ["authorization_code"],
         "redirect_uris": ["https://spa.example.com/cb"],
-        "is_public": True,
+        "token_endpoint_auth_method": "none",
+        "first_party": True,
     }
     response = await client.post("/admin/clients", json=payload, headers=admin_headers)
     assert response.status_code == 201
     body = response.json()
-    assert body["client_secret"] is None
-    assert body["token_endpoint_auth_method"] == "none"
+    assert "client_secret" not in body
+    assert "client_secret_expires_at" not in body
+    assert (body["token_endpoint_auth_method"], body["first_party"], body["scope"]) == (
+        "none",
+        True,
+        "",
+    )
+
+
+async def test_admin_create_client_secret_post_registers_confidential_basic(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    payload = {
+        "client_name": "Poster",
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "client_secret_post",
+        "client_id": "poster",
+    }
+    response = await client.post("/admin/clients", json=payload, headers=admin_headers)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["token_endpoint_auth_method"] == "client_secret_basic"
+    # Both methods work for it, as for every confidential client.
+    grant = {"grant_type": "client_credentials"}
+    basic = await client.post(
+        "/oauth/token", data=grant, auth=("poster", body["client_secret"])
+    )
+    post = await client.post(
+        "/oauth/token",
+        data={**grant, "client_id": "poster", "client_secret": body["client_secret"]},
+    )
+    assert (basic.status_code, post.status_code) == (200, 200)
 
 
 @pytest.mark.parametrize(
     ("payload", "description"),
     [
         (
-            {"name": "x", "grant_types": ["magic"]},
+            {"client_name": "x", "grant_types": ["magic"]},
             "unknown grant type 'magic' (known: authorization_code, client_credentials, "
             "implicit, password, refresh_token)",
         ),
         (
-            {"name": "x", "grant_types": ["authorization_code"]},
+            {"client_name": "x", "grant_types": ["authorization_code"]},
             "grant type 'authorization_code' needs at least one redirect URI",
         ),
         (
-            {"name": "x", "grant_types": ["client_credentials"], "scopes": ["nope"]},
+            {
+                "client_name": "x",
+                "grant_types": ["client_credentials"],
+                "scope": "nope",
+            },
             "unknown scope 'nope' (create it with: scopes create)",
         ),
         (
             {
-                "name": "x",
+                "client_name": "x",
                 "grant_types": ["authorization_code"],
                 "redirect_uris": ["http://evil.example.com/cb"],
             },
@@ -192,7 +233,11 @@ async def test_admin_create_client_breaking_a_rule_is_400(
 async def test_admin_create_client_with_duplicate_id_is_400(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
-    payload = {"name": "a", "grant_types": ["client_credentials"], "client_id": "dup"}
+    payload = {
+        "client_name": "a",
+        "grant_types": ["client_credentials"],
+        "client_id": "dup",
+    }
     assert (
         await client.post("/admin/clients", json=payload, headers=admin_headers)
     ).status_code == 201
@@ -208,11 +253,24 @@ async def test_admin_create_client_with_duplicate_id_is_400(
     "payload",
     [
         {},
-        {"name": "x"},
-        {"name": "x", "grant_types": []},
-        {"name": "x", "grant_types": ["password"], "secret": "s"},
+        {"client_name": "x"},
+        {"client_name": "x", "grant_types": []},
+        {"client_name": "x", "grant_types": ["password"], "secret": "s"},
+        {"client_name": "x", "grant_types": ["password"], "client_secret": "s"},
+        {
+            "client_name": "x",
+            "grant_types": ["password"],
+            "token_endpoint_auth_method": "private_key_jwt",
+        },
     ],
-    ids=["empty", "no-grants", "empty-grants", "unknown-field"],
+    ids=[
+        "empty",
+        "no-grants",
+        "empty-grants",
+        "unknown-field",
+        "secret-chosen",
+        "unsupported-auth-method",
+    ],
 )
 async def test_admin_create_client_with_malformed_body_is_422(
     client: httpx.AsyncClient, admin_headers: dict[str, str], payload: dict[str, object]
@@ -228,22 +286,159 @@ async def test_admin_create_client_with_malformed_body_is_422(
     assert all({"loc", "msg", "type"} <= set(d) for d in body["detail"])
 
 
+@pytest.mark.parametrize(
+    ("payload", "detail"),
+    [
+        (
+            {"name": "x", "grant_types": ["password"]},
+            [(["body", "name"], "renamed: send 'client_name'", "renamed_field")],
+        ),
+        (
+            {"client_name": "x", "grant_types": ["password"], "scopes": ["read"]},
+            [
+                (
+                    ["body", "scopes"],
+                    "renamed: send 'scope', one space-separated string such as "
+                    '"read write"',
+                    "renamed_field",
+                )
+            ],
+        ),
+        (
+            {
+                "client_name": "x",
+                "grant_types": ["password"],
+                "is_public": True,
+                "is_first_party": True,
+            },
+            [
+                (
+                    ["body", "is_public"],
+                    "replaced: send 'token_endpoint_auth_method': 'none' for a public "
+                    "client (no secret), 'client_secret_basic' for a confidential one",
+                    "renamed_field",
+                ),
+                (
+                    ["body", "is_first_party"],
+                    "renamed: send 'first_party'",
+                    "renamed_field",
+                ),
+            ],
+        ),
+        (
+            {"client_name": "x", "grant_types": ["password"], "scope": ["read"]},
+            [
+                (
+                    ["body", "scope"],
+                    'scope is one space-separated string, such as "read write", '
+                    "not a list",
+                    "scope_string",
+                )
+            ],
+        ),
+    ],
+    ids=["name", "scopes", "is_public-and-is_first_party", "scope-list"],
+)
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_admin_client_body_with_old_names_is_422_naming_the_new_ones(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    admin_headers: dict[str, str],
+    payload: dict[str, object],
+    detail: list[tuple[list[str], str, str]],
+    method: str,
+) -> None:
+    await make_client(runtime, client_id="svc")
+    path = "/admin/clients" if method == "POST" else "/admin/clients/svc"
+    response = await client.request(method, path, json=payload, headers=admin_headers)
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "The request is malformed.",
+        "detail": [{"loc": loc, "msg": msg, "type": kind} for loc, msg, kind in detail],
+    }
+
+
+async def test_admin_create_client_with_malformed_scope_token_is_400(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    payload = {
+        "client_name": "x",
+        "grant_types": ["client_credentials"],
+        "scope": 'read bad"scope',
+    }
+    response = await client.post("/admin/clients", json=payload, headers=admin_headers)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "scope 'bad\"scope' is not a valid scope token "
+        "(printable ASCII, no space, quote or backslash)",
+    }
+
+
 async def test_admin_update_client_changes_given_fields_only(
     client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
 ) -> None:
     await make_client(runtime, client_id="svc", name="Old", scopes=("read",))
     response = await client.patch(
         "/admin/clients/svc",
-        json={"name": "New", "scopes": ["read", "write"]},
+        json={"client_name": "New", "scope": "write read", "first_party": True},
         headers=admin_headers,
     )
     assert response.status_code == 200
     body = response.json()
-    assert (body["name"], body["scopes"], body["grant_types"]) == (
-        "New",
-        ["read", "write"],
-        ["client_credentials"],
+    assert (
+        body["client_name"],
+        body["scope"],
+        body["grant_types"],
+        body["first_party"],
+    ) == ("New", "read write", ["client_credentials"], True)
+
+
+async def test_admin_update_client_with_its_own_registration_changes_nothing(
+    client: httpx.AsyncClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    await make_client(runtime, client_id="svc")
+    read = (await client.get("/admin/clients/svc", headers=admin_headers)).json()
+    writable = {
+        k: v for k, v in read.items() if k not in {"client_id", "client_id_issued_at"}
+    }
+    response = await client.patch(
+        "/admin/clients/svc", json=writable, headers=admin_headers
     )
+    assert (response.status_code, response.json()) == (200, read)
+
+
+@pytest.mark.parametrize(
+    ("is_public", "method"),
+    [(False, "none"), (True, "client_secret_basic"), (True, "client_secret_post")],
+    ids=["confidential-to-public", "public-to-basic", "public-to-post"],
+)
+async def test_admin_update_client_changing_its_type_is_400(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    admin_headers: dict[str, str],
+    is_public: bool,
+    method: str,
+) -> None:
+    await make_client(
+        runtime,
+        client_id="app",
+        is_public=is_public,
+        grant_types=("authorization_code",),
+        redirect_uris=("https://app.example.com/cb",),
+    )
+    response = await client.patch(
+        "/admin/clients/app",
+        json={"token_endpoint_auth_method": method},
+        headers=admin_headers,
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "token_endpoint_auth_method cannot change between 'none' "
+        "(public) and a secret method (confidential): register a new client",
+    }
 
 
 async def test_admin_update_client_breaking_a_rule_is_400(
@@ -266,7 +461,7 @@ async def test_admin_unknown_client_is_404(
     expected = {"error": "not_found", "error_description": "No such client."}
     for method, path, payload in (
         ("GET", "/admin/clients/ghost", None),
-        ("PATCH", "/admin/clients/ghost", {"name": "x"}),
+        ("PATCH", "/admin/clients/ghost", {"client_name": "x"}),
         ("POST", "/admin/clients/ghost/secret", None),
         ("DELETE", "/admin/clients/ghost", None),
     ):
@@ -288,7 +483,8 @@ async def test_admin_rotate_secret_replaces_the_old_one(
     assert response.status_code == 200
     assert response.headers["cache-control"] == NO_STORE
     body = response.json()
-    assert set(body) == {"client_id", "client_secret"}
+    assert set(body) == {"client_id", "client_secret", "client_secret_expires_at"}
+    assert body["client_secret_expires_at"] == 0
     assert body["client_id"] == "svc"
     stored_hash = await _stored_secret_hash(runtime, "svc")
     assert stored_hash is not None

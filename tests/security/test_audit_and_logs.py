@@ -136,9 +136,9 @@ async def _run_flows(app: FastAPI, secret: str) -> list[str]:
         created = await http.post(
             "/admin/clients",
             json={
-                "name": "Billing",
+                "client_name": "Billing",
                 "grant_types": ["client_credentials"],
-                "scopes": ["read"],
+                "scope": "read",
             },
             headers=bearer,
         )

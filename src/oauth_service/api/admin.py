@@ -1,5 +1,7 @@
 """Admin API, clients part: register, list, read, update, rotate the secret of, and delete clients.
 
+Bodies use RFC 7591 client-metadata names (``api.admin_client_models``, ``oauth.client_metadata``).
+
 Every route needs an access token with the ``admin`` scope whose subject is an active admin user (RFC 6750 §3:
 401 without a valid token, 403 ``insufficient_scope`` otherwise). Secrets are returned once, with
 ``Cache-Control: no-store`` (RFC 6749 §2.3.1, RFC 7591 §3.2.1). Rejected input is a 422 (malformed body) or a
@@ -11,19 +13,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from oauth_service.api.admin_cursors import CursorKeyDep, decode_cursor, encode_cursor
-from oauth_service.api.admin_models import (
+from oauth_service.api.admin_client_models import (
     ClientCreated,
     ClientIn,
     ClientOut,
     ClientPatch,
     ClientSecret,
-    PageOut,
 )
+from oauth_service.api.admin_cursors import CursorKeyDep, decode_cursor, encode_cursor
+from oauth_service.api.admin_models import PageOut
 from oauth_service.api.bearer import require_admin
 from oauth_service.api.deps import RuntimeDep, SessionDep
 from oauth_service.db import admin, admin_pages
 from oauth_service.db.admin import AdminError
+from oauth_service.oauth.client_metadata import (
+    SECRET_NEVER_EXPIRES,
+    is_public_method,
+    split_scope_field,
+)
+from oauth_service.oauth.models import Client
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -75,7 +83,10 @@ async def list_clients(
 
 
 @router.post(
-    "/clients", status_code=status.HTTP_201_CREATED, response_model=ClientCreated
+    "/clients",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ClientCreated,
+    response_model_exclude_none=True,
 )
 async def create_client(
     payload: ClientIn, response: Response, session: SessionDep, runtime: RuntimeDep
@@ -83,14 +94,26 @@ async def create_client(
     """Register a client; a confidential client's secret is in this response only."""
     try:
         client, secret = await admin.create_client(
-            session, **payload.model_dump(), clock=runtime.clock
+            session,
+            name=payload.client_name,
+            grant_types=payload.grant_types,
+            redirect_uris=payload.redirect_uris,
+            scopes=split_scope_field(payload.scope),
+            is_public=is_public_method(payload.token_endpoint_auth_method),
+            is_first_party=payload.first_party,
+            client_id=payload.client_id,
+            clock=runtime.clock,
         )
     except AdminError as exc:
         return bad_request(exc)
     await session.commit()
     response.headers.update(NO_STORE)
     response.headers["Location"] = f"/admin/clients/{client.client_id}"
-    return ClientCreated(**ClientOut.of(client).model_dump(), client_secret=secret)
+    return ClientCreated(
+        **ClientOut.of(client).model_dump(),
+        client_secret=secret,
+        client_secret_expires_at=None if secret is None else SECRET_NEVER_EXPIRES,
+    )
 
 
 @router.get("/clients/{client_id}", response_model=ClientOut)
@@ -102,6 +125,29 @@ async def get_client(
     return ClientOut.of(client) if client is not None else not_found("client")
 
 
+def _changes(payload: ClientPatch, current: Client) -> dict[str, Any]:
+    """The ``db.admin.update_client`` arguments a PATCH body asks for.
+
+    Raises:
+        AdminError: the body would turn a public client confidential or back (a secret cannot appear or vanish
+            under a client id other parties already trust).
+    """
+    method = payload.token_endpoint_auth_method
+    if method is not None and is_public_method(method) != current.is_public:
+        raise AdminError(
+            "token_endpoint_auth_method cannot change between 'none' (public) and a secret "
+            "method (confidential): register a new client"
+        )
+    # None keeps the stored value (``db.admin.update_client``): omitted and null fields change nothing.
+    return {
+        "name": payload.client_name,
+        "grant_types": payload.grant_types,
+        "redirect_uris": payload.redirect_uris,
+        "scopes": None if payload.scope is None else split_scope_field(payload.scope),
+        "is_first_party": payload.first_party,
+    }
+
+
 @router.patch("/clients/{client_id}", response_model=ClientOut)
 async def update_client(
     client_id: ClientIdPath,
@@ -109,14 +155,15 @@ async def update_client(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> ClientOut | JSONResponse:
-    """Change a client's name, grant types, redirect URIs, scopes or first-party flag."""
-    if await admin_pages.get_client(session, client_id) is None:
+    """Change a client's name, grant types, redirect URIs, scope or first-party flag."""
+    current = await admin_pages.get_client(session, client_id)
+    if current is None:
         return not_found("client")
     try:
         client = await admin.update_client(
             session,
             client_id=client_id,
-            **payload.model_dump(exclude_unset=True),
+            **_changes(payload, current),
             clock=runtime.clock,
         )
     except AdminError as exc:
@@ -145,7 +192,11 @@ async def rotate_secret(
     await session.commit()
     runtime.client_cache.invalidate(client_id)
     response.headers.update(NO_STORE)
-    return ClientSecret(client_id=client.client_id, client_secret=secret)
+    return ClientSecret(
+        client_id=client.client_id,
+        client_secret=secret,
+        client_secret_expires_at=SECRET_NEVER_EXPIRES,
+    )
 
 
 @router.delete("/clients/{client_id}", status_code=status.HTTP_204_NO_CONTENT)

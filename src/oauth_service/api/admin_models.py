@@ -1,108 +1,125 @@
-"""Request and response bodies of the admin API (pydantic at the edge; the core keeps its dataclasses)."""
+"""Users, scopes and page bodies of the admin API (pydantic at the edge; the core keeps its dataclasses).
 
-from typing import Generic, TypeVar
+Client bodies are in ``api.admin_client_models``. Every field carries a description and an example for
+``/openapi.json``.
+"""
+
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from oauth_service.db.admin import Scope
-from oauth_service.oauth.models import Client, User
+from oauth_service.oauth.models import User
 
 T = TypeVar("T")
 
-_STRICT = ConfigDict(extra="forbid")
+_USER_ID = "4b0c1f9e-7d7a-4f5e-9a57-0c1e2d3f4a5b"
+_PASSWORD_EXAMPLE = "correct horse battery staple"
+_CURSOR_EXAMPLE = "YmlsbGluZw.Nl2q5Y0b8c1dXr3pQ7sV4A"
 
-
-class ClientIn(BaseModel):
-    """A client registration (RFC 6749 §2; RFC 7591 field names)."""
-
-    model_config = _STRICT
-
-    name: str = Field(min_length=1, max_length=255)
-    grant_types: list[str] = Field(min_length=1, max_length=5)
-    redirect_uris: list[str] = Field(default_factory=list, max_length=20)
-    scopes: list[str] = Field(default_factory=list, max_length=100)
-    is_public: bool = False
-    is_first_party: bool = False
-    client_id: str | None = Field(default=None, min_length=1, max_length=255)
-
-
-class ClientPatch(BaseModel):
-    """Fields to change on a client; omitted fields keep their value."""
-
-    model_config = _STRICT
-
-    name: str | None = Field(default=None, min_length=1, max_length=255)
-    grant_types: list[str] | None = Field(default=None, min_length=1, max_length=5)
-    redirect_uris: list[str] | None = Field(default=None, max_length=20)
-    scopes: list[str] | None = Field(default=None, max_length=100)
-    is_first_party: bool | None = None
-
-
-class ClientOut(BaseModel):
-    """A registered client (never its secret)."""
-
-    client_id: str
-    name: str
-    is_public: bool
-    grant_types: list[str]
-    redirect_uris: list[str]
-    scopes: list[str]
-    token_endpoint_auth_method: str
-    is_first_party: bool
-
-    @classmethod
-    def of(cls, client: Client) -> "ClientOut":
-        """Map the core dataclass."""
-        return cls(
-            client_id=client.client_id,
-            name=client.name,
-            is_public=client.is_public,
-            grant_types=sorted(client.grant_types),
-            redirect_uris=list(client.redirect_uris),
-            scopes=sorted(client.scopes),
-            token_endpoint_auth_method=client.token_endpoint_auth_method,
-            is_first_party=client.is_first_party,
-        )
-
-
-class ClientCreated(ClientOut):
-    """A new client with its secret, shown this once (``null`` for public clients)."""
-
-    client_secret: str | None
-
-
-class ClientSecret(BaseModel):
-    """A rotated secret, shown this once."""
-
-    client_id: str
-    client_secret: str
+EmailField = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=320,
+        description="The sign-in email, unique regardless of case.",
+        examples=["alice@example.com"],
+    ),
+]
+PasswordField = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1024,
+        description="The password, at least 8 characters; stored only as an argon2id hash.",
+        examples=[_PASSWORD_EXAMPLE],
+    ),
+]
+IsAdminField = Annotated[
+    bool,
+    Field(
+        description="Whether the user may be granted the admin scope (and so use this API).",
+        examples=[False],
+    ),
+]
+ScopeNameField = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        description="The scope token (RFC 6749 §3.3: printable ASCII, no space, quote or backslash).",
+        examples=["notes:read"],
+    ),
+]
+ScopeDescriptionField = Annotated[
+    str,
+    Field(
+        max_length=512,
+        description="What the scope allows, shown on the consent page.",
+        examples=["Read your notes"],
+    ),
+]
 
 
 class UserIn(BaseModel):
     """A new user."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "alice@example.com", "password": _PASSWORD_EXAMPLE}]
+        },
+    )
 
-    email: str = Field(min_length=3, max_length=320)
-    password: str = Field(min_length=1, max_length=1024)
-    is_admin: bool = False
+    email: EmailField
+    password: PasswordField
+    is_admin: IsAdminField = False
 
 
 class PasswordIn(BaseModel):
     """A new password set by an administrator."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"password": _PASSWORD_EXAMPLE}]},
+    )
 
-    password: str = Field(min_length=1, max_length=1024)
+    password: PasswordField
 
 
 class UserOut(BaseModel):
     """A user (never the password hash)."""
 
-    id: str
-    email: str
-    is_active: bool
-    is_admin: bool
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": _USER_ID,
+                    "email": "alice@example.com",
+                    "is_active": True,
+                    "is_admin": False,
+                }
+            ]
+        }
+    )
+
+    id: Annotated[
+        str,
+        Field(
+            description="The user id: the `sub` of the user's tokens and the `{user_id}` of these routes.",
+            examples=[_USER_ID],
+        ),
+    ]
+    email: EmailField
+    is_active: Annotated[
+        bool,
+        Field(
+            description="False once deactivated: sign-in and the user's tokens are refused.",
+            examples=[True],
+        ),
+    ]
+    is_admin: IsAdminField
 
     @classmethod
     def of(cls, user: User) -> "UserOut":
@@ -115,20 +132,27 @@ class UserOut(BaseModel):
         )
 
 
+_SCOPE_EXAMPLE: JsonDict = {"name": "notes:read", "description": "Read your notes"}
+
+
 class ScopeIn(BaseModel):
     """A new scope (RFC 6749 §3.3 token syntax)."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [_SCOPE_EXAMPLE]}
+    )
 
-    name: str = Field(min_length=1, max_length=128)
-    description: str = Field(default="", max_length=512)
+    name: ScopeNameField
+    description: ScopeDescriptionField = ""
 
 
 class ScopeOut(BaseModel):
     """A scope and its consent-page description."""
 
-    name: str
-    description: str
+    model_config = ConfigDict(json_schema_extra={"examples": [_SCOPE_EXAMPLE]})
+
+    name: ScopeNameField
+    description: ScopeDescriptionField
 
     @classmethod
     def of(cls, scope: Scope) -> "ScopeOut":
@@ -136,8 +160,27 @@ class ScopeOut(BaseModel):
         return cls(name=scope.name, description=scope.description)
 
 
+def _page_example(schema: dict[str, Any], model: type[Any]) -> None:
+    # A page's items example is its item model's own, so each list documents what it holds.
+    args = getattr(model, "__pydantic_generic_metadata__", {}).get("args", ())
+    config = getattr(args[0], "model_config", {}) if args else {}
+    extra = config.get("json_schema_extra")
+    items = extra.get("examples", [])[:1] if isinstance(extra, dict) else []
+    schema["properties"]["items"]["examples"] = [items]
+    schema["examples"] = [{"items": items, "next_cursor": _CURSOR_EXAMPLE}]
+
+
 class PageOut(BaseModel, Generic[T]):
     """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next (``null`` at the end)."""
 
-    items: list[T]
-    next_cursor: str | None
+    model_config = ConfigDict(json_schema_extra=_page_example)
+
+    items: Annotated[list[T], Field(description="This page's items, in list order.")]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description="Pass as `cursor` for the next page; null on the last page. Signed and bound to "
+            "this list.",
+            examples=[_CURSOR_EXAMPLE],
+        ),
+    ]
