@@ -181,29 +181,31 @@ async def test_clients_create_json_shape_and_hashed_secret(
     assert (code, err) == (0, "")
     body: dict[str, Any] = json.loads(out)
     secret = body.pop("client_secret")
+    assert isinstance(body.pop("client_id_issued_at"), int)
     assert body == {
         "client_id": "web",
-        "name": "Web",
-        "is_public": False,
-        "is_first_party": False,
+        "client_name": "Web",
+        "first_party": False,
         "grant_types": ["authorization_code", "refresh_token"],
         "redirect_uris": ["https://app.example.com/cb", "http://127.0.0.1:8765/cb"],
         "scope": "read write",
         "token_endpoint_auth_method": "client_secret_basic",
+        "client_secret_expires_at": 0,
     }
     async with database.connect() as conn:
         stored = await conn.scalar(select(col(ClientRow.secret_hash)))
     assert stored == token_hash(secret)
 
 
-async def test_clients_create_public_json_has_null_secret(cli: Cli) -> None:
+async def test_clients_create_public_json_has_no_secret_fields(cli: Cli) -> None:
     code, out, _ = await cli(
         "clients", "create", "--name", "SPA", "--grant-types", "authorization_code",
         "--redirect-uris", "com.example.app:/cb", "--public", "--json",
     )  # fmt: skip
     assert code == 0
     body = json.loads(out)
-    assert body["client_secret"] is None
+    assert "client_secret" not in body
+    assert "client_secret_expires_at" not in body
     assert body["token_endpoint_auth_method"] == "none"
 
 
@@ -323,6 +325,39 @@ async def test_clients_list_json_never_shows_secrets(cli: Cli) -> None:
     listed = json.loads(out)
     assert [c["client_id"] for c in listed] == ["a", "b"]
     assert all("client_secret" not in c for c in listed)
+
+
+async def test_clients_list_prints_an_aligned_table(cli: Cli) -> None:
+    await cli(
+        "clients", "create", "--name", "Web app", "--grant-types", "authorization_code refresh_token",
+        "--redirect-uris", "https://app.example.com/cb http://127.0.0.1:8765/cb",
+        "--scope", "read write", "--client-id", "web", "--first-party",
+    )  # fmt: skip
+    await cli(
+        "clients", "create", "--name", "Billing", "--grant-types", "client_credentials",
+        "--redirect-uris", "", "--scope", "", "--client-id", "billing",
+    )  # fmt: skip
+    await cli(
+        "clients", "create", "--name", "SPA", "--grant-types", "authorization_code",
+        "--redirect-uris", "com.example.app:/cb", "--public", "--client-id", "spa",
+    )  # fmt: skip
+    code, out, err = await cli("clients", "list")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "CLIENT ID  NAME     TYPE                       GRANT TYPES         SCOPE       REDIRECT URIS",
+        "billing    Billing  confidential               client_credentials  -           -",
+        "spa        SPA      public                     authorization_code  read        com.example.app:/cb",
+        "web        Web app  confidential, first-party  authorization_code  read write  https://app.example.com/cb",
+        "                                               refresh_token                   http://127.0.0.1:8765/cb",
+    ]
+
+
+async def test_clients_list_without_clients_says_how_to_add_one(cli: Cli) -> None:
+    assert await cli("clients", "list") == (
+        0,
+        "no clients (register one with: oauth-service clients create)\n",
+        "",
+    )
 
 
 async def test_clients_delete_then_unknown_exits_2(
@@ -531,12 +566,15 @@ async def test_demo_json_seeds_user_and_one_client_per_grant(
     assert body["docs_url"] == f"{ISSUER}/docs"
     assert body["user"]["email"] == "demo@example.com"
     clients = {c["client_id"]: c for c in body["clients"]}
-    assert {k: (c["grant_types"], c["is_public"]) for k, c in clients.items()} == {
-        "demo-service": (["client_credentials"], False),
-        "demo-password": (["password", "refresh_token"], False),
-        "demo-web": (["authorization_code", "refresh_token"], False),
-        "demo-spa": (["authorization_code", "refresh_token"], True),
-        "demo-implicit": (["implicit"], True),
+    assert {
+        k: (c["grant_types"], c["token_endpoint_auth_method"])
+        for k, c in clients.items()
+    } == {
+        "demo-service": (["client_credentials"], "client_secret_basic"),
+        "demo-password": (["password", "refresh_token"], "client_secret_basic"),
+        "demo-web": (["authorization_code", "refresh_token"], "client_secret_basic"),
+        "demo-spa": (["authorization_code", "refresh_token"], "none"),
+        "demo-implicit": (["implicit"], "none"),
     }
     assert clients["demo-spa"]["client_secret"] is None
     service_secret = clients["demo-service"]["client_secret"]

@@ -1,4 +1,7 @@
-"""``oauth-service clients``: register, list, delete clients and rotate their secrets (RFC 6749 §2)."""
+"""``oauth-service clients``: register, list, delete clients and rotate their secrets (RFC 6749 §2).
+
+``--json`` speaks RFC 7591 client-metadata names, as the admin API does (``oauth.client_metadata``).
+"""
 
 from typing import Annotated, Any
 
@@ -6,24 +9,29 @@ import typer
 
 from oauth_service.cli.common import (
     Context,
-    client_json,
     emit_json,
     run_in_transaction,
     split_words,
 )
+from oauth_service.cli.table import lines_or_dash, render_table, wrapped
 from oauth_service.db import admin
+from oauth_service.oauth.client_metadata import SECRET_NEVER_EXPIRES, client_metadata
 from oauth_service.oauth.models import Client
 
 app = typer.Typer(help="Manage OAuth clients.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ClientIdArg = Annotated[str, typer.Argument(help="The client_id.")]
+TABLE_HEADERS = ("CLIENT ID", "NAME", "TYPE", "GRANT TYPES", "SCOPE", "REDIRECT URIS")
 
 
 def _show_with_secret(client: Client, secret: str | None, as_json: bool) -> None:
     if as_json:
-        body: dict[str, Any] = client_json(client)
-        body["client_secret"] = secret
+        body: dict[str, Any] = client_metadata(client)
+        if secret is not None:
+            # As the admin API: secret fields only when a secret was issued (RFC 7591 §3.2.1).
+            body["client_secret"] = secret
+            body["client_secret_expires_at"] = SECRET_NEVER_EXPIRES
         emit_json(body)
         return
     typer.echo(f"client_id:     {client.client_id}")
@@ -93,12 +101,28 @@ def list_(as_json: JsonOpt = False) -> None:
 
     clients = run_in_transaction(work)
     if as_json:
-        emit_json([client_json(client) for client in clients])
+        emit_json([client_metadata(client) for client in clients])
         return
-    for client in clients:
-        kind = "public" if client.is_public else "confidential"
-        grants = ",".join(sorted(client.grant_types))
-        typer.echo(f"{client.client_id}  {client.name}  {kind}  {grants}")
+    if not clients:
+        typer.echo("no clients (register one with: oauth-service clients create)")
+        return
+    for line in render_table(TABLE_HEADERS, [_table_row(c) for c in clients]):
+        typer.echo(line)
+
+
+def _table_row(client: Client) -> list[list[str]]:
+    # One grant type and one redirect URI per line: both are values people copy, so they are never cut.
+    kind = "public" if client.is_public else "confidential"
+    if client.is_first_party:
+        kind += ", first-party"
+    return [
+        [client.client_id],
+        wrapped(client.name),
+        [kind],
+        lines_or_dash(sorted(client.grant_types)),
+        wrapped(" ".join(sorted(client.scopes))),
+        lines_or_dash(client.redirect_uris),
+    ]
 
 
 @app.command("delete")

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.db.client_rules import AdminError
 from oauth_service.db.engine import make_engine, make_sessionmaker
-from oauth_service.oauth.models import Client, User
+from oauth_service.oauth.models import User
 from oauth_service.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -133,18 +133,4 @@ def user_json(user: User) -> dict[str, Any]:
         "email": user.email,
         "is_active": user.is_active,
         "is_admin": user.is_admin,
-    }
-
-
-def client_json(client: Client) -> dict[str, Any]:
-    """The registration of a client (never the secret hash)."""
-    return {
-        "client_id": client.client_id,
-        "name": client.name,
-        "is_public": client.is_public,
-        "is_first_party": client.is_first_party,
-        "grant_types": sorted(client.grant_types),
-        "redirect_uris": list(client.redirect_uris),
-        "scope": " ".join(sorted(client.scopes)),
-        "token_endpoint_auth_method": client.token_endpoint_auth_method,
     }

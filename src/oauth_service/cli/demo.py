@@ -185,7 +185,9 @@ def seed_and_report(
             "client_secret": creds.secrets.get(spec.client_id),
             "grant_types": list(spec.grant_types),
             "redirect_uris": list(spec.redirect_uris),
-            "is_public": spec.is_public,
+            "token_endpoint_auth_method": "none"
+            if spec.is_public
+            else "client_secret_basic",
         }
         for spec in demo_clients(settings.issuer)
     ]
