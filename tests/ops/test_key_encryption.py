@@ -217,8 +217,8 @@ async def test_keys_commands_with_sealed_keys_and_bad_key_exit_2_with_one_line(
     # A malformed key is refused with the settings, before any command looks at the database.
     expected = message or (
         "invalid setting OAUTH_KEY_ENCRYPTION_KEY: not a Fernet key (32 url-safe base64-encoded "
-        "bytes; several are comma-separated); generate one with: python -c \"from "
-        "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\""
+        'bytes; several are comma-separated); generate one with: python -c "from '
+        'cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
     )
     assert lines[0] == f"error: {expected}"
     assert list(await stored_private_keys(fresh_keys)) == [sealed_kid]  # nothing added
