@@ -38,6 +38,7 @@ from oauth_service.oauth.access_tokens import (
     TtlCache,
     VerifiedTokenCache,
 )
+from oauth_service.oauth.caching import NO_STORE
 from oauth_service.oauth.errors import (
     BearerTokenError,
     InsufficientScopeError,
@@ -64,7 +65,6 @@ __all__ = [
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 log = logging.getLogger("oauth_service.resource")
 
@@ -321,7 +321,7 @@ class ResourceProtector:
 
 async def _render_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)  # noqa: S101 - registered for OAuthError only
-    headers = {**_NO_STORE, **exc.headers()}
+    headers = {**NO_STORE, **exc.headers()}
     return JSONResponse(exc.body(), status_code=exc.http_status, headers=headers)
 
 

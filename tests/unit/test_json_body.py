@@ -3,8 +3,8 @@
 import pytest
 from fastapi.responses import JSONResponse
 
-from oauth_service.api.errors import NO_STORE
 from oauth_service.api.json_body import NO_STORE_HEADERS, JsonBody
+from oauth_service.oauth.caching import NO_STORE
 
 CONTENT = {
     "access_token": "eyJ.x.y",

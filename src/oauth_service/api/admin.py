@@ -26,6 +26,7 @@ from oauth_service.api.bearer import require_admin
 from oauth_service.api.deps import RuntimeDep, SessionDep
 from oauth_service.db import admin, admin_pages
 from oauth_service.db.admin import AdminError
+from oauth_service.oauth.caching import NO_STORE
 from oauth_service.oauth.client_metadata import (
     SECRET_NEVER_EXPIRES,
     is_public_method,
@@ -33,7 +34,6 @@ from oauth_service.oauth.client_metadata import (
 )
 from oauth_service.oauth.models import Client
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The input breaks a registration rule"},
     401: {"description": "Missing, invalid, expired or revoked token"},

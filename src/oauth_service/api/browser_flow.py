@@ -16,7 +16,6 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oauth_service.api.deps import RuntimeDep, SessionDep, StoresDep, TokenIssuerDep
-from oauth_service.api.errors import NO_STORE
 from oauth_service.api.sessions import read_session_cookie, signing_key
 from oauth_service.db.authorization_stores import (
     LoginSession,
@@ -28,6 +27,7 @@ from oauth_service.db.authorization_stores import (
 )
 from oauth_service.metrics import record_token_issued
 from oauth_service.oauth.authorization import AuthorizationRequest
+from oauth_service.oauth.caching import NO_STORE
 from oauth_service.oauth.consent import NextStep, next_step
 from oauth_service.oauth.errors import InvalidRequestError
 from oauth_service.oauth.models import Client, User

@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from oauth_service.db.docs_client import docs_redirect_uri
+from oauth_service.oauth.caching import NO_STORE
 from oauth_service.settings import Settings
 
 SWAGGER_ASSETS = Path(fastapi_offline.__file__).parent / "static"
@@ -36,7 +37,7 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
+    **NO_STORE,
 }
 
 _PAGE = """<!doctype html>

@@ -17,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oauth_service.metrics import record_oauth_error
+from oauth_service.oauth.caching import NO_STORE
 from oauth_service.oauth.errors import (
     InvalidRequestError,
     OAuthError,
@@ -26,7 +27,6 @@ from oauth_service.oauth.errors import (
 
 logger = logging.getLogger("oauth_service.errors")
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 BROWSER_PATHS = ("/oauth/authorize", "/oauth/login", "/oauth/consent")
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from oauth_service.api.deps import RuntimeDep
 from oauth_service.api.json_body import JsonBody
 from oauth_service.api.request_route import RequestRoute
+from oauth_service.oauth.caching import NO_STORE
 
 router = APIRouter(tags=["health"])
 
@@ -61,8 +62,6 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
                 "error_description": "Database unreachable.",
             },
             status_code=503,
-            headers={"Cache-Control": "no-store"},
+            headers=NO_STORE,
         )
-    return JSONResponse(
-        {"status": "ok", "database": "ok"}, headers={"Cache-Control": "no-store"}
-    )
+    return JSONResponse({"status": "ok", "database": "ok"}, headers=NO_STORE)

@@ -12,12 +12,12 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from oauth_service.api.errors import NO_STORE
+from oauth_service.oauth.caching import NO_STORE
 
 # Starlette's options: compact, UTF-8 (not ASCII-escaped), and NaN refused as JSON has no such value.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _CONTENT_TYPE = (b"content-type", b"application/json")
-# RFC 6749 §5.1: token responses are never cached (the same headers as ``api.errors.NO_STORE``).
+# RFC 6749 §5.1: token responses are never cached (``oauth.caching.NO_STORE`` as raw headers).
 NO_STORE_HEADERS = tuple(
     (name.lower().encode("latin-1"), value.encode("latin-1"))
     for name, value in NO_STORE.items()

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service import metrics
+from oauth_service.oauth.caching import NO_STORE
 from oauth_service.settings import Settings
 
 router = APIRouter(tags=["operations"])
@@ -28,7 +29,7 @@ async def get_metrics() -> Response:
     return Response(
         body,
         media_type=metrics.CONTENT_TYPE,
-        headers={"Cache-Control": "no-store"},
+        headers=NO_STORE,
     )
 
 

@@ -13,6 +13,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from oauth_service.oauth.caching import NO_STORE
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 CSP = "Content-Security-Policy"
@@ -28,7 +30,7 @@ PAGE_HEADERS = {
     CSP: f"{_BASE_CSP}; form-action 'self'",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
+    **NO_STORE,
 }
 
 
