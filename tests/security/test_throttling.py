@@ -76,6 +76,31 @@ def _assert_locked(
     assert "www-authenticate" not in response.headers
 
 
+async def _web_client_authorize_url(runtime: Runtime) -> str:
+    """Register the public PKCE client ``web`` and return an authorize URL for it (its login page's way in)."""
+    await make_client(
+        runtime,
+        client_id="web",
+        is_public=True,
+        grant_types=("authorization_code",),
+        redirect_uris=(CALLBACK,),
+    )
+    _, challenge = new_pkce()
+    return authorize_url(
+        response_type="code",
+        client_id="web",
+        redirect_uri=CALLBACK,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+
+
+def _assert_login_page_locked(page: httpx.Response) -> None:
+    assert page.status_code == 429, page.text
+    assert "Too many failed sign-in attempts. Try again later." in page.text
+    assert "set-cookie" not in page.headers
+
+
 async def test_password_grant_after_max_failures_is_locked_even_for_correct_password(
     make_app: AppFactory,
 ) -> None:
@@ -284,21 +309,7 @@ async def test_login_form_shares_the_lock_with_the_password_grant(
     make_app: AppFactory,
 ) -> None:
     app, client_id = await _password_app(make_app)
-    await make_client(
-        app.state.runtime,
-        client_id="web",
-        is_public=True,
-        grant_types=("authorization_code",),
-        redirect_uris=(CALLBACK,),
-    )
-    _, challenge = new_pkce()
-    url = authorize_url(
-        response_type="code",
-        client_id="web",
-        redirect_uri=CALLBACK,
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    url = await _web_client_authorize_url(app.state.runtime)
     async with http_client(app) as http:
         login = (await http.get(url)).headers["location"]
         for _ in range(2):
@@ -307,10 +318,8 @@ async def test_login_form_shares_the_lock_with_the_password_grant(
             assert "Invalid email or password." in page.text
         assert (await _login(http, client_id, "wrong")).status_code == 400
         page = await submit_login(http, login, EMAIL, PASSWORD)
-        assert page.status_code == 429
+        _assert_login_page_locked(page)
         assert 0 < int(page.headers["retry-after"]) <= 120
-        assert "Too many failed sign-in attempts. Try again later." in page.text
-        assert "set-cookie" not in page.headers
 
 
 # Padding Python's str.strip() removes (space, tab, U+2004 THREE-PER-EM SPACE) and case: the user lookup
@@ -367,21 +376,7 @@ async def test_login_form_lock_holds_for_padded_and_cased_emails(
     make_app: AppFactory, spelling: str
 ) -> None:
     app, client_id = await _carol_app(make_app)
-    await make_client(
-        app.state.runtime,
-        client_id="web",
-        is_public=True,
-        grant_types=("authorization_code",),
-        redirect_uris=(CALLBACK,),
-    )
-    _, challenge = new_pkce()
-    url = authorize_url(
-        response_type="code",
-        client_id="web",
-        redirect_uri=CALLBACK,
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    url = await _web_client_authorize_url(app.state.runtime)
     async with http_client(app) as http:
         login = (await http.get(url)).headers["location"]
         for _ in range(5):
@@ -389,10 +384,9 @@ async def test_login_form_lock_holds_for_padded_and_cased_emails(
                 await _login(http, client_id, "wrong", email=CAROL)
             ).status_code == 400
         for password in ("wrong", PASSWORD):
-            page = await submit_login(http, login, spelling, password)
-            assert page.status_code == 429, page.text
-            assert "Too many failed sign-in attempts. Try again later." in page.text
-            assert "set-cookie" not in page.headers
+            _assert_login_page_locked(
+                await submit_login(http, login, spelling, password)
+            )
 
 
 async def _pending_rows(runtime: Runtime) -> int:
@@ -406,21 +400,7 @@ async def test_authorize_requests_past_the_ip_rate_get_429_page_and_write_no_row
 ) -> None:
     app = await make_app(max_authorize_requests_per_ip=3)
     runtime: Runtime = app.state.runtime
-    await make_client(
-        runtime,
-        client_id="web",
-        is_public=True,
-        grant_types=("authorization_code",),
-        redirect_uris=(CALLBACK,),
-    )
-    _, challenge = new_pkce()
-    url = authorize_url(
-        response_type="code",
-        client_id="web",
-        redirect_uri=CALLBACK,
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    url = await _web_client_authorize_url(runtime)
     async with http_client(app, ip="198.51.100.30") as flood:
         for _ in range(3):
             response = await flood.get(url)
