@@ -2,12 +2,14 @@
 
 import base64
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from fastapi import Depends, FastAPI
 
 from oauth_service.db.stores import SqlUserStore
 from oauth_service.oauth.ids import millis_of, time_ordered_uuid
+from oauth_service.resource import AccessToken, ResourceProtector, TokenVerifier
 from oauth_service.runtime import Runtime
 from tests.factories import make_client, make_user
 
@@ -97,3 +99,18 @@ async def refresh(http: httpx.AsyncClient, issued: Issued) -> httpx.Response:
     """Run the refresh grant with the issued refresh token."""
     form = {"grant_type": "refresh_token", "refresh_token": issued.refresh_token or ""}
     return await http.post("/oauth/token", data=form, headers=issued.auth)
+
+
+def notes_api(verifier: TokenVerifier) -> FastAPI:
+    """The README's protected API on ``verifier``: ``GET /notes`` needs scope ``read``, answers ``{"owner": sub}``."""
+    oauth = ResourceProtector(verifier)
+    api = FastAPI()
+    oauth.install(api)
+
+    @api.get("/notes")
+    async def notes(
+        token: Annotated[AccessToken, Depends(oauth.require_scopes("read"))],
+    ) -> dict[str, str]:
+        return {"owner": token.subject}
+
+    return api

@@ -13,11 +13,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import create_app
@@ -25,9 +25,9 @@ from oauth_service.background import refresh_keys
 from oauth_service.crypto.key_encryption import PrivateKeyCipher
 from oauth_service.db.key_rotation import retire_after, rotate_key
 from oauth_service.oauth.errors import InvalidTokenError, TemporarilyUnavailableError
-from oauth_service.resource import AccessToken, JwksTokenVerifier, ResourceProtector
+from oauth_service.resource import JwksTokenVerifier
 from oauth_service.runtime import Runtime
-from tests.bearer import access_token, basic, bearer
+from tests.bearer import access_token, basic, bearer, notes_api
 from tests.conftest import ISSUER, make_settings
 from tests.factories import make_client
 from tests.live_server import free_port, serve_in_thread
@@ -316,20 +316,6 @@ async def test_endpoint_down_without_keys_is_temporarily_unavailable(
     ]
 
 
-def _example_api(verifier: JwksTokenVerifier) -> FastAPI:
-    api = FastAPI()
-    oauth = ResourceProtector(verifier)
-    oauth.install(api)
-
-    @api.get("/notes")
-    async def notes(
-        token: Annotated[AccessToken, Depends(oauth.require_scopes("read"))],
-    ) -> dict[str, str]:
-        return {"owner": token.subject}
-
-    return api
-
-
 async def test_example_api_answers_200_401_403_and_503(
     make_verifier: Factory,
     client: httpx.AsyncClient,
@@ -339,7 +325,7 @@ async def test_example_api_answers_200_401_403_and_503(
 ) -> None:
     read = await _client_credentials(client, svc_auth, scope="read")
     write = await _client_credentials(client, svc_auth, scope="write")
-    api = _example_api(make_verifier())
+    api = notes_api(make_verifier())
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=api), base_url="http://notes.test"
     ) as http:

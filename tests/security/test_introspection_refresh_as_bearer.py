@@ -6,29 +6,14 @@ tokens (a backend-for-frontend, say), ``IntrospectionVerifier`` must still refus
 """
 
 import base64
-from typing import Annotated
 
 import httpx
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
-from oauth_service.resource import AccessToken, IntrospectionVerifier, ResourceProtector
+from oauth_service.resource import IntrospectionVerifier
 from oauth_service.runtime import Runtime
-from tests.bearer import bearer, password_tokens
+from tests.bearer import bearer, notes_api, password_tokens
 from tests.conftest import ISSUER
-
-
-def _api(verifier: IntrospectionVerifier) -> FastAPI:
-    oauth = ResourceProtector(verifier)
-    api = FastAPI()
-    oauth.install(api)
-
-    @api.get("/notes")
-    async def notes(
-        token: Annotated[AccessToken, Depends(oauth.require_scopes("read"))],
-    ) -> dict[str, str]:
-        return {"sub": token.subject}
-
-    return api
 
 
 async def test_remote_mode_refresh_token_of_the_introspecting_client_is_401(
@@ -47,7 +32,7 @@ async def test_remote_mode_refresh_token_of_the_introspecting_client_is_401(
         cache_ttl=0,
         http=server,
     )
-    transport = httpx.ASGITransport(app=_api(verifier))
+    transport = httpx.ASGITransport(app=notes_api(verifier))
     async with (
         server,
         httpx.AsyncClient(transport=transport, base_url="http://api.test") as api,

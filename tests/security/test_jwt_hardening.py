@@ -9,17 +9,15 @@ a forged token is: 401 ``invalid_token`` (RFC 6750 §3.1), ``{"active": false}``
 import base64
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from oauth_service.crypto.jwt import MAX_TOKEN_CHARS, KeySet, SigningKey, generate_key
 from oauth_service.oauth.access_tokens import LocalTokenVerifier, VerifiedTokenCache
-from oauth_service.resource import AccessToken, ResourceProtector
 from oauth_service.runtime import Runtime
-from tests.bearer import access_token, basic, bearer
+from tests.bearer import access_token, basic, bearer, notes_api
 from tests.conftest import ISSUER
 from tests.factories import make_client, make_user
 from tests.security.conftest import AppFactory, LogCapture, http_client
@@ -157,17 +155,9 @@ def _kit(keys: KeySet, *, issuer: str, audience: str) -> httpx.AsyncClient:
         is_revoked=None,
         cache=VerifiedTokenCache(),
     )
-    protector = ResourceProtector(verifier)
-    api = FastAPI()
-    protector.install(api)
-
-    @api.get("/thing")
-    async def thing(
-        token: Annotated[AccessToken, Depends(protector.require_scopes("read"))],
-    ) -> dict[str, str]:
-        return {"sub": token.subject}
-
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url=ISSUER)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=notes_api(verifier)), base_url=ISSUER
+    )
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -179,10 +169,10 @@ async def test_resource_server_kit_refuses_a_hostile_token_with_401(
     async with _kit(
         runtime.keys, issuer=settings.issuer, audience=settings.resource_audience
     ) as kit:
-        refused = await kit.get("/thing", headers=bearer(_hostile(genuine, name)))
+        refused = await kit.get("/notes", headers=bearer(_hostile(genuine, name)))
         assert refused.status_code == 401, refused.text
         assert refused.json() == INVALID_TOKEN
-        assert (await kit.get("/thing", headers=bearer(genuine))).status_code == 200
+        assert (await kit.get("/notes", headers=bearer(genuine))).status_code == 200
 
 
 # One token, one spelling: a second spelling of a genuine token must not ride on the verified-token cache or
@@ -237,7 +227,7 @@ async def test_kit_refuses_the_high_s_twin_of_a_cached_es256_token() -> None:
         claims | {"scope": "read", "iat": now, "exp": now + 600, "jti": "j1"}
     )
     async with _kit(keys, issuer=ISSUER, audience=ISSUER) as kit:
-        assert (await kit.get("/thing", headers=bearer(token))).status_code == 200
-        refused = await kit.get("/thing", headers=bearer(_high_s_twin(token)))
+        assert (await kit.get("/notes", headers=bearer(token))).status_code == 200
+        refused = await kit.get("/notes", headers=bearer(_high_s_twin(token)))
         assert refused.status_code == 401, refused.text
         assert refused.json() == INVALID_TOKEN

@@ -8,18 +8,15 @@ API's callers are never told their token is invalid. Each kind of failure is log
 
 import logging
 from collections.abc import Callable
-from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
 
 from oauth_service.resource import (
     LOG_INTERVAL,
-    AccessToken,
     IntrospectionVerifier,
-    ResourceProtector,
 )
+from tests.bearer import notes_api
 
 ENDPOINT = "http://auth.test/oauth/introspect"
 SECRET = "s3cret-value-never-logged"
@@ -61,15 +58,7 @@ class NotesApi:
             clock=clock,
             cache_ttl=0,
         )
-        oauth = ResourceProtector(verifier)
-        self.app = FastAPI()
-        oauth.install(self.app)
-
-        @self.app.get("/notes")
-        async def notes(
-            token: Annotated[AccessToken, Depends(oauth.require_scopes("read"))],
-        ) -> dict[str, str]:
-            return {"owner": token.subject}
+        self.app = notes_api(verifier)
 
     async def get(self, times: int = 1) -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=self.app)
