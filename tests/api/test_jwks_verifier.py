@@ -122,6 +122,17 @@ async def svc_auth(runtime: Runtime) -> dict[str, str]:
     return basic("svc", secret)
 
 
+@pytest.fixture
+async def warm(
+    make_verifier: Factory, client: httpx.AsyncClient, svc_auth: dict[str, str]
+) -> tuple[JwksTokenVerifier, str]:
+    """A verifier that has fetched the keys once, by verifying a fresh ``svc`` token; and that token."""
+    verifier = make_verifier()
+    token = await _client_credentials(client, svc_auth)
+    await verifier.verify(token)
+    return verifier, token
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -222,7 +233,7 @@ async def test_verifier_for_another_issuer_gets_no_keys(
 
 
 async def test_key_rotation_new_kid_is_fetched_on_first_sight(
-    make_verifier: Factory,
+    warm: tuple[JwksTokenVerifier, str],
     client: httpx.AsyncClient,
     runtime: Runtime,
     database: AsyncEngine,
@@ -230,9 +241,7 @@ async def test_key_rotation_new_kid_is_fetched_on_first_sight(
     transport: IssuerTransport,
     timer: Timer,
 ) -> None:
-    verifier = make_verifier()
-    before = await _client_credentials(client, svc_auth)
-    await verifier.verify(before)
+    verifier, before = warm
     plain = PrivateKeyCipher(None)
     async with preserved_signing_keys(database):
         rotated = await rotate_key(
@@ -253,15 +262,9 @@ async def test_key_rotation_new_kid_is_fetched_on_first_sight(
 
 
 async def test_fifty_random_kids_cause_at_most_one_refetch(
-    make_verifier: Factory,
-    client: httpx.AsyncClient,
-    svc_auth: dict[str, str],
-    transport: IssuerTransport,
-    timer: Timer,
+    warm: tuple[JwksTokenVerifier, str], transport: IssuerTransport, timer: Timer
 ) -> None:
-    verifier = make_verifier()
-    good = await _client_credentials(client, svc_auth)
-    await verifier.verify(good)
+    verifier, good = warm
     timer.now += 60
     alg = jwt_header(good)["alg"]
     forged = [
@@ -280,15 +283,9 @@ async def test_fifty_random_kids_cause_at_most_one_refetch(
 
 
 async def test_endpoint_down_with_keys_cached_still_verifies(
-    make_verifier: Factory,
-    client: httpx.AsyncClient,
-    svc_auth: dict[str, str],
-    transport: IssuerTransport,
-    timer: Timer,
+    warm: tuple[JwksTokenVerifier, str], transport: IssuerTransport, timer: Timer
 ) -> None:
-    verifier = make_verifier()
-    token = await _client_credentials(client, svc_auth)
-    await verifier.verify(token)
+    verifier, token = warm
     transport.down = True
     timer.now += 3601  # stale even at the longest cache lifetime
     for _ in range(3):
