@@ -75,6 +75,14 @@ async def genuine(app: FastAPI) -> str:
     return access_token(runtime, subject=user.id, scope="admin read write")
 
 
+@pytest.fixture
+async def rs_auth(app: FastAPI) -> dict[str, str]:
+    """Basic credentials of ``rs``, a confidential client that introspects and revokes."""
+    _, secret = await make_client(app.state.runtime, client_id="rs")
+    assert secret is not None
+    return basic("rs", secret)
+
+
 def _assert_clean_logs(logs: LogCapture) -> None:
     lines = logs.lines()
     assert not [line for line in lines if "exc_info" in line], "a traceback was logged"
@@ -107,18 +115,16 @@ async def test_bearer_route_refuses_a_hostile_token_with_401(
 
 @pytest.mark.parametrize("name", HOSTILE)
 async def test_introspection_of_a_hostile_token_is_inactive(
-    app: FastAPI,
+    rs_auth: dict[str, str],
     http: httpx.AsyncClient,
     genuine: str,
     captured_logs: LogCapture,
     name: str,
 ) -> None:
-    _, secret = await make_client(app.state.runtime, client_id="rs")
-    assert secret is not None
     response = await http.post(
         "/oauth/introspect",
         data={"token": _hostile(genuine, name)},
-        headers=basic("rs", secret),
+        headers=rs_auth,
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"active": False}
@@ -127,18 +133,16 @@ async def test_introspection_of_a_hostile_token_is_inactive(
 
 @pytest.mark.parametrize("name", HOSTILE)
 async def test_revocation_of_a_hostile_token_is_200_without_effect(
-    app: FastAPI,
+    rs_auth: dict[str, str],
     http: httpx.AsyncClient,
     genuine: str,
     captured_logs: LogCapture,
     name: str,
 ) -> None:
-    _, secret = await make_client(app.state.runtime, client_id="rs")
-    assert secret is not None
     response = await http.post(
         "/oauth/revoke",
         data={"token": _hostile(genuine, name), "token_type_hint": "access_token"},
-        headers=basic("rs", secret),
+        headers=rs_auth,
     )
     assert response.status_code == 200, response.text
     assert response.content == b""
@@ -199,10 +203,11 @@ def _high_s_twin(token: str) -> str:
 
 
 async def test_second_spelling_of_a_cached_token_is_refused_everywhere(
-    app: FastAPI, http: httpx.AsyncClient, genuine: str, captured_logs: LogCapture
+    rs_auth: dict[str, str],
+    http: httpx.AsyncClient,
+    genuine: str,
+    captured_logs: LogCapture,
 ) -> None:
-    _, secret = await make_client(app.state.runtime, client_id="rs")
-    assert secret is not None
     assert (await http.get("/api/v1/me", headers=bearer(genuine))).status_code == 200
     respelt = _padding_bits_set(genuine)
     assert base64.urlsafe_b64decode(respelt.rsplit(".")[2] + "==") == (
@@ -212,7 +217,7 @@ async def test_second_spelling_of_a_cached_token_is_refused_everywhere(
     assert refused.status_code == 401, refused.text
     assert refused.json() == INVALID_TOKEN
     introspected = await http.post(
-        "/oauth/introspect", data={"token": respelt}, headers=basic("rs", secret)
+        "/oauth/introspect", data={"token": respelt}, headers=rs_auth
     )
     assert introspected.json() == {"active": False}
     _assert_clean_logs(captured_logs)
