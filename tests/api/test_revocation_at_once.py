@@ -80,22 +80,33 @@ async def _verifier_accepts(app: FastAPI, token: str) -> bool:
     return True
 
 
-async def _answers(
-    app: FastAPI, http: httpx.AsyncClient, token: str, auth: dict[str, str]
-) -> tuple[int, int, int, bool, bool]:
-    """/me, GET and POST /notes statuses, whether introspection says active, whether the verifier accepts."""
-    headers = bearer(token)
-    me = await http.get("/api/v1/me", headers=headers)
-    listed = await http.get("/api/v1/notes", headers=headers)
-    created = await http.post("/api/v1/notes", json={"title": "t"}, headers=headers)
-    active = (await _introspect(http, token, auth))["active"] is True
-    return (
-        me.status_code,
-        listed.status_code,
-        created.status_code,
-        active,
-        await _verifier_accepts(app, token),
-    )
+Answers = Callable[[str], Awaitable[tuple[int, int, int, bool, bool]]]
+
+
+@pytest.fixture
+def answers(
+    app: FastAPI, client: httpx.AsyncClient, resource_server: dict[str, str]
+) -> Answers:
+    """How every surface answers a token: /me, GET and POST /notes statuses, whether introspection says active,
+    whether the verifier accepts."""
+
+    async def answer(token: str) -> tuple[int, int, int, bool, bool]:
+        headers = bearer(token)
+        me = await client.get("/api/v1/me", headers=headers)
+        listed = await client.get("/api/v1/notes", headers=headers)
+        created = await client.post(
+            "/api/v1/notes", json={"title": "t"}, headers=headers
+        )
+        active = (await _introspect(client, token, resource_server))["active"] is True
+        return (
+            me.status_code,
+            listed.status_code,
+            created.status_code,
+            active,
+            await _verifier_accepts(app, token),
+        )
+
+    return answer
 
 
 ACCEPTED = (200, 200, 201, True, True)
@@ -129,10 +140,9 @@ async def _code_tokens(http: httpx.AsyncClient, runtime: Runtime) -> tuple[str, 
 
 
 async def test_code_replay_makes_first_access_token_inactive_on_next_request(
-    app: FastAPI,
     client: httpx.AsyncClient,
     runtime: Runtime,
-    resource_server: dict[str, str],
+    answers: Answers,
 ) -> None:
     code, verifier = await _code_tokens(client, runtime)
     form = {
@@ -143,27 +153,26 @@ async def test_code_replay_makes_first_access_token_inactive_on_next_request(
         "code_verifier": verifier,
     }
     first = (await client.post("/oauth/token", data=form)).json()["access_token"]
-    assert await _answers(app, client, first, resource_server) == ACCEPTED
+    assert await answers(first) == ACCEPTED
     replay = await client.post("/oauth/token", data=form)
     assert replay.json()["error"] == "invalid_grant"
-    assert await _answers(app, client, first, resource_server) == REFUSED
+    assert await answers(first) == REFUSED
 
 
 async def test_refresh_reuse_makes_family_access_tokens_inactive_on_next_request(
-    app: FastAPI,
     client: httpx.AsyncClient,
     runtime: Runtime,
-    resource_server: dict[str, str],
+    answers: Answers,
 ) -> None:
     issued = await password_tokens(client, runtime)
     rotated = await refresh(client, issued)
     assert rotated.status_code == 200
     second = rotated.json()["access_token"]
-    assert await _answers(app, client, second, resource_server) == ACCEPTED
+    assert await answers(second) == ACCEPTED
     reuse = await refresh(client, issued)
     assert reuse.json()["error"] == "invalid_grant"
     for token in (issued.access_token, second):
-        assert await _answers(app, client, token, resource_server) == REFUSED
+        assert await answers(token) == REFUSED
 
 
 async def _deactivate(
@@ -231,10 +240,9 @@ async def _alice(runtime: Runtime) -> tuple[str, str]:
     ids=["deactivate", "set-password", "delete-client"],
 )
 async def test_user_or_client_change_refuses_its_tokens_on_next_request(
-    app: FastAPI,
     client: httpx.AsyncClient,
     runtime: Runtime,
-    resource_server: dict[str, str],
+    answers: Answers,
     admin_headers: dict[str, str],
     change: Change,
     path: Path,
@@ -247,21 +255,20 @@ async def test_user_or_client_change_refuses_its_tokens_on_next_request(
         headers=issued.auth,
     )
     client_token = cc.json()["access_token"]
-    assert await _answers(app, client, issued.access_token, resource_server) == ACCEPTED
+    assert await answers(issued.access_token) == ACCEPTED
     await change(path, client, runtime, admin_headers)
-    assert await _answers(app, client, issued.access_token, resource_server) == REFUSED
+    assert await answers(issued.access_token) == REFUSED
     if change is _delete_client:
-        assert await _answers(app, client, client_token, resource_server) == REFUSED
+        assert await answers(client_token) == REFUSED
     else:  # the client's own tokens are not the user's
-        assert await _answers(app, client, client_token, resource_server) == ACCEPTED
+        assert await answers(client_token) == ACCEPTED
 
 
 @pytest.mark.parametrize("path", ["cli", "api"])
 async def test_token_minted_right_after_password_change_is_accepted(
-    app: FastAPI,
     client: httpx.AsyncClient,
     runtime: Runtime,
-    resource_server: dict[str, str],
+    answers: Answers,
     admin_headers: dict[str, str],
     path: Path,
 ) -> None:
@@ -276,15 +283,14 @@ async def test_token_minted_right_after_password_change_is_accepted(
     response = await client.post("/oauth/token", data=form, headers=issued.auth)
     assert response.status_code == 200
     fresh = response.json()["access_token"]
-    assert await _answers(app, client, fresh, resource_server) == ACCEPTED
-    assert await _answers(app, client, issued.access_token, resource_server) == REFUSED
+    assert await answers(fresh) == ACCEPTED
+    assert await answers(issued.access_token) == REFUSED
 
 
 async def test_client_secret_rotation_keeps_its_tokens_and_drops_old_secret_at_once(
-    app: FastAPI,
     client: httpx.AsyncClient,
     runtime: Runtime,
-    resource_server: dict[str, str],
+    answers: Answers,
     admin_headers: dict[str, str],
 ) -> None:
     issued = await password_tokens(client, runtime)
@@ -295,4 +301,4 @@ async def test_client_secret_rotation_keeps_its_tokens_and_drops_old_secret_at_o
         await session.commit()
     stale = await client.post("/oauth/token", data=cc, headers=issued.auth)
     assert stale.status_code == 401
-    assert await _answers(app, client, issued.access_token, resource_server) == ACCEPTED
+    assert await answers(issued.access_token) == ACCEPTED
