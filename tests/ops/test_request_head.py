@@ -38,6 +38,15 @@ def _request(header_bytes: int) -> bytes:
     )
 
 
+def _post(body_bytes: int) -> bytes:
+    body = b"grant_type=nope&pad=" + b"a" * (body_bytes - 20)
+    return (
+        b"POST /oauth/token HTTP/1.1\r\nHost: test\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
 async def _exchange(
     port: int, *requests: bytes
 ) -> list[tuple[int, dict[str, str], bytes]]:
@@ -118,6 +127,11 @@ async def test_serve_answers_431_to_a_100kb_header_and_200_under_the_bound(
                     port, _request(MAX_HEAD_BYTES - 1024), _request(100_000)
                 )
                 assert [answer[0] for answer in answers] == [200, 431]
+                # A body that arrives in the same read as the head is not head: 60 KB of form under the
+                # 64 KiB body limit reaches the app (which refuses the unknown grant), not the 431.
+                [(status, _headers, body)] = await _exchange(port, _post(60_000))
+                assert status == 400
+                assert json.loads(body)["error"] == "unsupported_grant_type"
                 assert (await http.get("/healthz")).status_code == 200
             finally:
                 server.terminate()

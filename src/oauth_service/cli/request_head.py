@@ -12,6 +12,11 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+# The parser callbacks this subclass extends: uvicorn's, not a public API (tests/unit/test_request_head.py
+# fails loudly if a release renames them).
+HOOKS = ("data_received", "on_headers_complete", "on_message_complete")
+_END_OF_HEAD = b"\r\n\r\n"
+
 # Cookies and a bearer token need a few KB; nginx's default allows 4 x 8 KiB, Node's 16 KiB.
 MAX_HEAD_BYTES = 32 * 1024
 
@@ -38,24 +43,28 @@ _REFUSAL = b"".join(
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` that refuses a request head over ``MAX_HEAD_BYTES`` with 431.
 
-    Bytes are counted from the start of the connection, or the end of the previous request, until the headers
-    are complete. A chunk holding the end of one request and the
-    start of the next is counted for neither, so the bound is exceeded by at most one read (256 KiB), never
-    without limit.
+    Bytes are counted from the start of the connection, or the end of the previous request, up to the blank
+    line that ends the headers; body bytes that arrive in the same read are not. A chunk holding the end of one
+    request and the start of the next is counted for neither, so the bound is exceeded by at most one read
+    (256 KiB), never without limit.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
         self._in_head = True
+        self._tail = b""  # the last bytes of the head so far: the blank line may straddle two reads
 
     def data_received(self, data: bytes) -> None:
         """Count head bytes before parsing; refuse once they pass the bound."""
         if self._in_head:
-            self._head_bytes += len(data)
+            end = (self._tail + data).find(_END_OF_HEAD)
+            head = len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._head_bytes += head
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse()
                 return
+            self._tail = data[-3:]
         super().data_received(data)
 
     def _refuse(self) -> None:
@@ -68,6 +77,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """The head ended within the bound: the body is not counted."""
         self._in_head = False
         self._head_bytes = 0
+        self._tail = b""
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -75,3 +85,4 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._in_head = True
         self._head_bytes = 0
+        self._tail = b""
