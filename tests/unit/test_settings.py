@@ -245,15 +245,6 @@ def test_invalid_setting_raises_one_line_naming_variable(
     assert "\n" not in str(caught.value)
 
 
-def test_invalid_database_url_message_hides_credentials(
-    env: pytest.MonkeyPatch,
-) -> None:
-    env.setenv("DATABASE_URL", "mysql://user:hunter2@db/oauth")
-    with pytest.raises(SettingsError) as caught:
-        load_settings()
-    assert "hunter2" not in str(caught.value)
-
-
 def test_resource_audience_defaults_to_issuer(env: pytest.MonkeyPatch) -> None:
     assert (
         Settings(issuer="https://a.example.com").resource_audience
@@ -274,74 +265,84 @@ def test_verified_token_cache_size_is_read_and_bounded(env: pytest.MonkeyPatch) 
         load_settings()
 
 
-@pytest.mark.parametrize("value", ["k" * 32, "\u00e9" * 16], ids=["ascii", "utf-8"])
-def test_secret_key_of_32_bytes_is_accepted(
-    env: pytest.MonkeyPatch, value: str
-) -> None:
-    env.setenv("OAUTH_SECRET_KEY", value)
-    assert load_settings().secret_key == value
-
-
-def test_empty_secret_key_means_unset(env: pytest.MonkeyPatch) -> None:
-    """``OAUTH_SECRET_KEY=`` (as compose passes an unset variable) keeps the generated key."""
-    env.setenv("OAUTH_SECRET_KEY", "")
-    assert load_settings().secret_key is None
-
-
 @pytest.mark.parametrize(
-    ("value", "level"),
-    [("debug", "DEBUG"), (" Info ", "INFO"), ("warn", "WARNING"), ("error", "ERROR")],
-    ids=["lower", "mixed-case-spaces", "warn-alias", "error"],
-)
-def test_log_level_in_any_case_is_accepted(
-    env: pytest.MonkeyPatch, value: str, level: str
-) -> None:
-    env.setenv("LOG_LEVEL", value)
-    assert load_settings().log_level == level
-
-
-@pytest.mark.parametrize(
-    ("value", "url"),
+    ("variable", "value", "attribute", "expected"),
     [
-        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
-        ("sqlite:////var/lib/oauth.db", "sqlite+aiosqlite:////var/lib/oauth.db"),
-        ("postgresql://u@db/oauth", "postgresql+asyncpg://u@db/oauth"),
-        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("OAUTH_SECRET_KEY", "k" * 32, "secret_key", "k" * 32),
+        ("OAUTH_SECRET_KEY", "\u00e9" * 16, "secret_key", "\u00e9" * 16),
+        ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
+        ("LOG_LEVEL", " Info ", "log_level", "INFO"),
+        ("LOG_LEVEL", "warn", "log_level", "WARNING"),
+        ("LOG_LEVEL", "error", "log_level", "ERROR"),
+        ("DATABASE_URL", "sqlite:///x.db", "database_url", "sqlite+aiosqlite:///x.db"),
+        (
+            "DATABASE_URL",
+            "sqlite:////var/lib/oauth.db",
+            "database_url",
+            "sqlite+aiosqlite:////var/lib/oauth.db",
+        ),
+        (
+            "DATABASE_URL",
+            "postgresql://u@db/oauth",
+            "database_url",
+            "postgresql+asyncpg://u@db/oauth",
+        ),
+        (
+            "DATABASE_URL",
+            "sqlite+aiosqlite:///x.db",
+            "database_url",
+            "sqlite+aiosqlite:///x.db",
+        ),
+        (
+            "REDIS_URL",
+            "redis://127.0.0.1:6379/0",
+            "redis_url",
+            "redis://127.0.0.1:6379/0",
+        ),
+        (
+            "REDIS_URL",
+            "rediss://:secret@cache.example.com",
+            "redis_url",
+            "rediss://:secret@cache.example.com",
+        ),
+        ("REDIS_URL", "redis://localhost", "redis_url", "redis://localhost"),
+        (
+            "REDIS_URL",
+            "unix:///run/redis.sock?db=1",
+            "redis_url",
+            "unix:///run/redis.sock?db=1",
+        ),
+        # Compose passes an unset variable as empty: the generated secret key, no Redis, plaintext keys.
+        ("OAUTH_SECRET_KEY", "", "secret_key", None),
+        ("REDIS_URL", "", "redis_url", None),
+        ("OAUTH_KEY_ENCRYPTION_KEY", "", "key_encryption_key", None),
     ],
-    ids=["sqlite-relative", "sqlite-absolute", "postgresql", "already-async"],
-)
-def test_database_url_without_async_driver_is_rewritten(
-    env: pytest.MonkeyPatch, value: str, url: str
-) -> None:
-    env.setenv("DATABASE_URL", value)
-    assert load_settings().database_url == url
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        "redis://127.0.0.1:6379/0",
-        "rediss://:secret@cache.example.com",
-        "redis://localhost",
-        "unix:///run/redis.sock?db=1",
+    ids=[
+        "secret-key-32-ascii-bytes",
+        "secret-key-32-utf-8-bytes",
+        "log-level-lower",
+        "log-level-mixed-case-spaces",
+        "log-level-warn-alias",
+        "log-level-error",
+        "database-url-sqlite-relative",
+        "database-url-sqlite-absolute",
+        "database-url-postgresql",
+        "database-url-already-async",
+        "redis-url-host-port-db",
+        "redis-url-tls-password",
+        "redis-url-host-only",
+        "redis-url-unix",
+        "secret-key-empty-means-unset",
+        "redis-url-empty-means-unset",
+        "key-encryption-key-empty-means-unset",
     ],
-    ids=["host-port-db", "tls-password", "host-only", "unix"],
 )
-def test_redis_url_that_redis_py_reads_is_accepted(
-    env: pytest.MonkeyPatch, value: str
+def test_setting_as_people_type_it_is_read(
+    env: pytest.MonkeyPatch, variable: str, value: str, attribute: str, expected: object
 ) -> None:
-    env.setenv("REDIS_URL", value)
-    assert load_settings().redis_url == value
-
-
-def test_empty_redis_url_and_key_encryption_key_mean_unset(
-    env: pytest.MonkeyPatch,
-) -> None:
-    """Compose passes an unset variable as empty."""
-    env.setenv("REDIS_URL", "")
-    env.setenv("OAUTH_KEY_ENCRYPTION_KEY", "")
-    settings = load_settings()
-    assert (settings.redis_url, settings.key_encryption_key) == (None, None)
+    """Accepted values, the counterpart of ``test_invalid_setting_raises_one_line_naming_variable``."""
+    env.setenv(variable, value)
+    assert getattr(load_settings(), attribute) == expected
 
 
 def test_key_encryption_key_list_of_fernet_keys_is_accepted(
@@ -352,15 +353,19 @@ def test_key_encryption_key_list_of_fernet_keys_is_accepted(
     assert load_settings().key_encryption_key == keys
 
 
-def test_invalid_redis_url_and_key_messages_hide_the_value(
-    env: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "mysql://user:hunter2@db/oauth"),
+        ("REDIS_URL", "redis://:hunter2@cache:99999"),
+        ("OAUTH_KEY_ENCRYPTION_KEY", "hunter2-not-a-key"),
+    ],
+    ids=["database-url-credentials", "redis-url-password", "key-encryption-key"],
+)
+def test_invalid_setting_message_hides_the_value(
+    env: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
-    env.setenv("REDIS_URL", "redis://:hunter2@cache:99999")
-    with pytest.raises(SettingsError) as caught:
-        load_settings()
-    assert "hunter2" not in str(caught.value)
-    env.delenv("REDIS_URL")
-    env.setenv("OAUTH_KEY_ENCRYPTION_KEY", "hunter2-not-a-key")
+    env.setenv(variable, value)
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert "hunter2" not in str(caught.value)
