@@ -7,7 +7,7 @@ takes effect with the deactivation, password change or deletion it belongs to, a
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Row, select, tuple_
+from sqlalchemy import Row, case, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -27,10 +27,20 @@ async def cut_off(session: AsyncSession, subject: Subject, at: datetime) -> None
     insert = dialect.insert(_CUTOFFS).values(
         kind=kind, subject_id=subject_id, cutoff_at=at, expires_at=expires_at
     )
+    # Only forward: a later writer with an earlier moment (a slower clock, a transaction that began first)
+    # must not shorten a cut-off already in force. CASE, as SQLite has no GREATEST.
+    later = insert.excluded.cutoff_at > _CUTOFFS.c.cutoff_at
     await session.execute(
         insert.on_conflict_do_update(
             index_elements=["kind", "subject_id"],
-            set_={"cutoff_at": at, "expires_at": expires_at},
+            set_={
+                "cutoff_at": case(
+                    (later, insert.excluded.cutoff_at), else_=_CUTOFFS.c.cutoff_at
+                ),
+                "expires_at": case(
+                    (later, insert.excluded.expires_at), else_=_CUTOFFS.c.expires_at
+                ),
+            },
         )
     )
     await publish(
