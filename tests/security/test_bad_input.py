@@ -239,6 +239,24 @@ async def test_admin_json_with_nul_is_400_not_500(
     assert response.json()["error"] == "invalid_request"
 
 
+async def test_authorize_with_unparseable_redirect_uri_renders_400_not_500(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """An unclosed IPv6 bracket made ``urlsplit`` raise while matching a loopback registration."""
+    await make_client(
+        runtime,
+        client_id="native",
+        is_public=True,
+        grant_types=("authorization_code",),
+        redirect_uris=("http://127.0.0.1/cb",),
+    )
+    query = "response_type=code&client_id=native&redirect_uri=http://%5B::1/cb"
+    response = await client.get(f"/oauth/authorize?{query}")
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "location" not in response.headers
+
+
 async def test_authorize_loopback_redirect_with_newline_is_refused_not_echoed(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:

@@ -46,6 +46,7 @@ def test_redirect_uri_allowed_forms_pass(uri: str) -> None:
         ("javascript:alert(1)", "reverse-DNS private-use scheme"),
         ("", "empty or contains whitespace"),
         ("https://a.example/c b", "empty or contains whitespace"),
+        ("http://[::1/cb", "not a valid URI"),
     ],
     ids=[
         "fragment",
@@ -59,6 +60,7 @@ def test_redirect_uri_allowed_forms_pass(uri: str) -> None:
         "javascript",
         "empty",
         "space",
+        "unclosed-ipv6",
     ],
 )
 def test_redirect_uri_bad_forms_raise(uri: str, message: str) -> None:

@@ -58,7 +58,10 @@ def check_redirect_uri(uri: str) -> str:
         raise AdminError(f"redirect URI {uri!r} is empty or contains whitespace")
     if "#" in uri:
         raise AdminError(f"redirect URI {uri!r} must not contain a fragment")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise AdminError(f"redirect URI {uri!r} is not a valid URI") from None
     scheme = parts.scheme.lower()
     if not scheme:
         raise AdminError(f"redirect URI {uri!r} must be absolute")

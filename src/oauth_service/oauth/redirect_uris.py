@@ -16,7 +16,10 @@ _URI_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
 def _loopback_parts(uri: str) -> tuple[str, str, str] | None:
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: no URI, so no match
+        return None
     match = _LOOPBACK_NETLOC.fullmatch(parts.netloc)
     if parts.scheme != "http" or match is None or parts.fragment:
         return None
