@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from oauth_service.oauth.cutoffs import Subject
 
@@ -162,11 +162,14 @@ def apply_on_commit(
         for change in _take(session):
             apply(change)
 
-    def rolled_back(session: Session) -> None:
-        _take(session)
+    def ended(session: Session, transaction: SessionTransaction) -> None:
+        # The root transaction ended: after ``committed`` if it committed, otherwise rolled back, its COMMIT
+        # failed or the session closed. Whatever is left was not committed and must not reach a later commit.
+        if transaction.parent is None:
+            _take(session)
 
     event.listen(ChangeSession, "after_commit", committed)
-    event.listen(ChangeSession, "after_rollback", rolled_back)
+    event.listen(ChangeSession, "after_transaction_end", ended)
     maker.configure(sync_session_class=ChangeSession)
 
 
