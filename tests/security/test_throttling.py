@@ -5,8 +5,6 @@ limit still answers the usual 400/401, every later attempt (a correct one too) g
 and ``Retry-After`` until the lock ends; a success resets the account's count.
 """
 
-import base64
-
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -15,6 +13,7 @@ from sqlalchemy import text
 from oauth_service.runtime import Runtime
 from oauth_service.settings import SettingsError, load_settings
 from tests.authorization_helpers import CALLBACK, authorize_url, new_pkce, submit_login
+from tests.bearer import basic
 from tests.factories import make_client, make_user
 from tests.live_server import free_port
 from tests.security.conftest import REDIS_URL, AppFactory, LogCapture, http_client
@@ -217,18 +216,18 @@ async def test_client_auth_after_max_failures_is_locked_even_for_correct_secret(
     client, secret = await make_client(app.state.runtime)
     assert secret is not None
 
-    def basic(value: str) -> dict[str, str]:
-        raw = base64.b64encode(f"{client.client_id}:{value}".encode()).decode()
-        return {"Authorization": f"Basic {raw}"}
-
     form = {"grant_type": "client_credentials"}
     async with http_client(app) as http:
         for _ in range(2):
-            response = await http.post(TOKEN, data=form, headers=basic("wrong"))
+            response = await http.post(
+                TOKEN, data=form, headers=basic(client.client_id, "wrong")
+            )
             assert response.status_code == 401
             assert response.json()["error"] == "invalid_client"
         _assert_locked(
-            await http.post(TOKEN, data=form, headers=basic(secret)), LOCKED_CLIENT, 60
+            await http.post(TOKEN, data=form, headers=basic(client.client_id, secret)),
+            LOCKED_CLIENT,
+            60,
         )
         post = {**form, "client_id": client.client_id, "client_secret": secret}
         _assert_locked(await http.post(TOKEN, data=post), LOCKED_CLIENT, 60)
@@ -452,16 +451,19 @@ async def test_authorize_rate_is_shared_between_apps_through_redis(
 INTROSPECT = "/oauth/introspect"
 
 
-def _basic(client_id: str, secret: str) -> dict[str, str]:
-    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {raw}"}
+async def _notes_app(make_app: AppFactory, **overrides: object) -> tuple[FastAPI, str]:
+    """An app with the confidential client ``notes`` (a resource server that introspects); returns its secret."""
+    app = await make_app(**overrides)
+    _, secret = await make_client(app.state.runtime, client_id="notes")
+    assert secret is not None
+    return app, secret
 
 
 async def _introspect(
     http: httpx.AsyncClient, client_id: str, secret: str
 ) -> httpx.Response:
     return await http.post(
-        INTROSPECT, data={"token": "some-token"}, headers=_basic(client_id, secret)
+        INTROSPECT, data={"token": "some-token"}, headers=basic(client_id, secret)
     )
 
 
@@ -471,7 +473,7 @@ async def _client_token(
     return await http.post(
         TOKEN,
         data={"grant_type": "client_credentials"},
-        headers=_basic(client_id, secret),
+        headers=basic(client_id, secret),
     )
 
 
@@ -479,9 +481,7 @@ async def test_misconfigured_introspection_caller_locks_only_itself(
     make_app: AppFactory,
 ) -> None:
     """A resource server retrying with a wrong secret does not lock its client's other instances or tokens."""
-    app = await make_app(max_failed_logins=5, lockout_seconds=300)
-    _, right = await make_client(app.state.runtime, client_id="notes")
-    assert right is not None
+    app, right = await _notes_app(make_app, max_failed_logins=5, lockout_seconds=300)
     async with (
         http_client(app, ip="198.51.100.1") as broken,
         http_client(app, ip="198.51.100.2") as healthy,
@@ -501,9 +501,7 @@ async def test_misconfigured_introspection_caller_locks_only_itself(
 async def test_token_endpoint_lock_does_not_lock_introspection(
     make_app: AppFactory,
 ) -> None:
-    app = await make_app(max_failed_logins=2, lockout_seconds=60)
-    _, secret = await make_client(app.state.runtime, client_id="notes")
-    assert secret is not None
+    app, secret = await _notes_app(make_app, max_failed_logins=2, lockout_seconds=60)
     async with http_client(app) as http:
         for _ in range(2):
             assert (await _client_token(http, "notes", "wrong")).status_code == 401
@@ -516,11 +514,9 @@ async def test_introspection_failures_count_toward_the_ip_limit(
     make_app: AppFactory,
 ) -> None:
     """Guessing at introspection from one address, over many client ids, locks that address everywhere."""
-    app = await make_app(
-        max_failed_logins=5, max_failed_logins_per_ip=3, lockout_seconds=60
+    app, secret = await _notes_app(
+        make_app, max_failed_logins=5, max_failed_logins_per_ip=3, lockout_seconds=60
     )
-    _, secret = await make_client(app.state.runtime, client_id="notes")
-    assert secret is not None
     async with (
         http_client(app, ip="198.51.100.9") as guesser,
         http_client(app, ip="198.51.100.10") as other,
@@ -535,9 +531,7 @@ async def test_introspection_failures_count_toward_the_ip_limit(
 async def test_introspection_success_resets_only_its_own_count(
     make_app: AppFactory,
 ) -> None:
-    app = await make_app(max_failed_logins=3, lockout_seconds=60)
-    _, secret = await make_client(app.state.runtime, client_id="notes")
-    assert secret is not None
+    app, secret = await _notes_app(make_app, max_failed_logins=3, lockout_seconds=60)
     async with http_client(app) as http:
         for _ in range(2):
             assert (await _introspect(http, "notes", "wrong")).status_code == 401
