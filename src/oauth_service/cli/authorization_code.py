@@ -57,11 +57,16 @@ class AuthorizationRequest:
         joiner = "&" if "?" in metadata.authorization_endpoint else "?"
         return f"{metadata.authorization_endpoint}{joiner}{urlencode(params)}"
 
+    def belongs(self, params: Mapping[str, str]) -> bool:
+        """Whether a redirect carries this request's ``state`` (bytes: a non-ASCII value is just wrong)."""
+        state = params.get("state", "").encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(state, self.state.encode("ascii"))
+
     def check(self, metadata: ServerMetadata) -> Check:
         """Judge a redirect: None to accept it, else the one-line reason it is refused."""
 
         def judge(params: Mapping[str, str]) -> str | None:
-            if not hmac.compare_digest(params.get("state", ""), self.state):
+            if not self.belongs(params):
                 return "the redirect's state does not match this request's: refused"
             iss = params.get("iss")
             if (
@@ -108,7 +113,7 @@ def authorize_and_exchange(
     """
     request = AuthorizationRequest()
     try:
-        listener = LoopbackListener(address, request.check(metadata))
+        listener = LoopbackListener(address, request.check(metadata), request.belongs)
     except OSError as exc:
         raise AuthorizationFailedError(
             f"cannot listen on {address.host}:{address.port}: {exc.strerror or exc}"

@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 # Answers a redirect's parameters with None (accepted) or the reason it is refused.
 Check = Callable[[Mapping[str, str]], str | None]
+# Whether a request to the callback belongs to this sign-in (its ``state``): others are answered and ignored.
+Belongs = Callable[[Mapping[str, str]], bool]
 
 _HOSTS = {"127.0.0.1": "127.0.0.1", "[::1]": "::1"}
 _PAGE = (
@@ -83,12 +85,15 @@ class _Page(NamedTuple):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: LoopbackAddress, check: Check) -> None:
+    def __init__(
+        self, address: LoopbackAddress, check: Check, belongs: Belongs
+    ) -> None:
         self.address_family = (
             socket.AF_INET6 if address.host.startswith("[") else socket.AF_INET
         )
         self.callback_path = address.path
         self.check = check
+        self.belongs = belongs
         self.done = threading.Event()
         self.redirect: Redirect | None = None
         self.lock = threading.Lock()
@@ -105,6 +110,11 @@ class _Server(ThreadingHTTPServer):
                 return _Page(409, "Already done", "This sign-in has already finished.")
             grouped = parse_qs(query, keep_blank_values=True)
             params = {name: values[0] for name, values in grouped.items()}
+            if not self.belongs(params):
+                # Any local process or web page can request this port: only our redirect ends the wait.
+                return _Page(
+                    400, "Not this sign-in", "This is not the sign-in being awaited."
+                )
             repeated = sorted(
                 name for name, values in grouped.items() if len(values) > 1
             )
@@ -161,9 +171,14 @@ class _Handler(BaseHTTPRequestHandler):
 class LoopbackListener:
     """Serve the callback in a background thread while the user signs in; use as a context manager."""
 
-    def __init__(self, address: LoopbackAddress, check: Check) -> None:
+    def __init__(
+        self,
+        address: LoopbackAddress,
+        check: Check,
+        belongs: Belongs = lambda _params: True,
+    ) -> None:
         self._address = address
-        self._server = _Server(address, check)
+        self._server = _Server(address, check, belongs)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
