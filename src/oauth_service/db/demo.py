@@ -21,6 +21,7 @@ from sqlmodel import col
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.crypto.tokens import verify_token_hash
 from oauth_service.db import admin
+from oauth_service.db.change_feed import ClientChanged, publish
 from oauth_service.db.client_rules import normalize_email
 from oauth_service.db.tables import ClientRow, UserRow
 
@@ -208,6 +209,9 @@ async def _ensure_client(
         # The docs redirect comes from the issuer, operator configuration trusted as is (plain http on a
         # development host too), as for the /docs client: it moves with the server's host and port.
         row.redirect_uris = list(spec.redirect_uris)
+        await publish(
+            session, ClientChanged(spec.client_id)
+        )  # running servers drop their cached copy
         if not created:
             changes.append(
                 f"set the redirect URIs of {spec.client_id} to {' '.join(spec.redirect_uris)}"
