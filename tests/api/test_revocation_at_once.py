@@ -302,3 +302,28 @@ async def test_client_secret_rotation_keeps_its_tokens_and_drops_old_secret_at_o
     stale = await client.post("/oauth/token", data=cc, headers=issued.auth)
     assert stale.status_code == 401
     assert await answers(issued.access_token) == ACCEPTED
+
+
+@pytest.mark.parametrize("path", ["cli", "api"])
+@pytest.mark.parametrize(
+    "change", [_deactivate, _set_password], ids=["deactivate", "set-password"]
+)
+async def test_user_change_ends_codes_issued_before_it(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    admin_headers: dict[str, str],
+    change: Change,
+    path: Path,
+) -> None:
+    code, verifier = await _code_tokens(client, runtime)
+    await change(path, client, runtime, admin_headers)
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": CALLBACK,
+        "client_id": "mobile",
+        "code_verifier": verifier,
+    }
+    response = await client.post("/oauth/token", data=form)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"

@@ -31,6 +31,7 @@ from oauth_service.db.client_rules import (
 from oauth_service.db.cutoffs import cut_off
 from oauth_service.db.mapping import client_from_row, join_set, user_from_row
 from oauth_service.db.tables import (
+    AuthorizationCodeRow,
     ClientRow,
     LoginSessionRow,
     RefreshTokenRow,
@@ -158,6 +159,14 @@ async def _end_user_grants(session: AsyncSession, user_id: str, clock: Clock) ->
     await session.execute(
         delete(LoginSessionRow).where(col(LoginSessionRow.user_id) == user_id)
     )
+    # A code not yet redeemed would otherwise yield fresh tokens after the change: it goes too, so its
+    # redemption is invalid_grant. Used codes stay, for their replay detection.
+    await session.execute(
+        delete(AuthorizationCodeRow).where(
+            col(AuthorizationCodeRow.user_id) == user_id,
+            col(AuthorizationCodeRow.used_at).is_(None),
+        )
+    )
 
 
 async def deactivate_user(
@@ -167,7 +176,7 @@ async def deactivate_user(
     email: str | None = None,
     clock: Clock = utcnow,
 ) -> User:
-    """Deactivate a user and revoke their refresh tokens and login sessions."""
+    """Deactivate a user and revoke their refresh tokens, login sessions and unused authorization codes."""
     row = await _user_row(session, user_id=user_id, email=email)
     row.is_active = False
     row.updated_at = clock()
@@ -185,7 +194,7 @@ async def set_user_password(
     email: str | None = None,
     clock: Clock = utcnow,
 ) -> User:
-    """Replace a user's password; existing refresh tokens and login sessions are revoked."""
+    """Replace a user's password; existing refresh tokens, login sessions and unused codes are revoked."""
     check_password(password)
     row = await _user_row(session, user_id=user_id, email=email)
     row.password_hash = await hasher.hash(password)
