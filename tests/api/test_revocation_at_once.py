@@ -6,6 +6,7 @@ client's deletion each end the tokens concerned at ``/api/v1/me``, the notes rou
 here, so only the process applying its own change at once can explain the answers.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
@@ -14,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from oauth_service.app import create_app
+from oauth_service.crypto.passwords import PasswordCheck
 from oauth_service.db import admin
 from oauth_service.oauth.access_tokens import LocalTokenVerifier
 from oauth_service.oauth.errors import InvalidTokenError
@@ -327,3 +329,40 @@ async def test_user_change_ends_codes_issued_before_it(
     response = await client.post("/oauth/token", data=form)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("path", ["cli", "api"])
+@pytest.mark.parametrize(
+    "change", [_deactivate, _set_password], ids=["deactivate", "set-password"]
+)
+async def test_user_change_during_the_password_hash_refuses_the_token_minted(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    answers: Answers,
+    admin_headers: dict[str, str],
+    change: Change,
+    path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    issued = await password_tokens(client, runtime)
+    verify = runtime.passwords.verify
+
+    async def slow_verify(stored_hash: str | None, password: str) -> PasswordCheck:
+        # The user was read with the old state; the change commits while the hash runs.
+        check = await verify(stored_hash, password)
+        await asyncio.sleep(0.01)
+        await change(path, client, runtime, admin_headers)
+        await asyncio.sleep(0.01)
+        return check
+
+    monkeypatch.setattr(runtime.passwords, "verify", slow_verify)
+    form = {
+        "grant_type": "password",
+        "email": EMAIL,
+        "password": PASSWORD,
+        "scope": "read write",
+    }
+    response = await client.post("/oauth/token", data=form, headers=issued.auth)
+    monkeypatch.undo()
+    assert response.status_code == 200, response.text
+    assert await answers(response.json()["access_token"]) == REFUSED

@@ -70,13 +70,19 @@ class TokenIssuer:
         subject: str | None,
         scope: frozenset[str],
         auth_time: datetime | None = None,
+        as_of: datetime | None = None,
     ) -> MintedToken:
-        """Sign an RFC 9068 access token; ``subject=None`` means the client itself (client_credentials)."""
+        """Sign an RFC 9068 access token; ``subject=None`` means the client itself (client_credentials).
+
+        ``as_of`` is when the grant read what it relies on (``Grant.as_of``); the jti carries it.
+        """
         now = self._clock()
         expires_at = now + self._access_ttl
-        # UUIDv7: the jti carries the issue time to the millisecond, which the subject cut-offs compare
-        # (``oauth.cutoffs``); ``iat`` has whole seconds only.
-        jti = time_ordered_uuid(millis_of(now)).hex
+        # UUIDv7: the jti carries the moment the grant read its state, to the millisecond, which the subject
+        # cut-offs compare (``oauth.cutoffs``): a cut-off committed after that read refuses the token, however
+        # long the grant took to mint it. ``iat`` (whole seconds) stays the minting time.
+        stamp = now if as_of is None else min(as_of, now)
+        jti = time_ordered_uuid(millis_of(stamp)).hex
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "sub": subject if subject is not None else client.client_id,
@@ -144,7 +150,7 @@ class TokenIssuer:
     async def issue(self, grant: Grant) -> TokenResponse:
         """Mint an access token and, when the grant asks, a refresh token starting a new family."""
         access = self.mint_access_token(
-            grant.client, grant.subject, grant.scope, grant.auth_time
+            grant.client, grant.subject, grant.scope, grant.auth_time, grant.as_of
         )
         if not grant.with_refresh:
             return self.response(access, grant.scope)

@@ -61,6 +61,7 @@ class AuthorizationCodeGrant:
     async def validate(self, request: TokenRequest, client: Client) -> Grant:
         """Check the code's bindings and PKCE; a valid replay revokes what the code issued."""
         code = request.require("code")
+        as_of = self._clock()  # before the code and its user are read (``Grant.as_of``)
         record = await self._codes.get(token_hash(code))
         if record is None or record.client_id != client.client_id:
             raise InvalidGrantError("The authorization code is invalid.")
@@ -83,6 +84,7 @@ class AuthorizationCodeGrant:
             auth_time=record.auth_time,
             family_id=time_ordered_uuid(),
             code_hash=record.code_hash,
+            as_of=as_of,
         )
 
     async def issue(self, grant: Grant) -> TokenResponse:
@@ -90,7 +92,7 @@ class AuthorizationCodeGrant:
         assert grant.code_hash is not None  # noqa: S101 - set by validate
         assert grant.family_id is not None  # noqa: S101
         access = self._issuer.mint_access_token(
-            grant.client, grant.subject, grant.scope, grant.auth_time
+            grant.client, grant.subject, grant.scope, grant.auth_time, grant.as_of
         )
         raw: str | None = None
         refresh: NewRefreshToken | None = None

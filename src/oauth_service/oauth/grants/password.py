@@ -63,6 +63,9 @@ class PasswordGrant:
         attempt = Attempt("password", email, request.client_ip)
         # A locked account or IP is refused before the password is checked: a correct one too.
         await self._throttle.check(attempt)
+        # Before the user is read: a deactivation or password change committed during the hash below must
+        # refuse the token minted from what was read (``Grant.as_of``).
+        as_of = self._clock()
         user = await self._users.get_by_email(email)
         # The hash may queue behind others for seconds in a login storm: waiting must not hold a pooled
         # connection, or every other grant of this worker starves for one. The writes below take one again.
@@ -92,6 +95,7 @@ class PasswordGrant:
             and "refresh_token" in client.grant_types,
             auth_time=self._clock(),
             password_rehash=check.new_hash,
+            as_of=as_of,
         )
 
     async def issue(self, grant: Grant) -> TokenResponse:

@@ -50,7 +50,11 @@ class RefreshTokenGrant:
 
     async def validate(self, request: TokenRequest, client: Client) -> Grant:
         """Check binding, liveness, reuse and scope; reuse revokes the family before raising."""
-        record = await self._tokens.get(token_hash(request.require("refresh_token")))
+        raw = request.require("refresh_token")
+        as_of = (
+            self._clock()
+        )  # before the token and its user are read (``Grant.as_of``)
+        record = await self._tokens.get(token_hash(raw))
         now = self._clock()
         if record is None or record.client_id != client.client_id or record.revoked_at:
             raise InvalidGrantError(INVALID)
@@ -86,6 +90,7 @@ class RefreshTokenGrant:
             refresh_id=record.id,
             superseded_id=superseded,
             refresh_scope=allowed,
+            as_of=as_of,
         )
 
     async def _unused_successor(
@@ -105,7 +110,7 @@ class RefreshTokenGrant:
         assert grant.family_id is not None  # noqa: S101 - set by validate
         now = self._clock()
         access = self._issuer.mint_access_token(
-            grant.client, grant.subject, grant.scope, grant.auth_time
+            grant.client, grant.subject, grant.scope, grant.auth_time, grant.as_of
         )
         raw, new = self._issuer.new_refresh_token(
             grant, access, parent_id=grant.refresh_id
