@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from oauth_service.app import create_app
 from oauth_service.crypto.passwords import PasswordCheck
 from oauth_service.db import admin
+from oauth_service.db.engine import make_engine, make_sessionmaker
 from oauth_service.oauth.access_tokens import LocalTokenVerifier
 from oauth_service.oauth.errors import InvalidTokenError
 from oauth_service.runtime import Runtime
@@ -222,7 +223,12 @@ async def _delete_client(
         assert response.status_code == 204
         return
     async with runtime.sessionmaker() as session:
-        await admin.delete_client(session, client_id="app", clock=runtime.clock)
+        await admin.delete_client(
+            session,
+            client_id="app",
+            client_cache_ttl=runtime.settings.client_cache_ttl,
+            clock=runtime.clock,
+        )
         await session.commit()
 
 
@@ -366,3 +372,38 @@ async def test_user_change_during_the_password_hash_refuses_the_token_minted(
     monkeypatch.undo()
     assert response.status_code == 200, response.text
     assert await answers(response.json()["access_token"]) == REFUSED
+
+
+async def test_client_deleted_elsewhere_gets_no_lasting_token_from_a_stale_cache(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    answers: Answers,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    issued = await password_tokens(client, runtime)
+    cc = {"grant_type": "client_credentials", "scope": "read write"}
+    # This process caches the client (client_cache_ttl=60 s).
+    assert (await client.post("/oauth/token", data=cc, headers=issued.auth)).is_success
+    # The CLI's deletion in another process: its own engine, so this process's sessions do not apply it. On
+    # Postgres its notification would empty the client cache: this process stands for a replica that missed it.
+    monkeypatch.setattr(runtime.client_cache, "invalidate", lambda _: None)
+    writer = make_settings(db_url, client_cache_ttl=LONG)
+    engine = make_engine(writer)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            await admin.delete_client(
+                session, client_id="app", client_cache_ttl=writer.client_cache_ttl
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    stale = await client.post("/oauth/token", data=cc, headers=issued.auth)
+    assert stale.status_code == 200  # the cached client still authenticates
+    token = stale.json()["access_token"]
+    monkeypatch.undo()
+    # Once this process has the cut-off (its snapshot reloads, or the notification arrives), the token
+    # minted after the deletion is refused with the others.
+    runtime.revocations.invalidate()
+    assert await answers(token) == REFUSED
+    assert await answers(issued.access_token) == REFUSED

@@ -245,7 +245,9 @@ async def test_delete_client_cascades_refresh_tokens(
     client, _ = await make_client(runtime, grant_types=("password",))
     await _seed_grants(runtime, user.id, client.client_id)
     async with runtime.sessionmaker() as session:
-        await admin.delete_client(session, client_id=client.client_id)
+        await admin.delete_client(
+            session, client_id=client.client_id, client_cache_ttl=0
+        )
         await session.commit()
     assert await _count(database, "clients") == 0
     assert await _count(database, "refresh_tokens") == 0
@@ -254,7 +256,7 @@ async def test_delete_client_cascades_refresh_tokens(
 async def test_delete_client_unknown_raises(runtime: Runtime) -> None:
     async with runtime.sessionmaker() as session:
         with pytest.raises(admin.AdminError, match="no such client: 'ghost'"):
-            await admin.delete_client(session, client_id="ghost")
+            await admin.delete_client(session, client_id="ghost", client_cache_ttl=0)
 
 
 async def test_list_clients_ordered_by_client_id(runtime: Runtime) -> None:

@@ -206,7 +206,12 @@ async def delete_client(
     """Delete a client with its codes, refresh tokens and consents; its access tokens are refused at once."""
     if await admin_pages.get_client(session, client_id) is None:
         return not_found("client")
-    await admin.delete_client(session, client_id=client_id, clock=runtime.clock)
+    await admin.delete_client(
+        session,
+        client_id=client_id,
+        client_cache_ttl=runtime.settings.client_cache_ttl,
+        clock=runtime.clock,
+    )
     await session.commit()
     runtime.client_cache.invalidate(client_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

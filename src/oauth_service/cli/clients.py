@@ -130,7 +130,11 @@ def delete(client_id: ClientIdArg, as_json: JsonOpt = False) -> None:
     """Delete a client with its codes, refresh tokens, consents and access tokens (README: Propagation)."""
 
     async def work(ctx: Context) -> None:
-        await admin.delete_client(ctx.session, client_id=client_id)
+        await admin.delete_client(
+            ctx.session,
+            client_id=client_id,
+            client_cache_ttl=ctx.settings.client_cache_ttl,
+        )
 
     run_in_transaction(work)
     if as_json:

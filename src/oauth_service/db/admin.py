@@ -9,6 +9,7 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -57,6 +58,11 @@ __all__ = [
     "set_user_password",
     "update_client",
 ]
+
+
+# How much longer than its cache TTL a server may go on authenticating a deleted client: the time a token
+# request takes between reading the cached client and minting, and clock skew between the writer and servers.
+CLIENT_CACHE_MARGIN = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,17 +319,26 @@ async def rotate_client_secret(
 
 
 async def delete_client(
-    session: AsyncSession, *, client_id: str, clock: Clock = utcnow
+    session: AsyncSession,
+    *,
+    client_id: str,
+    client_cache_ttl: float,
+    clock: Clock = utcnow,
 ) -> None:
     """Delete a client; its codes, refresh tokens and consents go with it (ON DELETE CASCADE).
 
-    Its access tokens are refused from the commit on (a cut-off: a client id may be registered again).
+    Its access tokens are refused from the commit on (a cut-off: a client id may be registered again), and so
+    are those minted until ``client_cache_ttl`` (the servers' ``OAUTH_CLIENT_CACHE_TTL``) and a margin after
+    now: a server whose cached copy of the client outlives the deletion (another replica that missed the
+    notification, or the server while the CLI deletes on SQLite) can still authenticate it that long.
+    A client registered again under the same id within that window gets tokens refused until it ends.
     """
     await _client_row(session, client_id)
     await session.execute(
         delete(ClientRow).where(col(ClientRow.client_id) == client_id)
     )
-    await cut_off(session, ("client", client_id), clock())
+    until = clock() + timedelta(seconds=client_cache_ttl) + CLIENT_CACHE_MARGIN
+    await cut_off(session, ("client", client_id), until)
     await publish(session, ClientChanged(client_id))
 
 
