@@ -56,7 +56,11 @@ class FakeUserStore:
         wanted = email.strip().lower()
         return next((u for u in self.users.values() if u.email.lower() == wanted), None)
 
-    async def update_password_hash(self, user_id: str, password_hash: str) -> None:
+    async def update_password_hash(
+        self, user_id: str, password_hash: str, *, replacing: str
+    ) -> None:
+        if self.users[user_id].password_hash != replacing:
+            return
         self.users[user_id] = dataclasses.replace(
             self.users[user_id], password_hash=password_hash
         )

@@ -11,6 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from oauth_service.db import admin
 from oauth_service.db.direct import LazySession, direct_for
 from oauth_service.db.engine import make_sessionmaker
 from oauth_service.db.stores import build_stores
@@ -89,11 +90,36 @@ async def test_user_store_update_password_hash_persists(
     runtime: Runtime, stores: Stores, session: AsyncSession
 ) -> None:
     user, _ = await make_user(runtime)
-    await stores.users.update_password_hash(user.id, "new-hash")
+    await stores.users.update_password_hash(
+        user.id, "new-hash", replacing=user.password_hash
+    )
     await session.commit()
     reloaded = await stores.users.get(user.id)
     assert reloaded is not None
     assert reloaded.password_hash == "new-hash"
+
+
+async def test_user_store_rehash_does_not_overwrite_a_password_changed_meanwhile(
+    runtime: Runtime, stores: Stores, session: AsyncSession
+) -> None:
+    user, _ = await make_user(runtime)
+    async with (
+        runtime.sessionmaker() as other
+    ):  # the change commits while the login hashes
+        changed = await admin.set_user_password(
+            other,
+            user_id=user.id,
+            password="another long passphrase",
+            hasher=runtime.passwords,
+        )
+        await other.commit()
+    await stores.users.update_password_hash(
+        user.id, "rehash-of-the-old-password", replacing=user.password_hash
+    )
+    await session.commit()
+    reloaded = await stores.users.get(user.id)
+    assert reloaded is not None
+    assert reloaded.password_hash == changed.password_hash
 
 
 async def test_scope_store_all_lists_seeded_scopes(stores: Stores) -> None:

@@ -56,7 +56,7 @@ async def test_user_release_after_reads_returns_connection_and_session_is_reusab
     assert queue_pool(runtime).checkedout() == 0
     assert not session.in_transaction()
     # Later statements check a connection out again, and their writes commit as usual.
-    await users.update_password_hash(user.id, NEW_HASH)
+    await users.update_password_hash(user.id, NEW_HASH, replacing=user.password_hash)
     await session.commit()
     assert await _stored_hash(database, user.id) == NEW_HASH
 
@@ -67,7 +67,7 @@ async def test_user_release_after_a_write_keeps_the_transaction(
     user, _ = await make_user(runtime)
     users = SqlUserStore(session)
     await users.update_password_hash(
-        user.id, NEW_HASH
+        user.id, NEW_HASH, replacing=user.password_hash
     )  # a Core UPDATE: the ORM does not see it
     await users.get_by_email(user.email)
     await users.release()
@@ -105,7 +105,7 @@ async def test_user_release_on_token_session_returns_connection_and_reuses_it(
     assert queue_pool(runtime).checkedout() == 1
     await users.release()
     assert queue_pool(runtime).checkedout() == 0
-    await users.update_password_hash(user.id, NEW_HASH)
+    await users.update_password_hash(user.id, NEW_HASH, replacing=user.password_hash)
     if lazy.in_transaction():  # as the token endpoint ends a request
         await lazy.commit()
     assert await _stored_hash(database, user.id) == NEW_HASH
@@ -116,7 +116,7 @@ async def test_user_release_on_token_session_never_drops_a_write(
 ) -> None:
     user, _ = await make_user(runtime)
     users = SqlUserStore(cast(AsyncSession, lazy))
-    await users.update_password_hash(user.id, NEW_HASH)
+    await users.update_password_hash(user.id, NEW_HASH, replacing=user.password_hash)
     await users.get_by_email(user.email)
     await users.release()
     # Postgres: the UPDATE committed as it ran (autocommit), so the connection could go back; SQLite: kept.

@@ -111,7 +111,9 @@ async def _authenticate(
     await flow.runtime.throttle.succeeded(attempt)
     audit("login.succeeded", via="login_form", subject=user.id)
     if check.new_hash is not None:
-        await flow.users.update_password_hash(user.id, check.new_hash)
+        await flow.users.update_password_hash(
+            user.id, check.new_hash, replacing=user.password_hash
+        )
     return user
 
 

@@ -155,11 +155,13 @@ class SqlUserStore:
         result = await self._session.execute(_SELECT_USER_BY_EMAIL, values)
         return _user(_mapping(result.first()))
 
-    async def update_password_hash(self, user_id: str, password_hash: str) -> None:
-        """Store a rehashed password."""
+    async def update_password_hash(
+        self, user_id: str, password_hash: str, *, replacing: str
+    ) -> None:
+        """Store a rehashed password unless the password changed since it was verified against ``replacing``."""
         await self._session.execute(
             update(UserRow)
-            .where(col(UserRow.id) == user_id)
+            .where(col(UserRow.id) == user_id, col(UserRow.password_hash) == replacing)
             .values(password_hash=password_hash, updated_at=self._clock())
         )
 

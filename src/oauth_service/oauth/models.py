@@ -141,6 +141,8 @@ class Grant:
     refresh_scope: frozenset[str] | None = None
     # Password grant: an upgraded argon2 hash to store when the token is issued.
     password_rehash: str | None = field(default=None, repr=False)
+    # ... and the hash it replaces, the one the password was checked against (``UserStore.update_password_hash``).
+    password_verified_hash: str | None = field(default=None, repr=False)
     # When ``validate`` began reading the state it relies on (user, code, refresh token): the access token's
     # jti carries this moment, not the minting time, so a cut-off committed while the grant ran (a password
     # change during the hash) refuses the token (``oauth.cutoffs``). None: the minting time.

@@ -96,8 +96,14 @@ class UserStore(Protocol):
         """Return the user by email (case-insensitive), or None."""
         ...
 
-    async def update_password_hash(self, user_id: str, password_hash: str) -> None:
-        """Store a rehashed password (argon2 parameters changed)."""
+    async def update_password_hash(
+        self, user_id: str, password_hash: str, *, replacing: str
+    ) -> None:
+        """Store a rehashed password (argon2 parameters changed) if the stored hash is still ``replacing``.
+
+        ``replacing`` is the hash the password was verified against: a password change committed meanwhile
+        is kept, not overwritten by the old password's new hash.
+        """
         ...
 
     async def release(self) -> None:

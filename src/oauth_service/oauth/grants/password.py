@@ -95,11 +95,20 @@ class PasswordGrant:
             and "refresh_token" in client.grant_types,
             auth_time=self._clock(),
             password_rehash=check.new_hash,
+            password_verified_hash=user.password_hash,
             as_of=as_of,
         )
 
     async def issue(self, grant: Grant) -> TokenResponse:
         """Store an upgraded password hash, then mint."""
-        if grant.password_rehash is not None and grant.subject is not None:
-            await self._users.update_password_hash(grant.subject, grant.password_rehash)
+        if (
+            grant.password_rehash is not None
+            and grant.password_verified_hash is not None
+            and grant.subject is not None
+        ):
+            await self._users.update_password_hash(
+                grant.subject,
+                grant.password_rehash,
+                replacing=grant.password_verified_hash,
+            )
         return await self._issuer.issue(grant)
