@@ -3,6 +3,7 @@
 Bad input must print exactly one line on stderr, exit 2 and leave the database unchanged.
 """
 
+import io
 import json
 import os
 import signal
@@ -152,6 +153,19 @@ async def test_users_list_json_and_deactivate(cli: Cli) -> None:
         ("a@example.com", True),
         ("b@example.com", False),
     ]
+
+
+@pytest.mark.parametrize("command", ["create", "set-password"])
+async def test_users_password_without_terminal_or_flag_is_one_line_exit_2(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """A script that forgot --password gets one line, not getpass's echo warning and an abort."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-pass\ns3cret-pass\n"))
+    code, out, err = await cli("users", command, "--email", "a@example.com")
+    assert (code, out) == (2, "")
+    assert _one_error_line(err) == (
+        "error: no terminal to ask for the password on: pass --password"
+    )
 
 
 async def test_users_set_password_unknown_user_exits_2(cli: Cli) -> None:

@@ -1,5 +1,6 @@
 """``oauth-service users``: create, list, deactivate and reset the password of resource owners."""
 
+import sys
 from typing import Annotated
 
 import typer
@@ -7,6 +8,7 @@ import typer
 from oauth_service.cli.common import (
     Context,
     emit_json,
+    fail,
     run_in_transaction,
     user_json,
 )
@@ -18,15 +20,25 @@ app = typer.Typer(help="Manage users (resource owners).", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 EmailOpt = Annotated[str, typer.Option("--email", help="The user's email address.")]
 PasswordOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--password",
-        prompt=True,
-        hide_input=True,
-        confirmation_prompt=True,
-        help="Password (min. 8 characters); prompted when omitted.",
+        help="Password (min. 8 characters); prompted without echo when omitted.",
     ),
 ]
+
+
+def _password(given: str | None) -> str:
+    """``--password``, else asked twice without echo on the terminal; no terminal is one line, exit 2."""
+    if given is not None:
+        return given
+    if not sys.stdin.isatty():
+        # click would read stdin with getpass's echo warning: a script gets a clear line instead.
+        fail("no terminal to ask for the password on: pass --password")
+    prompted: str = typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True, err=True
+    )
+    return prompted
 
 
 def _show(user: User, as_json: bool, verb: str) -> None:
@@ -40,19 +52,20 @@ def _show(user: User, as_json: bool, verb: str) -> None:
 @app.command("create")
 def create(
     email: EmailOpt,
-    password: PasswordOpt,
+    password: PasswordOpt = None,
     is_admin: Annotated[
         bool, typer.Option("--admin", help="May be granted the 'admin' scope.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a user (emails are unique case-insensitively)."""
+    secret = _password(password)
 
     async def work(ctx: Context) -> User:
         return await admin.create_user(
             ctx.session,
             email=email,
-            password=password,
+            password=secret,
             hasher=ctx.passwords,
             is_admin=is_admin,
         )
@@ -89,13 +102,14 @@ def deactivate(email: EmailOpt, as_json: JsonOpt = False) -> None:
 
 @app.command("set-password")
 def set_password(
-    email: EmailOpt, password: PasswordOpt, as_json: JsonOpt = False
+    email: EmailOpt, password: PasswordOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Replace a user's password; their refresh tokens, sessions and access tokens end (README: Propagation)."""
+    secret = _password(password)
 
     async def work(ctx: Context) -> User:
         return await admin.set_user_password(
-            ctx.session, email=email, password=password, hasher=ctx.passwords
+            ctx.session, email=email, password=secret, hasher=ctx.passwords
         )
 
     _show(run_in_transaction(work), as_json, "updated password of")
