@@ -312,10 +312,23 @@ async def test_client_secret_rotation_keeps_its_tokens_and_drops_old_secret_at_o
     assert await answers(issued.access_token) == ACCEPTED
 
 
-@pytest.mark.parametrize("path", ["cli", "api"])
-@pytest.mark.parametrize(
-    "change", [_deactivate, _set_password], ids=["deactivate", "set-password"]
+# A user's deactivation or password change, made through the CLI's code or the admin API.
+EACH_USER_CHANGE = pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        (path, change)
+        for change in (_deactivate, _set_password)
+        for path in ("cli", "api")
+    ],
+    ids=[
+        f"{path}-{name}"
+        for name in ("deactivate", "set-password")
+        for path in ("cli", "api")
+    ],
 )
+
+
+@EACH_USER_CHANGE
 async def test_user_change_ends_codes_issued_before_it(
     client: httpx.AsyncClient,
     runtime: Runtime,
@@ -337,10 +350,7 @@ async def test_user_change_ends_codes_issued_before_it(
     assert response.json()["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize("path", ["cli", "api"])
-@pytest.mark.parametrize(
-    "change", [_deactivate, _set_password], ids=["deactivate", "set-password"]
-)
+@EACH_USER_CHANGE
 async def test_user_change_during_the_password_hash_refuses_the_token_minted(
     client: httpx.AsyncClient,
     runtime: Runtime,
