@@ -40,7 +40,6 @@ from oauth_service.api.startup_failure import (
     startup_problem,
 )
 from oauth_service.api.token import router as token_router
-from oauth_service.background import start_background
 from oauth_service.crypto.jwt import KeySet
 from oauth_service.crypto.key_encryption import PrivateKeyCipher
 from oauth_service.crypto.passwords import PasswordHasher
@@ -50,8 +49,9 @@ from oauth_service.db.key_rotation import retire_after
 from oauth_service.db.keys import ensure_signing_key, load_keyset
 from oauth_service.logs import configure_logging
 from oauth_service.runtime import Runtime
+from oauth_service.runtime.background import start_background
+from oauth_service.runtime.limits_throttle import build_throttle
 from oauth_service.settings import Settings, load_settings
-from oauth_service.throttle import build_throttle
 
 STATIC_DIR = Path(__file__).parent / "api" / "static"
 

@@ -21,12 +21,12 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import create_app
-from oauth_service.background import refresh_keys
 from oauth_service.crypto.key_encryption import PrivateKeyCipher
 from oauth_service.db.key_rotation import retire_after, rotate_key
 from oauth_service.oauth.errors import InvalidTokenError, TemporarilyUnavailableError
 from oauth_service.resource import JwksTokenVerifier
 from oauth_service.runtime import Runtime
+from oauth_service.runtime.background import refresh_keys
 from tests.bearer import access_token, basic, bearer, notes_api
 from tests.conftest import ISSUER, make_settings
 from tests.factories import make_client

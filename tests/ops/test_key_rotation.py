@@ -15,7 +15,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import create_app
-from oauth_service.background import refresh_keys, reload_delay
 from oauth_service.crypto.key_encryption import PrivateKeyCipher
 from oauth_service.db.engine import make_engine
 from oauth_service.db.housekeeping import purge_expired
@@ -31,6 +30,7 @@ from oauth_service.db.key_rotation import (
 from oauth_service.db.keys import ensure_signing_key
 from oauth_service.oauth.clock import utcnow
 from oauth_service.runtime import Runtime
+from oauth_service.runtime.background import refresh_keys, reload_delay
 from tests.bearer import basic, bearer
 from tests.conftest import ISSUER, make_settings
 from tests.factories import make_client

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from oauth_service.app import create_app
-from oauth_service.background import BackgroundTasks
 from oauth_service.cli import main
 from oauth_service.runtime import Runtime
+from oauth_service.runtime.background import BackgroundTasks
 from tests.conftest import make_settings
 from tests.live_server import free_port
 

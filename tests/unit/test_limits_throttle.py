@@ -15,7 +15,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
 from oauth_service.oauth.throttling import Attempt, ThrottledClientError
-from oauth_service.throttle import LimitsThrottle, redis_address
+from oauth_service.runtime.limits_throttle import LimitsThrottle, redis_address
 
 PREFIX = "test-throttle"
 LOCKOUT = 120
