@@ -18,8 +18,8 @@ from oauth_service.db.authorization_stores import (
     SqlAuthorizationRequestStore,
     SqlConsentStore,
     SqlLoginSessionStore,
-    server_secret,
 )
+from oauth_service.db.server_secrets import server_secret
 from oauth_service.db.stores import SqlRefreshTokenStore
 from oauth_service.oauth.authorization import AuthorizationRequest
 from oauth_service.oauth.storage import CodeRecord, NewRefreshToken

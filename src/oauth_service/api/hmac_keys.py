@@ -9,7 +9,7 @@ import hmac
 
 from fastapi import Request
 
-from oauth_service.db.authorization_stores import server_secret
+from oauth_service.db.server_secrets import server_secret
 from oauth_service.runtime import Runtime
 
 

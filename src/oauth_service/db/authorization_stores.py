@@ -5,7 +5,6 @@ conditional ``UPDATE ... WHERE used_at IS NULL`` (RFC 6749 §4.1.2), so two conc
 Everything runs on SQLite and Postgres with portable SQLAlchemy constructs.
 """
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +13,6 @@ from uuid import UUID
 
 from sqlalchemy import CursorResult, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
@@ -35,7 +33,6 @@ from oauth_service.db.tables import (
     ConsentRow,
     LoginSessionRow,
     RevokedTokenRow,
-    ServerSecretRow,
     UserRow,
 )
 from oauth_service.oauth.authorization import AuthorizationRequest
@@ -357,28 +354,3 @@ class SqlAuthorizationRequestStore:
                 col(AuthorizationRequestRow.id_hash) == token_hash(raw_id)
             )
         )
-
-
-async def server_secret(engine: AsyncEngine, name: str, clock: Clock) -> bytes:
-    """Return the shared secret ``name``, generating it once for every replica (first writer wins)."""
-    for _ in range(2):
-        async with engine.begin() as conn:
-            value = await conn.scalar(
-                select(col(ServerSecretRow.value)).where(
-                    col(ServerSecretRow.name) == name
-                )
-            )
-            if value is not None:
-                return bytes.fromhex(value)
-        try:
-            async with engine.begin() as conn:
-                fresh = secrets.token_hex(32)
-                await conn.execute(
-                    ServerSecretRow.__table__.insert().values(  # type: ignore[attr-defined]
-                        name=name, value=fresh, created_at=clock()
-                    )
-                )
-                return bytes.fromhex(fresh)
-        except IntegrityError:
-            continue  # another replica inserted it first; read theirs
-    raise RuntimeError(f"server secret {name!r} could not be read or created")
