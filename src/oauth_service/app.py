@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from oauth_service import __version__
 from oauth_service.api import (
     admin,
-    admin_users,
     authorize,
     consent,
     health,
@@ -233,7 +232,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(discovery_router)
     app.include_router(revoke.router)
     app.include_router(admin.router)
-    app.include_router(admin_users.router)
     app.include_router(authorize.router)
     app.include_router(login.router)
     app.include_router(consent.router)

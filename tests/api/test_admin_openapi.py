@@ -6,14 +6,14 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from oauth_service.api.admin_client_models import (
+from oauth_service.api.admin.client_models import (
     ClientCreated,
     ClientIn,
     ClientOut,
     ClientPatch,
     ClientSecret,
 )
-from oauth_service.api.admin_models import (
+from oauth_service.api.admin.models import (
     PasswordIn,
     ScopeIn,
     ScopeOut,

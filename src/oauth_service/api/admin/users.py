@@ -1,24 +1,24 @@
 """Admin API, users and scopes part: create, list, read, deactivate users and reset their passwords; scopes.
 
-Same protection and error shapes as ``api.admin``. Deactivating a user or resetting a password revokes their
-refresh tokens and login sessions (``db.admin``), and cuts off the access tokens issued until then: every
-protected route and introspection refuse them from the next request on (``oauth.cutoffs``).
+Same protection and error shapes as the clients part (``common``). Deactivating a user or resetting a password
+revokes their refresh tokens and login sessions (``db.admin``), and cuts off the access tokens issued until then:
+every protected route and introspection refuse them from the next request on (``oauth.cutoffs``).
 """
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import Path, Response, status
 from fastapi.responses import JSONResponse
 
-from oauth_service.api.admin import (
-    ADMIN_RESPONSES,
+from oauth_service.api.admin.common import (
     CursorQuery,
     LimitQuery,
+    admin_router,
     bad_request,
     not_found,
 )
-from oauth_service.api.admin_cursors import CursorKeyDep, decode_cursor, encode_cursor
-from oauth_service.api.admin_models import (
+from oauth_service.api.admin.cursors import CursorKeyDep, decode_cursor, encode_cursor
+from oauth_service.api.admin.models import (
     PageOut,
     PasswordIn,
     ScopeIn,
@@ -26,19 +26,14 @@ from oauth_service.api.admin_models import (
     UserIn,
     UserOut,
 )
-from oauth_service.api.bearer import AdminDep, require_admin
+from oauth_service.api.bearer import AdminDep
 from oauth_service.api.deps import RuntimeDep, SessionDep
 from oauth_service.db import admin, admin_pages
 from oauth_service.db.admin import AdminError
 
 UserIdPath = Annotated[str, Path(max_length=36)]
 
-router = APIRouter(
-    prefix="/admin",
-    tags=["admin"],
-    dependencies=[Depends(require_admin)],
-    responses=ADMIN_RESPONSES,
-)
+router = admin_router()
 
 
 @router.get("/users")

@@ -1,6 +1,6 @@
 """Documented field types of the admin API's client bodies (RFC 7591 §2, §3.2.1 names).
 
-Each carries the description and example ``/openapi.json`` shows; ``api.admin_client_models`` builds the
+Each carries the description and example ``/openapi.json`` shows; ``client_models`` builds the
 registration, update and response bodies from them.
 """
 

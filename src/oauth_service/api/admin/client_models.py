@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from oauth_service.api.admin_client_fields import (
+from oauth_service.api.admin.client_fields import (
     SECRET_EXAMPLE,
     AuthMethodIn,
     ClientIdField,

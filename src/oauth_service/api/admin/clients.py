@@ -1,28 +1,31 @@
 """Admin API, clients part: register, list, read, update, rotate the secret of, and delete clients.
 
-Bodies use RFC 7591 client-metadata names (``api.admin_client_models``, ``oauth.client_metadata``).
-
-Every route needs an access token with the ``admin`` scope whose subject is an active admin user (RFC 6750 §3:
-401 without a valid token, 403 ``insufficient_scope`` otherwise). Secrets are returned once, with
-``Cache-Control: no-store`` (RFC 6749 §2.3.1, RFC 7591 §3.2.1). Rejected input is a 422 (malformed body) or a
-400 naming the rule that failed; lists are keyset-paginated with signed cursors (``api.admin_cursors``).
+Bodies use RFC 7591 client-metadata names (``client_models``, ``oauth.client_metadata``). Protection, page
+parameters and error bodies are ``common``'s. Secrets are returned once, with ``Cache-Control: no-store``
+(RFC 6749 §2.3.1, RFC 7591 §3.2.1).
 """
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import Path, Response, status
 from fastapi.responses import JSONResponse
 
-from oauth_service.api.admin_client_models import (
+from oauth_service.api.admin.client_models import (
     ClientCreated,
     ClientIn,
     ClientOut,
     ClientPatch,
     ClientSecret,
 )
-from oauth_service.api.admin_cursors import CursorKeyDep, decode_cursor, encode_cursor
-from oauth_service.api.admin_models import PageOut
-from oauth_service.api.bearer import require_admin
+from oauth_service.api.admin.common import (
+    CursorQuery,
+    LimitQuery,
+    admin_router,
+    bad_request,
+    not_found,
+)
+from oauth_service.api.admin.cursors import CursorKeyDep, decode_cursor, encode_cursor
+from oauth_service.api.admin.models import PageOut
 from oauth_service.api.deps import RuntimeDep, SessionDep
 from oauth_service.db import admin, admin_pages
 from oauth_service.db.admin import AdminError
@@ -34,36 +37,9 @@ from oauth_service.oauth.client_metadata import (
 )
 from oauth_service.oauth.models import Client
 
-ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The input breaks a registration rule"},
-    401: {"description": "Missing, invalid, expired or revoked token"},
-    403: {"description": "The token lacks the admin scope or is not an admin user's"},
-    404: {"description": "No such client or user (routes naming one)"},
-}
-LimitQuery = Annotated[int, Query(ge=1, le=200, description="Page size")]
-CursorQuery = Annotated[
-    str | None, Query(max_length=1024, description="`next_cursor` of the previous page")
-]
 ClientIdPath = Annotated[str, Path(max_length=255)]
 
-router = APIRouter(
-    prefix="/admin",
-    tags=["admin"],
-    dependencies=[Depends(require_admin)],
-    responses=ADMIN_RESPONSES,
-)
-
-
-def bad_request(error: AdminError) -> JSONResponse:
-    """Render a rejected administrative input as a 400 naming the rule."""
-    body = {"error": "invalid_request", "error_description": str(error)}
-    return JSONResponse(body, status_code=400, headers=NO_STORE)
-
-
-def not_found(what: str) -> JSONResponse:
-    """Render a missing item as a 404."""
-    body = {"error": "not_found", "error_description": f"No such {what}."}
-    return JSONResponse(body, status_code=404, headers=NO_STORE)
+router = admin_router()
 
 
 @router.get("/clients")

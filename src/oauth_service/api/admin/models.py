@@ -1,6 +1,6 @@
 """Users, scopes and page bodies of the admin API (pydantic at the edge; the core keeps its dataclasses).
 
-Client bodies are in ``api.admin_client_models``. Every field carries a description and an example for
+Client bodies are in ``client_models``. Every field carries a description and an example for
 ``/openapi.json``.
 """
 
