@@ -2,8 +2,8 @@
 
 import pytest
 
-from oauth_service.db.client_rules import (
-    AdminError,
+from oauth_service.oauth.registration import (
+    RegistrationError,
     check_client_id,
     check_grant_types,
     check_name,
@@ -64,7 +64,7 @@ def test_redirect_uri_allowed_forms_pass(uri: str) -> None:
     ],
 )
 def test_redirect_uri_bad_forms_raise(uri: str, message: str) -> None:
-    with pytest.raises(AdminError, match=message):
+    with pytest.raises(RegistrationError, match=message):
         check_redirect_uri(uri)
 
 
@@ -78,7 +78,9 @@ def test_redirect_uris_deduplicated_in_order() -> None:
 
 @pytest.mark.parametrize("grant", ["authorization_code", "implicit"])
 def test_redirect_grant_without_uri_raises(grant: str) -> None:
-    with pytest.raises(AdminError, match=f"grant type '{grant}' needs at least one"):
+    with pytest.raises(
+        RegistrationError, match=f"grant type '{grant}' needs at least one"
+    ):
         check_redirect_uris([], frozenset({grant}))
 
 
@@ -95,7 +97,7 @@ def test_redirect_grant_without_uri_raises(grant: str) -> None:
 def test_grant_types_invalid_raise(
     grants: tuple[str, ...], public: bool, message: str
 ) -> None:
-    with pytest.raises(AdminError, match=message):
+    with pytest.raises(RegistrationError, match=message):
         check_grant_types(grants, is_public=public)
 
 
@@ -107,7 +109,7 @@ def test_grant_types_valid_returns_set() -> None:
 
 @pytest.mark.parametrize("client_id", ["has space", "colon:id", "", "x" * 256])
 def test_client_id_bad_characters_raise(client_id: str) -> None:
-    with pytest.raises(AdminError, match="client_id"):
+    with pytest.raises(RegistrationError, match="client_id"):
         check_client_id(client_id)
 
 
@@ -117,19 +119,19 @@ def test_client_id_bad_characters_raise(client_id: str) -> None:
     ids=["hyphenated", "hex"],
 )
 def test_client_id_shaped_like_a_user_id_raises(client_id: str) -> None:
-    with pytest.raises(AdminError, match="must not be a UUID"):
+    with pytest.raises(RegistrationError, match="must not be a UUID"):
         check_client_id(client_id)
 
 
 @pytest.mark.parametrize("name", ["", "   ", "tab\tname", "x" * 256])
 def test_client_name_invalid_raises(name: str) -> None:
-    with pytest.raises(AdminError, match="client name must be"):
+    with pytest.raises(RegistrationError, match="client name must be"):
         check_name(name)
 
 
 @pytest.mark.parametrize("scope", ['quo"te', "back\\slash", "sp ace", "ünï", "x" * 129])
 def test_scope_name_invalid_raises(scope: str) -> None:
-    with pytest.raises(AdminError, match="not a valid scope token"):
+    with pytest.raises(RegistrationError, match="not a valid scope token"):
         check_scope_name(scope)
 
 
@@ -141,15 +143,15 @@ def test_email_normalized_lowercase_and_stripped() -> None:
     "email", ["no-at-sign", "a@b", "two@@example.com", "sp ace@x.io"]
 )
 def test_email_invalid_raises(email: str) -> None:
-    with pytest.raises(AdminError, match="invalid email address"):
+    with pytest.raises(RegistrationError, match="invalid email address"):
         normalize_email(email)
 
 
 def test_password_too_short_raises() -> None:
-    with pytest.raises(AdminError, match="at least 8 characters"):
+    with pytest.raises(RegistrationError, match="at least 8 characters"):
         check_password("short")
 
 
 def test_password_too_long_raises() -> None:
-    with pytest.raises(AdminError, match="at most 1024 characters"):
+    with pytest.raises(RegistrationError, match="at most 1024 characters"):
         check_password("x" * 1025)

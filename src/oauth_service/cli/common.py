@@ -11,8 +11,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from oauth_service.crypto.passwords import PasswordHasher
-from oauth_service.db.client_rules import AdminError
 from oauth_service.db.engine import make_engine, make_sessionmaker
+from oauth_service.db.errors import AdminError
 from oauth_service.oauth.models import User
 from oauth_service.settings import Settings, SettingsError, load_settings
 

@@ -5,11 +5,13 @@ written), then adds or updates rows and flushes. The caller commits. Client secr
 RFC 6749 §2.3.1), returned once and stored only as SHA-256; passwords are hashed with argon2id off the event loop.
 """
 
+import functools
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,17 +21,8 @@ from sqlmodel import col
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
 from oauth_service.db.change_feed import ClientChanged, publish
-from oauth_service.db.client_rules import (
-    AdminError,
-    check_client_id,
-    check_grant_types,
-    check_name,
-    check_password,
-    check_redirect_uris,
-    check_scope_name,
-    normalize_email,
-)
 from oauth_service.db.cutoffs import cut_off
+from oauth_service.db.errors import AdminError
 from oauth_service.db.mapping import client_from_row, join_set, user_from_row
 from oauth_service.db.tables import (
     AuthorizationCodeRow,
@@ -39,6 +32,7 @@ from oauth_service.db.tables import (
     ScopeRow,
     UserRow,
 )
+from oauth_service.oauth import registration
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.models import Client, User
 
@@ -58,6 +52,31 @@ __all__ = [
     "set_user_password",
     "update_client",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _answering_admin_error(rule: Callable[P, R]) -> Callable[P, R]:
+    """The core's registration ``rule``, raising ``AdminError`` (same line) where it raises ``RegistrationError``."""
+
+    @functools.wraps(rule)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return rule(*args, **kwargs)
+        except registration.RegistrationError as exc:
+            raise AdminError(*exc.args) from exc
+
+    return checked
+
+
+check_client_id = _answering_admin_error(registration.check_client_id)
+check_grant_types = _answering_admin_error(registration.check_grant_types)
+check_name = _answering_admin_error(registration.check_name)
+check_password = _answering_admin_error(registration.check_password)
+check_redirect_uris = _answering_admin_error(registration.check_redirect_uris)
+check_scope_name = _answering_admin_error(registration.check_scope_name)
+normalize_email = _answering_admin_error(registration.normalize_email)
 
 
 # How much longer than its cache TTL a server may go on authenticating a deleted client: the time a token

@@ -22,8 +22,8 @@ from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.crypto.tokens import verify_token_hash
 from oauth_service.db import admin
 from oauth_service.db.change_feed import ClientChanged, publish
-from oauth_service.db.client_rules import normalize_email
 from oauth_service.db.tables import ClientRow, UserRow
+from oauth_service.oauth.registration import normalize_email
 
 DEMO_FILE = Path(".oauth-demo.json")
 DEMO_EMAIL = "demo@example.com"
