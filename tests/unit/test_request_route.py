@@ -1,6 +1,6 @@
 """``RequestRoute``: the endpoint is called with the request and nothing else; misuse fails at start-up."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import pytest
@@ -105,17 +105,22 @@ def test_annotated_request_is_not_a_plain_request() -> None:
         )
 
 
-async def test_dependencies_added_by_include_router_are_refused_not_skipped() -> None:
-    """FastAPI builds an included route's handler on first use: the guard is never silently skipped."""
+def _guard() -> None:
+    return None
 
-    def guard() -> None:
-        return None
 
+@pytest.mark.parametrize(
+    "dependencies", [[Depends(_guard)], []], ids=["with-dependency", "plain"]
+)
+async def test_include_router_is_refused_not_skipped(
+    dependencies: list[Any],
+) -> None:
+    """An including router builds the route's handler again, with its own options: refused, never skipped."""
     router = APIRouter(route_class=RequestRoute)
     router.add_api_route("/x", echo)
     app = FastAPI()
-    app.include_router(router, dependencies=[Depends(guard)])
+    app.include_router(router, dependencies=dependencies)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        with pytest.raises(TypeError, match="runs no dependencies"):
+        with pytest.raises(TypeError, match="not through include_router"):
             await client.get("/x")
