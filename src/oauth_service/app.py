@@ -32,7 +32,7 @@ from oauth_service.api.deps import TokenDispatchers
 from oauth_service.api.discovery import router as discovery_router
 from oauth_service.api.docs import install_docs
 from oauth_service.api.errors import install_error_handlers
-from oauth_service.api.metrics import install_metrics, instrument_pool
+from oauth_service.api.metrics_endpoint import install_metrics
 from oauth_service.api.middleware import install_middleware
 from oauth_service.api.startup_failure import (
     report_startup_failure_in_one_line,
@@ -46,7 +46,8 @@ from oauth_service.db.docs_client import ensure_docs_client
 from oauth_service.db.engine import make_engine, make_sessionmaker
 from oauth_service.db.key_rotation import retire_after
 from oauth_service.db.keys import ensure_signing_key, load_keyset
-from oauth_service.logs import configure_logging
+from oauth_service.observability.logs import configure_logging
+from oauth_service.observability.pool_metrics import instrument_pool
 from oauth_service.runtime import Runtime
 from oauth_service.runtime.background import start_background
 from oauth_service.runtime.limits_throttle import build_throttle

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from oauth_service.logs import JsonFormatter
+from oauth_service.observability.logs import JsonFormatter
 
 
 class LogCapture:

@@ -17,8 +17,8 @@ import anyio.to_thread
 import httpx
 import pytest
 
-from oauth_service.log_console import ConsoleFormatter, console_wanted
-from oauth_service.logs import (
+from oauth_service.observability.log_console import ConsoleFormatter, console_wanted
+from oauth_service.observability.logs import (
     LogFormat,
     RequestContext,
     audit,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from oauth_service.logs import (
+from oauth_service.observability.logs import (
     JsonFormatter,
     RequestContext,
     bind_request,
@@ -101,6 +101,33 @@ def test_another_handler_gets_the_ordinary_record(
     write_info(access, "request", FIELDS)
     (record,) = seen
     assert record.getMessage() == "request"
+    assert record.status == 200  # type: ignore[attr-defined]
+
+
+def test_the_ordinary_record_skips_the_caller_lookup(
+    sole_handler: logging.Handler,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No stack walk for a file name and line that no line of ours writes."""
+    seen: list[logging.LogRecord] = []
+
+    class Listener(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    def no_lookup(*args: object, **kwargs: object) -> tuple[str, int, str, None]:
+        raise AssertionError("looked the caller up")
+
+    monkeypatch.setattr(logging.Logger, "findCaller", no_lookup)
+    monkeypatch.setattr(logging.root, "handlers", [sole_handler, Listener()])
+    write_info(access, "request", FIELDS)
+    (record,) = seen
+    assert (record.name, record.levelno, record.getMessage()) == (
+        access.name,
+        logging.INFO,
+        "request",
+    )
+    assert (record.pathname, record.lineno) == ("(unknown file)", 0)
     assert record.status == 200  # type: ignore[attr-defined]
 
 

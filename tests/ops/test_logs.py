@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from oauth_service.app import create_app
-from oauth_service.logs import (
+from oauth_service.observability.logs import (
     REDACTED,
     JsonFormatter,
     RequestContext,
@@ -229,16 +229,18 @@ def test_timestamp_is_iso_utc_with_milliseconds(created: float) -> None:
     ).isoformat(timespec="milliseconds")
 
 
-def test_configure_logging_skips_caller_lookup_and_restores_it() -> None:
-    before = (logging._srcfile, logging.logThreads, logging.logProcesses)
+def _record_field_flags() -> tuple[bool, bool, bool]:
+    return (logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
+
+
+def test_configure_logging_skips_unused_record_fields_and_restores_them() -> None:
+    before = _record_field_flags()
     undo = configure_logging("INFO")
     try:
-        assert logging._srcfile is None
-        assert logging.logThreads is False
-        assert logging.logProcesses is False
+        assert _record_field_flags() == (False, False, False)
     finally:
         undo()
-    assert (logging._srcfile, logging.logThreads, logging.logProcesses) == before
+    assert _record_field_flags() == before
 
 
 def test_info_lines_are_written_in_batches_warnings_at_once(

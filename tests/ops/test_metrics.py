@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from oauth_service.app import create_app
 from oauth_service.cli.server import prepare_metrics
 from oauth_service.db.engine import make_engine
-from oauth_service.metrics import MULTIPROC_ENV
+from oauth_service.observability.metrics import MULTIPROC_ENV
 from oauth_service.runtime import Runtime
 from tests.authorization_helpers import (
     CALLBACK,

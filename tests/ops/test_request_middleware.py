@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import create_app
-from oauth_service.logs import bind_client_id
+from oauth_service.observability.logs import bind_client_id
 from tests.conftest import make_settings
 from tests.ops.conftest import LogCapture
 

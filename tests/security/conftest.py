@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import create_app
-from oauth_service.logs import JsonFormatter
+from oauth_service.observability.logs import JsonFormatter
 from tests.conftest import ISSUER, make_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

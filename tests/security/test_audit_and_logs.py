@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from oauth_service.logs import is_secret_name
+from oauth_service.observability.logs import is_secret_name
 from oauth_service.runtime import Runtime
 from tests.authorization_helpers import (
     CALLBACK,

@@ -1,7 +1,10 @@
 """The layering rules of the architecture, enforced on every module's imports (STYLE.md §3.3).
 
 * ``oauth`` (the protocol core) imports only the standard library, ``oauth_service.oauth``, ``oauth_service.crypto``
-  and ``oauth_service.logs`` (stdlib-only structured logging, for audit events) — no web framework, ORM or JOSE.
+  and ``oauth_service.observability.logs`` (stdlib-only structured logging, for audit events) — no web
+  framework, ORM or JOSE.
+* ``observability`` (logs, metrics) is a leaf every layer reports through: no web framework, and nothing of the
+  protocol core, the database layer, the API, the runtime or the app wiring.
 * ``crypto`` knows nothing of OAuth, the database or the web.
 * ``db`` never imports the web layer; only ``api``, ``app`` and ``resource`` import FastAPI or Starlette.
 * ``jose`` is imported by ``crypto/jwt.py`` alone.
@@ -17,8 +20,20 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "oauth_service"
 STDLIB = frozenset(sys.stdlib_module_names)
-CORE_ALLOWED = ("oauth_service.oauth", "oauth_service.crypto", "oauth_service.logs")
+CORE_ALLOWED = (
+    "oauth_service.oauth",
+    "oauth_service.crypto",
+    "oauth_service.observability.logs",
+)
 WEB = ("fastapi", "starlette")
+OBSERVABILITY_FORBIDDEN = (
+    *WEB,
+    "oauth_service.api",
+    "oauth_service.db",
+    "oauth_service.oauth",
+    "oauth_service.runtime",
+    "oauth_service.app",
+)
 RESOURCE_KIT = ("resource.py", "jwks_verifier.py")
 SERVER_ONLY = (
     "oauth_service.db",
@@ -77,6 +92,14 @@ def test_crypto_module_knows_no_oauth_db_or_web(path: Path) -> None:
 def test_db_module_never_imports_the_web_layer(path: Path) -> None:
     offending = {
         name for name in _imports(path) if name.startswith(("oauth_service.api", *WEB))
+    }
+    assert offending == set()
+
+
+@pytest.mark.parametrize("path", _modules("observability"), ids=lambda p: p.name)
+def test_observability_module_is_a_leaf(path: Path) -> None:
+    offending = {
+        name for name in _imports(path) if name.startswith(OBSERVABILITY_FORBIDDEN)
     }
     assert offending == set()
 

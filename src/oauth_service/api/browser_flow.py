@@ -25,7 +25,6 @@ from oauth_service.db.authorization_stores import (
     SqlConsentStore,
     SqlLoginSessionStore,
 )
-from oauth_service.metrics import record_token_issued
 from oauth_service.oauth.authorization import AuthorizationRequest
 from oauth_service.oauth.caching import NO_STORE
 from oauth_service.oauth.consent import NextStep, next_step
@@ -36,6 +35,7 @@ from oauth_service.oauth.response_types import (
     build_response_types,
 )
 from oauth_service.oauth.storage import ClientStore, ScopeStore, UserStore
+from oauth_service.observability.metrics import record_token_issued
 from oauth_service.runtime import Runtime
 
 PENDING_TTL = timedelta(minutes=10)

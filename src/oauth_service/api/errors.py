@@ -16,7 +16,6 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from oauth_service.metrics import record_oauth_error
 from oauth_service.oauth.caching import NO_STORE
 from oauth_service.oauth.errors import (
     InvalidRequestError,
@@ -24,6 +23,7 @@ from oauth_service.oauth.errors import (
     ServerError,
     TemporarilyUnavailableError,
 )
+from oauth_service.observability.metrics import record_oauth_error
 
 logger = logging.getLogger("oauth_service.errors")
 

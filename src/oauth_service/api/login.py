@@ -28,11 +28,11 @@ from oauth_service.api.sessions import (
 )
 from oauth_service.crypto.tokens import new_opaque_token
 from oauth_service.db.authorization_stores import PendingRequest
-from oauth_service.logs import audit
 from oauth_service.oauth.emails import canonical_email
 from oauth_service.oauth.errors import InvalidRequestError
 from oauth_service.oauth.models import User
 from oauth_service.oauth.throttling import Attempt, ThrottledGrantError
+from oauth_service.observability.logs import audit
 
 router = APIRouter(tags=["authorization"], include_in_schema=False)
 

@@ -14,13 +14,13 @@ from typing import Final
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from oauth_service import metrics
 from oauth_service.api.client_ip import (
     CLIENT_IP_SCOPE_KEY,
     resolve_client_ip,
     trusted_networks,
 )
-from oauth_service.logs import (
+from oauth_service.observability import metrics
+from oauth_service.observability.logs import (
     RequestContext,
     bind_request,
     unbind_request,

@@ -10,11 +10,11 @@ from oauth_service.api.bearer import access_token_verifier
 from oauth_service.api.client_ip import client_ip
 from oauth_service.api.deps import RuntimeDep, SessionDep, StoresDep
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
-from oauth_service.logs import audit, bind_client_id
 from oauth_service.oauth.caching import NO_STORE
 from oauth_service.oauth.client_auth import authenticate_client
 from oauth_service.oauth.errors import InvalidRequestError
 from oauth_service.oauth.revocation import TokenRevoker
+from oauth_service.observability.logs import audit, bind_client_id
 
 router = APIRouter(tags=["oauth"])
 

@@ -14,9 +14,9 @@ from oauth_service.api.deps import TokenDispatchers, request_session
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
 from oauth_service.api.json_body import NO_STORE_HEADERS, JsonBody
 from oauth_service.api.request_route import RequestRoute
-from oauth_service.logs import audit, bind_client_id
-from oauth_service.metrics import record_token_issued
 from oauth_service.oauth.models import TokenRequest
+from oauth_service.observability.logs import audit, bind_client_id
+from oauth_service.observability.metrics import record_token_issued
 from oauth_service.runtime import Runtime
 
 router = APIRouter(tags=["oauth"], route_class=RequestRoute)

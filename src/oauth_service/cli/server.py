@@ -26,8 +26,8 @@ from oauth_service.cli.keys import check_keys_or_exit
 from oauth_service.cli.request_head import MAX_HEAD_BYTES
 from oauth_service.db.engine import make_engine
 from oauth_service.db.migrations import SchemaState, schema_state, upgrade
-from oauth_service.logs import configure_logging
-from oauth_service.metrics import (
+from oauth_service.observability.logs import configure_logging
+from oauth_service.observability.metrics import (
     MULTIPROC_ENV,
     multiprocess_dir,
     prepare_multiprocess_dir,

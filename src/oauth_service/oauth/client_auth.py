@@ -11,12 +11,12 @@ the new secret.
 from typing import Literal
 
 from oauth_service.crypto.tokens import token_hash, verify_token_hash
-from oauth_service.logs import audit
 from oauth_service.oauth.client_cache import CachedClientStore
 from oauth_service.oauth.errors import InvalidClientError
 from oauth_service.oauth.models import Client, ClientCredentials
 from oauth_service.oauth.storage import ClientStore
 from oauth_service.oauth.throttling import Attempt, NoThrottle, Throttle
+from oauth_service.observability.logs import audit
 
 # Compared against when the client is unknown or has no secret, to keep timing flat.
 _DUMMY_SECRET_HASH = token_hash("no such client: dummy secret for timing")

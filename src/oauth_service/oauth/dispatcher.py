@@ -7,7 +7,6 @@ with the strategy's public-client allowance; a client may only use grants it is 
 
 from collections.abc import Mapping
 
-from oauth_service.logs import bind_client_id
 from oauth_service.oauth.client_auth import authenticate_client
 from oauth_service.oauth.errors import (
     UnauthorizedClientError,
@@ -17,6 +16,7 @@ from oauth_service.oauth.grants import GrantStrategy
 from oauth_service.oauth.models import TokenRequest, TokenResponse
 from oauth_service.oauth.storage import ClientStore
 from oauth_service.oauth.throttling import NoThrottle, Throttle
+from oauth_service.observability.logs import bind_client_id
 
 
 class TokenDispatcher:

@@ -25,7 +25,6 @@ from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.errors import StorageError
 
-from oauth_service.logs import audit
 from oauth_service.oauth.throttling import (
     CLIENT_KINDS,
     Attempt,
@@ -33,6 +32,7 @@ from oauth_service.oauth.throttling import (
     ThrottledAuthorizationError,
     throttled_error,
 )
+from oauth_service.observability.logs import audit
 from oauth_service.settings import Settings
 
 logger = logging.getLogger("oauth_service.throttle")

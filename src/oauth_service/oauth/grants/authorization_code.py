@@ -15,7 +15,6 @@ registered for the ``refresh_token`` grant and the server enables it.
 from typing import ClassVar
 
 from oauth_service.crypto.tokens import token_hash
-from oauth_service.logs import audit
 from oauth_service.oauth import pkce
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.errors import InvalidGrantError
@@ -29,6 +28,7 @@ from oauth_service.oauth.storage import (
     RefreshTokenStore,
     UserStore,
 )
+from oauth_service.observability.logs import audit
 
 CODE_USED = "The authorization code was already used."
 

@@ -13,7 +13,6 @@ database.
 from typing import ClassVar, Protocol
 
 from oauth_service.crypto.passwords import PasswordCheck
-from oauth_service.logs import audit
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.emails import canonical_email
 from oauth_service.oauth.errors import InvalidGrantError
@@ -22,6 +21,7 @@ from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenRespons
 from oauth_service.oauth.scopes import ADMIN_SCOPE, narrow_scope
 from oauth_service.oauth.storage import UserStore
 from oauth_service.oauth.throttling import Attempt, NoThrottle, Throttle
+from oauth_service.observability.logs import audit
 
 
 class PasswordVerifier(Protocol):

@@ -16,13 +16,13 @@ from typing import ClassVar
 from uuid import UUID
 
 from oauth_service.crypto.tokens import token_hash
-from oauth_service.logs import audit
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.errors import InvalidGrantError
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
 from oauth_service.oauth.scopes import ADMIN_SCOPE, narrow_scope
 from oauth_service.oauth.storage import RefreshRecord, RefreshTokenStore, UserStore
+from oauth_service.observability.logs import audit
 
 INVALID = "The refresh token is invalid, expired or revoked."
 

@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any, TextIO
 
-from oauth_service.logs import JsonFormatter, LogFormat
+from oauth_service.observability.logs import JsonFormatter, LogFormat
 
 ACCESS_LOGGER = "oauth_service.access"
 _PREFIX = "oauth_service."

@@ -1,42 +1,18 @@
-"""``GET /metrics`` (Prometheus text format) and the database pool instrumentation behind its pool gauges.
+"""The database pool gauges of the metrics (``oauth_db_pool_checked_out``, ``oauth_db_pool_size``).
 
-The route is mounted on the main app when ``OAUTH_METRICS_ENABLED`` is true and no separate
-``OAUTH_METRICS_PORT`` is configured (then the CLI serves the metrics there, off the public listener).
+SQLAlchemy's pool events keep them up to date; the app's lifespan instruments its engine at start-up and
+undoes it at shutdown.
 """
 
 from collections.abc import Callable
 from typing import Any
 
-import anyio
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import Response
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from oauth_service import metrics
-from oauth_service.oauth.caching import NO_STORE
-from oauth_service.settings import Settings
-
-router = APIRouter(tags=["operations"])
+from oauth_service.observability import metrics
 
 POOL_LABEL = "primary"
-
-
-@router.get("/metrics", include_in_schema=False)
-async def get_metrics() -> Response:
-    """Expose every metric; multiprocess aggregation reads files, so it runs in a worker thread."""
-    body = await anyio.to_thread.run_sync(metrics.render)
-    return Response(
-        body,
-        media_type=metrics.CONTENT_TYPE,
-        headers=NO_STORE,
-    )
-
-
-def install_metrics(app: FastAPI, settings: Settings) -> None:
-    """Mount ``/metrics`` unless metrics are disabled or served on their own port."""
-    if settings.metrics_enabled and settings.metrics_port is None:
-        app.include_router(router)
 
 
 def instrument_pool(engine: AsyncEngine) -> Callable[[], None]:

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from oauth_service.log_handler import DEFAULT_FLUSH_INTERVAL, _StderrHandler
+from oauth_service.observability.log_handler import (
+    DEFAULT_FLUSH_INTERVAL,
+    _StderrHandler,
+)
 
 REDACTED = "[redacted]"
 
@@ -137,7 +140,7 @@ def _plain(value: Any) -> Any:
     return scrub(str(value))
 
 
-# One encoder for every line: ``json.dumps`` with non-default options builds a new encoder per call (~8 us).
+# One encoder for every line: ``json.dumps`` with non-default options builds a new encoder per call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
@@ -234,22 +237,20 @@ class JsonFormatter(logging.Formatter):
 
 
 # What a LogRecord would compute that no line of ours writes (the formatter drops these attributes): the
-# logging HOWTO's "Optimization" settings. Skipping the caller lookup (``sys._getframe`` walk), thread, process
-# and task names saves a few microseconds per line, on a path that writes two lines per request.
+# public flags of the logging HOWTO's "Optimization" section. The caller lookup has no public switch; the
+# per-request lines skip it by building their records themselves (``write_info``).
 _RECORD_FIELD_FLAGS = ("logThreads", "logProcesses", "logMultiprocessing")
 
 
-def _skip_unused_record_fields() -> tuple[Any, ...]:
-    saved = (logging._srcfile, *(getattr(logging, n) for n in _RECORD_FIELD_FLAGS))
-    logging._srcfile = None
+def _skip_unused_record_fields() -> tuple[bool, ...]:
+    saved = tuple(bool(getattr(logging, name)) for name in _RECORD_FIELD_FLAGS)
     for name in _RECORD_FIELD_FLAGS:
         setattr(logging, name, False)
     return saved
 
 
-def _restore_record_fields(saved: tuple[Any, ...]) -> None:
-    logging._srcfile = saved[0]
-    for name, value in zip(_RECORD_FIELD_FLAGS, saved[1:], strict=True):
+def _restore_record_fields(saved: tuple[bool, ...]) -> None:
+    for name, value in zip(_RECORD_FIELD_FLAGS, saved, strict=True):
         setattr(logging, name, value)
 
 
@@ -310,7 +311,7 @@ def configure_logging(
 
 def _formatter(log_format: LogFormat | None) -> logging.Formatter:
     # Imported here: the console formatter builds on ``JsonFormatter``, so its module imports this one.
-    from oauth_service.log_console import ConsoleFormatter, console_wanted
+    from oauth_service.observability.log_console import ConsoleFormatter, console_wanted
 
     if console_wanted(log_format, sys.stderr):
         return ConsoleFormatter()
@@ -343,20 +344,42 @@ def _sole_json_handler(logger: logging.Logger) -> _StderrHandler | None:
 def write_info(logger: logging.Logger, message: str, fields: Mapping[str, Any]) -> None:
     """Log ``message`` at INFO with ``fields`` as extras: the per-request lines (access, audit).
 
-    Through ``logging`` a line is a ``LogRecord`` (about twenty attributes, the caller's file name split up),
-    a pass over every logger's handlers and filters, then the formatter's walk over the record: about 30 us
-    on the 2-vCPU benchmark machine, a quarter of an introspection (bench/README.md). When the service's JSON
-    handler is the only destination and nothing filters, the same JSON object is built from the fields
-    directly. Any other set-up (a test's capture handler, a filter, another handler) gets the ordinary record.
+    A ``LogRecord``, the pass over every logger's handlers and filters and the formatter's walk over the record
+    are a large share of a cheap request's time, so when the service's JSON handler is the only destination and
+    nothing filters, the same JSON object is built from the fields directly. Any other set-up (a test's capture
+    handler, a filter, another handler) gets the ordinary record, made without the caller lookup (a stack walk
+    for a file name and line no line of ours writes).
     """
     if not logger.isEnabledFor(logging.INFO):
         return
     handler = _sole_json_handler(logger)
     text = _direct_line(logger.name, message, fields) if handler is not None else None
     if handler is None or text is None:
-        logger.info(message, extra=dict(fields))
+        logger.handle(_info_record(logger, message, fields))
         return
     handler.emit_info_line(text)
+
+
+# What ``logging`` records when it does not look the caller up.
+_UNKNOWN_FILE = "(unknown file)"
+_UNKNOWN_FUNCTION = "(unknown function)"
+
+
+def _info_record(
+    logger: logging.Logger, message: str, fields: Mapping[str, Any]
+) -> logging.LogRecord:
+    """The record ``logger.info(message, extra=fields)`` makes, without its caller lookup."""
+    return logger.makeRecord(
+        logger.name,
+        logging.INFO,
+        _UNKNOWN_FILE,
+        0,
+        message,
+        (),
+        None,
+        _UNKNOWN_FUNCTION,
+        dict(fields),
+    )
 
 
 def _direct_line(name: str, message: str, fields: Mapping[str, Any]) -> str | None:

@@ -12,7 +12,13 @@ _MAX_PENDING_CHARS = 64 * 1024
 
 # What ``handleError`` is told about when a direct line (``write_info``) could not be written.
 _UNWRITTEN = logging.LogRecord(
-    "oauth_service.logs", logging.INFO, __file__, 0, "an INFO line", None, None
+    "oauth_service.observability.logs",
+    logging.INFO,
+    __file__,
+    0,
+    "an INFO line",
+    None,
+    None,
 )
 
 
@@ -22,9 +28,9 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
     With ``flush_interval`` > 0, INFO and DEBUG lines are buffered and written together by a daemon thread at
     most ``flush_interval`` seconds later (or at once when 64 KiB are pending); a WARNING or worse writes
     everything pending with it at once, and so do ``flush()`` and ``close()`` (the app's shutdown, and
-    ``logging.shutdown`` at exit). Two lines per request, each its own write and flush to a pipe or a file,
-    cost the token endpoint about 15 % of its throughput under load and made its latency tail (bench/README.md).
-    A process killed outright (SIGKILL) loses at most the last ``flush_interval`` of INFO lines.
+    ``logging.shutdown`` at exit). Batched because two lines per request, each its own write and flush to a
+    pipe or a file, cost the token endpoint throughput and latency under load. A process killed outright
+    (SIGKILL) loses at most the last ``flush_interval`` of INFO lines.
     """
 
     def __init__(self, flush_interval: float = 0.0) -> None:
