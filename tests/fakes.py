@@ -12,8 +12,10 @@ from oauth_service.crypto.tokens import token_hash
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.models import Client, User
 from oauth_service.oauth.storage import (
+    CodeClaim,
     CodeRecord,
     NewRefreshToken,
+    RefreshClaim,
     RefreshRecord,
     Stores,
 )
@@ -43,11 +45,13 @@ class FakeClientStore:
     async def get(self, client_id: str) -> Client | None:
         return self.clients.get(client_id)
 
+    async def reload(self, client_id: str) -> Client | None:
+        return self.clients.get(client_id)
+
 
 class FakeUserStore:
     def __init__(self, users: Iterable[User] = ()) -> None:
         self.users = {u.id: u for u in users}
-        self.releases = 0
 
     async def get(self, user_id: str) -> User | None:
         return self.users.get(user_id)
@@ -64,10 +68,6 @@ class FakeUserStore:
         self.users[user_id] = dataclasses.replace(
             self.users[user_id], password_hash=password_hash
         )
-
-    async def release(self) -> None:
-        # Nothing is held in memory; counted so a grant's test can see when it let go.
-        self.releases += 1
 
 
 class FakeScopeStore:
@@ -101,9 +101,12 @@ def _record(token: NewRefreshToken) -> RefreshRecord:
 class FakeRefreshTokenStore:
     """Refresh tokens keyed by id; ``revoke_family`` also feeds the revocation list, as the SQL store does."""
 
-    def __init__(self, revoked: FakeRevokedTokenStore) -> None:
+    def __init__(
+        self, revoked: FakeRevokedTokenStore, users: FakeUserStore | None = None
+    ) -> None:
         self.tokens: dict[UUID, RefreshRecord] = {}
         self.revoked = revoked
+        self.users = users if users is not None else FakeUserStore()
         self.revoked_families: list[UUID] = []
 
     async def save(self, token: NewRefreshToken) -> None:
@@ -124,12 +127,35 @@ class FakeRefreshTokenStore:
             token is not None and token.rotated_at is None and token.revoked_at is None
         )
 
-    async def rotate(self, old_id: UUID, new: NewRefreshToken, at: datetime) -> bool:
-        if not self._live(old_id):
-            return False
-        self.tokens[old_id] = dataclasses.replace(self.tokens[old_id], rotated_at=at)
-        await self.save(new)
-        return True
+    async def rotate(self, claim: RefreshClaim) -> RefreshRecord | None:
+        """``oauth.storage.RefreshClaim``'s contract, checked the way the SQL stores check it."""
+        old = await self.get(claim.token_hash)
+        at = claim.at
+        if old is None or old.client_id != claim.client_id or not self._live(old.id):
+            return None
+        if at >= old.expires_at or at >= old.family_expires_at:
+            return None
+        user = self.users.users.get(old.user_id) if old.user_id else None
+        if old.user_id is not None and (user is None or not user.is_active):
+            return None
+        if not claim.required_scope <= old.scope:
+            return None
+        if claim.requires_admin and user is not None and not user.is_admin:
+            return None
+        self.tokens[old.id] = dataclasses.replace(old, rotated_at=at)
+        successor = claim.successor
+        self.tokens[successor.id] = dataclasses.replace(
+            old,
+            id=successor.id,
+            token_hash=successor.token_hash,
+            parent_id=old.id,
+            issued_at=at,
+            expires_at=min(successor.idle_until, old.family_expires_at),
+            rotated_at=None,
+            access_jti=claim.access.jti,
+            access_expires_at=claim.access.expires_at,
+        )
+        return dataclasses.replace(old, rotated_at=at, user=user)
 
     async def replace_successor(
         self, successor_id: UUID, new: NewRefreshToken, at: datetime
@@ -165,13 +191,15 @@ class FakeCodeStore:
         self,
         revoked: FakeRevokedTokenStore | None = None,
         refresh_tokens: FakeRefreshTokenStore | None = None,
+        users: FakeUserStore | None = None,
     ) -> None:
         self.codes: dict[str, CodeRecord] = {}
         self.revoked = revoked if revoked is not None else FakeRevokedTokenStore()
+        self.users = users if users is not None else FakeUserStore()
         self.refresh_tokens = (
             refresh_tokens
             if refresh_tokens is not None
-            else FakeRefreshTokenStore(self.revoked)
+            else FakeRefreshTokenStore(self.revoked, self.users)
         )
 
     async def save(self, code: CodeRecord) -> None:
@@ -180,29 +208,55 @@ class FakeCodeStore:
     async def get(self, code_hash: str) -> CodeRecord | None:
         return self.codes.get(code_hash)
 
-    async def consume(
-        self,
-        code_hash: str,
-        at: datetime,
-        *,
-        family_id: UUID,
-        access_jti: str,
-        access_expires_at: datetime,
-        refresh: NewRefreshToken | None = None,
-    ) -> bool:
-        code = self.codes.get(code_hash)
-        if code is None or code.used_at is not None:
-            return False
-        if refresh is not None:
-            await self.refresh_tokens.save(refresh)
-        self.codes[code_hash] = dataclasses.replace(
+    async def redeem(self, claim: CodeClaim) -> CodeRecord | None:
+        """``oauth.storage.CodeClaim``'s contract, checked the way the SQL stores check it."""
+        code = self.codes.get(claim.code_hash)
+        at = claim.at
+        if code is None or code.client_id != claim.client_id or code.used_at:
+            return None
+        user = self.users.users.get(code.user_id)
+        if code.expires_at <= at or user is None or not user.is_active:
+            return None
+        if code.redirect_uri is None:
+            if not claim.redirect_uri_registered:
+                return None
+        elif code.redirect_uri != claim.redirect_uri:
+            return None
+        method, challenge = code.code_challenge_method, code.code_challenge
+        proven = (
+            (method == "S256" and challenge == claim.s256_challenge)
+            or (method == "plain" and challenge == claim.plain_challenge)
+            or (challenge is None and not claim.verifier_sent and not claim.public_client)
+        )
+        if not proven:
+            return None
+        if claim.refresh is not None:
+            refresh = claim.refresh
+            await self.refresh_tokens.save(
+                NewRefreshToken(
+                    id=refresh.id,
+                    token_hash=refresh.token_hash,
+                    family_id=claim.family_id,
+                    parent_id=None,
+                    client_id=code.client_id,
+                    user_id=code.user_id,
+                    scope=code.scope,
+                    issued_at=at,
+                    expires_at=min(refresh.idle_until, claim.family_expires_at),
+                    family_expires_at=claim.family_expires_at,
+                    auth_time=code.auth_time,
+                    access_jti=claim.access.jti,
+                    access_expires_at=claim.access.expires_at,
+                )
+            )
+        self.codes[claim.code_hash] = dataclasses.replace(
             code,
             used_at=at,
-            family_id=family_id,
-            access_jti=access_jti,
-            access_expires_at=access_expires_at,
+            family_id=claim.family_id,
+            access_jti=claim.access.jti,
+            access_expires_at=claim.access.expires_at,
         )
-        return True
+        return dataclasses.replace(code, user=user)
 
     async def revoke_issued(self, code_hash: str, at: datetime) -> None:
         code = self.codes.get(code_hash)
@@ -229,8 +283,10 @@ class FakeStores:
     refresh_tokens: FakeRefreshTokenStore = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
-        self.refresh_tokens = FakeRefreshTokenStore(self.revoked_tokens)
-        self.codes = FakeCodeStore(self.revoked_tokens, self.refresh_tokens)
+        self.refresh_tokens = FakeRefreshTokenStore(self.revoked_tokens, self.users)
+        self.codes = FakeCodeStore(
+            self.revoked_tokens, self.refresh_tokens, self.users
+        )
 
     def bundle(self) -> Stores:
         return Stores(
@@ -259,7 +315,7 @@ def fast_hasher() -> PasswordHasher:
 def make_issuer(stores: FakeStores, clock: FixedClock) -> TokenIssuer:
     """A ``TokenIssuer`` over the fakes: 10 min access, 30 day family, 14 day idle."""
     return TokenIssuer(
-        shared_keyset(),
+        shared_keyset,
         stores.refresh_tokens,
         issuer=ISSUER,
         audience=ISSUER,

@@ -20,7 +20,6 @@ from oauth_service.api.sessions import read_session_cookie, signing_key
 from oauth_service.db.authorization_stores import (
     LoginSession,
     PendingRequest,
-    SqlAuthorizationCodeStore,
     SqlAuthorizationRequestStore,
     SqlConsentStore,
     SqlLoginSessionStore,
@@ -85,11 +84,8 @@ async def get_flow(
     """Build the browser-page context for this request."""
     settings = runtime.settings
     key = await signing_key(request, runtime)
-    codes = stores.codes or SqlAuthorizationCodeStore(
-        session, runtime.engine, runtime.clock
-    )
     handlers = build_response_types(
-        codes=codes,
+        codes=stores.codes,
         minter=issuer,
         code_ttl=timedelta(seconds=settings.authorization_code_ttl),
         clock=runtime.clock,
@@ -133,13 +129,18 @@ async def respond(
     request_id: str | None,
     status_code: int,
 ) -> RedirectResponse:
-    """Issue the authorization response, finish the pending request and commit before redirecting."""
-    result = await flow.handlers[request.response_type](
-        request, client, user, auth_time
-    )
+    """Finish the pending request and commit the page's writes, then issue the response and redirect.
+
+    The page's session commits first: the code is stored by the core's store on a connection of its own,
+    and SQLite has one writer at a time, so the session must not hold the write lock meanwhile. A failure
+    after the commit leaves no code behind, only a finished request to start again.
+    """
     if request_id is not None:
         await flow.pending.delete(request_id)
     await flow.session.commit()
+    result = await flow.handlers[request.response_type](
+        request, client, user, auth_time
+    )
     if request.response_type == "token":
         # The implicit grant issues its access token here, not at the token endpoint; counted after the
         # commit, as the token endpoint counts its grants.

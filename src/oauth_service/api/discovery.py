@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from oauth_service.api.deps import RuntimeDep, SessionDep, StoresDep, TokenDispatchers
+from oauth_service.api.deps import RuntimeDep, StoresDep
+from oauth_service.oauth.dispatcher import TokenDispatcher
 from oauth_service.settings import Settings
 
 router = APIRouter(tags=["discovery"])
@@ -52,12 +53,12 @@ def build_metadata(
 
 
 async def _metadata(
-    request: Request, runtime: RuntimeDep, stores: StoresDep, session: SessionDep
+    request: Request, runtime: RuntimeDep, stores: StoresDep
 ) -> JSONResponse:
-    # The token endpoint's own dispatcher factory: its registry is what the endpoint accepts.
-    dispatchers: TokenDispatchers = request.app.state.token_dispatchers
+    # The token endpoint's own dispatcher: its registry is what the endpoint accepts.
+    dispatcher: TokenDispatcher = request.app.state.token_dispatcher
     scopes = sorted(await stores.scopes.all())
-    body = build_metadata(runtime.settings, dispatchers(session).grant_types, scopes)
+    body = build_metadata(runtime.settings, dispatcher.grant_types, scopes)
     return JSONResponse(body, headers=CACHEABLE)
 
 

@@ -9,6 +9,7 @@
 import logging
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -139,10 +140,18 @@ _UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "57014")
 
 
 async def _database_error_handler(request: Request, exc: Exception) -> Response:
-    """Data exceptions (SQLSTATE 22: NUL, over-long value) are bad input; a lost connection is an outage."""
-    assert isinstance(exc, DBAPIError)  # noqa: S101 - registered for DBAPIError only
-    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
-    if exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+    """Data exceptions (SQLSTATE 22: NUL, over-long value) are bad input; a lost connection is an outage.
+
+    Raised by SQLAlchemy (``DBAPIError``, the driver's error in ``orig``) or, from the Postgres store's
+    statements run on asyncpg itself (``db.stores.postgres``), by asyncpg (``PostgresError``).
+    """
+    if isinstance(exc, DBAPIError):
+        invalidated = exc.connection_invalidated
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    else:
+        invalidated = False
+        sqlstate = str(getattr(exc, "sqlstate", None) or "")
+    if invalidated or sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
         # The connection died mid-operation (class 08), the server is out of connections or memory (53),
         # shutting down (57P) or too slow for the statement timeout (57014): an outage, not a bug, and
         # nothing was committed.
@@ -175,5 +184,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PoolTimeoutError, _database_unavailable_handler)
     app.add_exception_handler(InterfaceError, _database_unavailable_handler)
     app.add_exception_handler(DBAPIError, _database_error_handler)
+    app.add_exception_handler(asyncpg.PostgresError, _database_error_handler)
+    # The connection was closed or broke under a statement run on asyncpg itself.
+    app.add_exception_handler(asyncpg.InterfaceError, _database_unavailable_handler)
     app.add_exception_handler(OSError, _database_unavailable_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

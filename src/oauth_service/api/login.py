@@ -98,9 +98,6 @@ async def _authenticate(
     attempt = Attempt("login", email, ip)
     await flow.runtime.throttle.check(attempt)
     user = await flow.users.get_by_email(email) if email else None
-    # The session has only read (the pending request, the user): its connection goes back to the pool while
-    # the hash queues for the CPU, as in the password grant; the writes below take one again.
-    await flow.users.release()
     usable = user is not None and user.is_active
     stored = user.password_hash if usable and user is not None else None
     check = await flow.runtime.passwords.verify(stored, password)

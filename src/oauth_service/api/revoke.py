@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from oauth_service.api.bearer import access_token_verifier
 from oauth_service.api.client_ip import client_ip
-from oauth_service.api.deps import RuntimeDep, SessionDep, StoresDep
+from oauth_service.api.deps import RuntimeDep, StoresDep
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
 from oauth_service.oauth.caching import NO_STORE
 from oauth_service.oauth.client_auth import authenticate_client
@@ -68,9 +68,7 @@ def require_token(form: dict[str, str]) -> str:
         },
     },
 )
-async def revoke(
-    request: Request, session: SessionDep, runtime: RuntimeDep, stores: StoresDep
-) -> Response:
+async def revoke(request: Request, runtime: RuntimeDep, stores: StoresDep) -> Response:
     """Revoke an access or refresh token issued to the calling client."""
     form = await read_form(request)
     credentials = client_credentials_from(request.headers, form)
@@ -88,8 +86,8 @@ async def revoke(
         clock=runtime.clock,
     )
     hint = form.get("token_type_hint")
+    # Committed when it returns, like every store operation (``db.stores.units``).
     await revoker.revoke(require_token(form), hint, client)
-    await session.commit()
     bind_client_id(client.client_id)
     audit("token.revocation", token_type_hint=hint)
     return Response(status_code=200, headers=NO_STORE)

@@ -134,7 +134,7 @@ async def publish(executor: AsyncSession | AsyncConnection, *changes: Change) ->
     """
     if isinstance(executor, AsyncConnection):
         dialect = executor.dialect.name
-    else:  # a session, or the token endpoint's lazy stand-in for one (``db.direct``)
+    else:
         executor.info.setdefault(_PENDING, []).extend(changes)
         dialect = executor.get_bind().dialect.name
     if dialect != "postgresql":

@@ -58,17 +58,3 @@ def make_engine(settings: Settings) -> AsyncEngine:
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded values after commit (rows are mapped to dataclasses anyway)."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-def make_token_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for the token endpoint: on Postgres every statement commits on its own (autocommit).
-
-    Each grant's write is a single statement there (``db.refresh_sql``), and the few multi-statement writes
-    (family revocation, a grace-window replacement) open a transaction of their own, so no BEGIN or COMMIT
-    round trip is needed around a request: that saves two of a refresh's four round trips. Durability is
-    unchanged (``synchronous_commit`` stays on: a statement returns once its commit is flushed). SQLite keeps
-    ordinary transactional sessions: its writers are serialised by the transaction's lock.
-    """
-    if engine.dialect.name != "postgresql":
-        return make_sessionmaker(engine)
-    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))

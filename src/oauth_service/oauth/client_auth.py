@@ -11,7 +11,6 @@ the new secret.
 from typing import Literal
 
 from oauth_service.crypto.tokens import token_hash, verify_token_hash
-from oauth_service.oauth.client_cache import CachedClientStore
 from oauth_service.oauth.errors import InvalidClientError
 from oauth_service.oauth.models import Client, ClientCredentials
 from oauth_service.oauth.storage import ClientStore
@@ -80,9 +79,7 @@ async def _authenticate(
     if credentials.method == "none" or secret is None:
         raise _failure(credentials)
     if not verify_token_hash(secret, client.secret_hash or _DUMMY_SECRET_HASH):
-        if not isinstance(clients, CachedClientStore):
-            raise _failure(credentials)
-        # The cached registration may predate a secret rotation: only a fresh read may refuse the secret.
+        # A cached registration may predate a secret rotation: only a fresh read may refuse the secret.
         client = await clients.reload(credentials.client_id)
         if client is None or client.is_public:
             raise _failure(credentials)

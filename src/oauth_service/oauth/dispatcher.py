@@ -2,10 +2,11 @@
 
 The order is fixed: an unknown ``grant_type`` is refused before any database work; the client is authenticated
 with the strategy's public-client allowance; a client may only use grants it is registered for
-(``unauthorized_client``); the strategy validates (reads) and then issues (writes).
+(``unauthorized_client``); the strategy validates the request, then issues.
 """
 
 from collections.abc import Mapping
+from typing import Any
 
 from oauth_service.oauth.client_auth import authenticate_client
 from oauth_service.oauth.errors import (
@@ -13,7 +14,7 @@ from oauth_service.oauth.errors import (
     UnsupportedGrantTypeError,
 )
 from oauth_service.oauth.grants import GrantStrategy
-from oauth_service.oauth.models import TokenRequest, TokenResponse
+from oauth_service.oauth.models import TokenRequest, TokenSet
 from oauth_service.oauth.storage import ClientStore
 from oauth_service.oauth.throttling import NoThrottle, Throttle
 from oauth_service.observability.logs import bind_client_id
@@ -24,13 +25,12 @@ class TokenDispatcher:
 
     def __init__(
         self,
-        strategies: Mapping[str, GrantStrategy],
+        strategies: Mapping[str, GrantStrategy[Any]],
         clients: ClientStore,
         *,
         throttle: Throttle | None = None,
     ) -> None:
-        # Not copied: ``grants.LazyStrategies`` builds a strategy only when its grant type is asked for.
-        self._strategies = strategies
+        self._strategies = dict(strategies)
         self._clients = clients
         self._throttle = throttle or NoThrottle()
 
@@ -39,7 +39,7 @@ class TokenDispatcher:
         """The grant types this server supports (feeds RFC 8414 ``grant_types_supported``)."""
         return frozenset(self._strategies)
 
-    async def dispatch(self, request: TokenRequest) -> TokenResponse:
+    async def dispatch(self, request: TokenRequest) -> TokenSet:
         """Run one token request to its response, or raise an ``OAuthError``."""
         strategy = self._strategies.get(request.grant_type)
         if strategy is None:
@@ -57,5 +57,5 @@ class TokenDispatcher:
             raise UnauthorizedClientError(
                 "The client is not allowed to use this grant type."
             )
-        grant = await strategy.validate(request, client)
-        return await strategy.issue(grant)
+        outcome = await strategy.validate(request, client)
+        return await strategy.issue(outcome)

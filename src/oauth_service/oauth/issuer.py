@@ -7,6 +7,7 @@ rotation renews, never past the family's end (RFC 9700 §4.14.2). The response i
 """
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -14,9 +15,15 @@ from typing import Any, Protocol
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.ids import millis_of, time_ordered_uuid
-from oauth_service.oauth.models import Client, Grant, TokenResponse
+from oauth_service.oauth.models import Client, TokenSet
+from oauth_service.oauth.outcomes import Grant
 from oauth_service.oauth.scopes import format_scope
-from oauth_service.oauth.storage import NewRefreshToken, RefreshTokenStore
+from oauth_service.oauth.storage import (
+    AccessRecord,
+    NewRefreshToken,
+    RefreshTokenStore,
+    Successor,
+)
 
 
 class JwtSigner(Protocol):
@@ -40,12 +47,23 @@ class MintedToken:
     client_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class FamilyPlan:
+    """A refresh token to store, created before the store's step that spends what it replaces."""
+
+    raw: str = field(repr=False)
+    successor: Successor
+
+
 class TokenIssuer:
-    """Signs access tokens and creates refresh tokens; stateless apart from its collaborators."""
+    """Signs access tokens and creates refresh tokens; the one place a ``TokenSet`` is built.
+
+    ``keys`` is asked at each signature: a key reload swaps the key set while the issuer lives on.
+    """
 
     def __init__(
         self,
-        keys: JwtSigner,
+        keys: Callable[[], JwtSigner],
         refresh_tokens: RefreshTokenStore,
         *,
         issuer: str,
@@ -64,6 +82,48 @@ class TokenIssuer:
         self._refresh_idle_ttl = refresh_idle_ttl
         self._clock = clock
 
+    def access_record(self, as_of: datetime | None = None) -> AccessRecord:
+        """The id and expiry of an access token about to be minted, known before it is signed.
+
+        UUIDv7: the jti carries the moment the grant read its state (``as_of``), to the millisecond, which the
+        subject cut-offs compare (``oauth.cutoffs``); ``iat`` (whole seconds) stays the minting time.
+        """
+        now = self._clock()
+        stamp = now if as_of is None else min(as_of, now)
+        return AccessRecord(
+            time_ordered_uuid(millis_of(stamp)).hex, now + self._access_ttl
+        )
+
+    def sign(
+        self,
+        client: Client,
+        subject: str | None,
+        scope: frozenset[str],
+        auth_time: datetime | None,
+        access: AccessRecord,
+    ) -> MintedToken:
+        """Sign the RFC 9068 access token ``access`` names; ``subject=None`` means the client itself."""
+        claims: dict[str, Any] = {
+            "iss": self._issuer,
+            "sub": subject if subject is not None else client.client_id,
+            "aud": self._audience,
+            "exp": int(access.expires_at.timestamp()),
+            "iat": int(self._clock().timestamp()),
+            "jti": access.jti,
+            "client_id": client.client_id,
+            "scope": format_scope(scope),
+        }
+        if auth_time is not None:
+            claims["auth_time"] = int(auth_time.timestamp())
+        return MintedToken(
+            self._keys().sign(claims),
+            access.jti,
+            access.expires_at,
+            int(self._access_ttl.total_seconds()),
+            subject=claims["sub"],
+            client_id=client.client_id,
+        )
+
     def mint_access_token(
         self,
         client: Client,
@@ -72,72 +132,62 @@ class TokenIssuer:
         auth_time: datetime | None = None,
         as_of: datetime | None = None,
     ) -> MintedToken:
-        """Sign an RFC 9068 access token; ``subject=None`` means the client itself (client_credentials).
+        """Sign an access token now (``as_of``: when the grant read what it relies on)."""
+        return self.sign(client, subject, scope, auth_time, self.access_record(as_of))
 
-        ``as_of`` is when the grant read what it relies on (``Grant.as_of``); the jti carries it.
-        """
-        now = self._clock()
-        expires_at = now + self._access_ttl
-        # UUIDv7: the jti carries the moment the grant read its state, to the millisecond, which the subject
-        # cut-offs compare (``oauth.cutoffs``): a cut-off committed after that read refuses the token, however
-        # long the grant took to mint it. ``iat`` (whole seconds) stays the minting time.
-        stamp = now if as_of is None else min(as_of, now)
-        jti = time_ordered_uuid(millis_of(stamp)).hex
-        claims: dict[str, Any] = {
-            "iss": self._issuer,
-            "sub": subject if subject is not None else client.client_id,
-            "aud": self._audience,
-            "exp": int(expires_at.timestamp()),
-            "iat": int(now.timestamp()),
-            "jti": jti,
-            "client_id": client.client_id,
-            "scope": format_scope(scope),
-        }
-        if auth_time is not None:
-            claims["auth_time"] = int(auth_time.timestamp())
-        expires_in = int(self._access_ttl.total_seconds())
-        return MintedToken(
-            self._keys.sign(claims),
-            jti,
-            expires_at,
-            expires_in,
-            subject=claims["sub"],
-            client_id=client.client_id,
+    def refresh_plan(self) -> FamilyPlan:
+        """A new refresh token's value and identity; the store copies the rest from what it replaces."""
+        raw = new_opaque_token()
+        successor = Successor(
+            time_ordered_uuid(), token_hash(raw), self._clock() + self._refresh_idle_ttl
         )
+        return FamilyPlan(raw, successor)
+
+    def family_end(self) -> datetime:
+        """When a family started now ends, however often it rotates (RFC 9700 §4.14.2)."""
+        return self._clock() + self._refresh_ttl
 
     def new_refresh_token(
-        self, grant: Grant, access: MintedToken, *, parent_id: uuid.UUID | None = None
+        self,
+        client: Client,
+        subject: str | None,
+        scope: frozenset[str],
+        auth_time: datetime | None,
+        access: MintedToken,
+        *,
+        family: tuple[uuid.UUID, datetime] | None = None,
+        parent_id: uuid.UUID | None = None,
     ) -> tuple[str, NewRefreshToken]:
-        """Create (not store) a refresh token: a new family, or the next link of ``grant.family_id``."""
+        """Create (not store) a refresh token: a new family, or the next link of ``family`` (id, end)."""
         now = self._clock()
-        family_id = grant.family_id or time_ordered_uuid()
-        family_expires_at = grant.family_expires_at or now + self._refresh_ttl
+        family_id, family_expires_at = family or (
+            time_ordered_uuid(),
+            now + self._refresh_ttl,
+        )
         raw = new_opaque_token()
         record = NewRefreshToken(
             id=time_ordered_uuid(),
             token_hash=token_hash(raw),
             family_id=family_id,
             parent_id=parent_id,
-            client_id=grant.client.client_id,
-            user_id=grant.subject,
-            scope=grant.refresh_scope
-            if grant.refresh_scope is not None
-            else grant.scope,
+            client_id=client.client_id,
+            user_id=subject,
+            scope=scope,
             issued_at=now,
             expires_at=min(now + self._refresh_idle_ttl, family_expires_at),
             family_expires_at=family_expires_at,
-            auth_time=grant.auth_time,
+            auth_time=auth_time,
             access_jti=access.jti,
             access_expires_at=access.expires_at,
         )
         return raw, record
 
     @staticmethod
-    def response(
+    def token_set(
         access: MintedToken, scope: frozenset[str], refresh_token: str | None = None
-    ) -> TokenResponse:
+    ) -> TokenSet:
         """Build the RFC 6749 §5.1 response."""
-        return TokenResponse(
+        return TokenSet(
             access_token=access.token,
             expires_in=access.expires_in,
             scope=format_scope(scope),
@@ -147,13 +197,15 @@ class TokenIssuer:
             client_id=access.client_id,
         )
 
-    async def issue(self, grant: Grant) -> TokenResponse:
-        """Mint an access token and, when the grant asks, a refresh token starting a new family."""
+    async def issue(self, grant: Grant) -> TokenSet:
+        """Mint the grant's access token and, when it asks, a refresh token starting a new family."""
         access = self.mint_access_token(
             grant.client, grant.subject, grant.scope, grant.auth_time, grant.as_of
         )
         if not grant.with_refresh:
-            return self.response(access, grant.scope)
-        raw, record = self.new_refresh_token(grant, access)
+            return self.token_set(access, grant.scope)
+        raw, record = self.new_refresh_token(
+            grant.client, grant.subject, grant.scope, grant.auth_time, access
+        )
         await self._refresh_tokens.save(record)
-        return self.response(access, grant.scope, raw)
+        return self.token_set(access, grant.scope, raw)

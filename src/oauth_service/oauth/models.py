@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
-from uuid import UUID
 
 from oauth_service.oauth.errors import InvalidRequestError
 from oauth_service.oauth.scopes import parse_scope
@@ -120,44 +119,19 @@ class TokenRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Grant:
-    """The validated outcome of a token request: what ``issue`` will mint.
+class TokenSet:
+    """What a grant issues: the RFC 6749 §5.1 response, open to what later features add.
 
-    ``validate`` returns it (reads only); ``issue`` consumes it (writes).
+    ``token_type`` is a field (a sender-constrained token is not ``Bearer``) and ``extra`` carries further
+    response members (an ID token, ``issued_token_type``) so they need no change to the grants.
     """
-
-    client: Client
-    subject: str | None
-    scope: frozenset[str]
-    with_refresh: bool
-    auth_time: datetime | None = None
-    family_id: UUID | None = None
-    family_expires_at: datetime | None = None
-    code_hash: str | None = field(default=None, repr=False)
-    # Refresh rotation: the presented token, and (grace-window retry) the unused successor it replaces.
-    refresh_id: UUID | None = None
-    superseded_id: UUID | None = None
-    # Refresh: the scope the new refresh token keeps when the access token was narrowed (RFC 6749 §6).
-    refresh_scope: frozenset[str] | None = None
-    # Password grant: an upgraded argon2 hash to store when the token is issued.
-    password_rehash: str | None = field(default=None, repr=False)
-    # ... and the hash it replaces, the one the password was checked against (``UserStore.update_password_hash``).
-    password_verified_hash: str | None = field(default=None, repr=False)
-    # When ``validate`` began reading the state it relies on (user, code, refresh token): the access token's
-    # jti carries this moment, not the minting time, so a cut-off committed while the grant ran (a password
-    # change during the hash) refuses the token (``oauth.cutoffs``). None: the minting time.
-    as_of: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenResponse:
-    """RFC 6749 §5.1 successful response."""
 
     access_token: str = field(repr=False)
     expires_in: int
     scope: str
-    token_type: Literal["Bearer"] = "Bearer"
+    token_type: str = "Bearer"
     refresh_token: str | None = field(default=None, repr=False)
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
     jti: str = ""
     # For the ``token.issued`` audit event; not part of the JSON body.
     subject: str = ""
@@ -173,4 +147,5 @@ class TokenResponse:
         }
         if self.refresh_token is not None:
             body["refresh_token"] = self.refresh_token
+        body.update(self.extra)
         return body

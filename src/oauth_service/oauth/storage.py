@@ -1,7 +1,9 @@
-"""Storage protocols the protocol core depends on (implemented in ``oauth_service.db.stores``).
+"""Storage protocols the protocol core depends on (implemented per backend in ``oauth_service.db.stores``).
 
 Every token, code and secret is looked up by its hash (``crypto.tokens.token_hash``); raw values are never stored.
-Single use and rotation are decided by conditional updates, so two concurrent requests cannot both win.
+Every store operation is its own unit of work, committed when it returns. Spending a single-use credential is
+one operation that checks it, marks it and stores what replaces it (``RefreshClaim``, ``CodeClaim``), so two
+concurrent requests cannot both win and a refused one changes nothing.
 """
 
 from dataclasses import dataclass, field
@@ -32,6 +34,70 @@ class CodeRecord:
     # The code's user, when the store read it in the same query (one round trip less per redemption); None
     # when not loaded, and then the grant reads the user itself.
     user: User | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Successor:
+    """The refresh token a claim stores in place of what it spends; the rest is copied from the spent row.
+
+    Family, user, scope and ``auth_time`` come from the code or token spent; ``expires_at`` is the earlier of
+    ``idle_until`` and the family's end (RFC 9700 §4.14.2).
+    """
+
+    id: UUID
+    token_hash: str = field(repr=False)
+    idle_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRecord:
+    """The access token minted from a spent credential: recorded with it, so a replay or reuse can revoke it."""
+
+    jti: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshClaim:
+    """Rotate the live refresh token ``token_hash`` of ``client_id`` and store ``successor`` in its family.
+
+    Live: neither rotated nor revoked, before its idle and family ends, its user (if any) active, its scope
+    containing ``required_scope``, and its user an administrator when ``requires_admin``.
+    """
+
+    token_hash: str = field(repr=False)
+    client_id: str
+    at: datetime
+    required_scope: frozenset[str]
+    requires_admin: bool
+    successor: Successor
+    access: AccessRecord
+
+
+@dataclass(frozen=True, slots=True)
+class CodeClaim:
+    """Mark the unused code ``code_hash`` of ``client_id`` used, recording ``access`` and starting ``family_id``.
+
+    The code must be unexpired, its user active, and the request must match its bindings (RFC 6749 §4.1.3,
+    RFC 7636 §4.6): ``redirect_uri`` equal to the stored one, or none stored and ``redirect_uri_registered``;
+    the stored challenge met by ``s256_challenge`` (method ``S256``) or ``plain_challenge`` (method ``plain``,
+    None unless allowed), or, without a stored challenge, no verifier sent and ``public_client`` false.
+    ``refresh`` (when set) is stored with the code's user, scope and ``auth_time``, ending at ``family_expires_at``.
+    """
+
+    code_hash: str = field(repr=False)
+    client_id: str
+    at: datetime
+    redirect_uri: str | None
+    redirect_uri_registered: bool
+    s256_challenge: str | None = field(repr=False)
+    plain_challenge: str | None = field(repr=False)
+    verifier_sent: bool
+    public_client: bool
+    family_id: UUID
+    family_expires_at: datetime
+    access: AccessRecord
+    refresh: Successor | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +147,11 @@ class ClientStore(Protocol):
     """Registered clients."""
 
     async def get(self, client_id: str) -> Client | None:
-        """Return the client, or None."""
+        """Return the client (possibly from a cache), or None."""
+        ...
+
+    async def reload(self, client_id: str) -> Client | None:
+        """Return the client as stored now, bypassing any cache (a secret may have been rotated), or None."""
         ...
 
 
@@ -106,16 +176,6 @@ class UserStore(Protocol):
         """
         ...
 
-    async def release(self) -> None:
-        """Give back the connection held for reads before a long wait; nothing was written in this unit of work.
-
-        Called between reading a user and checking the password (argon2 queues behind a few hashes at a time),
-        so a login storm does not hold every pooled connection while it only waits for the CPU. Later calls
-        check a connection out again. A store whose unit of work did write keeps its connection: ending the
-        transaction would commit or drop those writes early.
-        """
-        ...
-
 
 class ScopeStore(Protocol):
     """Known scopes and their human descriptions."""
@@ -136,19 +196,10 @@ class AuthorizationCodeStore(Protocol):
         """Return the code by hash, used or not."""
         ...
 
-    async def consume(
-        self,
-        code_hash: str,
-        at: datetime,
-        *,
-        family_id: UUID,
-        access_jti: str,
-        access_expires_at: datetime,
-        refresh: NewRefreshToken | None = None,
-    ) -> bool:
-        """Mark the code used, recording what it issued, and store ``refresh`` with it, all or nothing.
+    async def redeem(self, claim: CodeClaim) -> CodeRecord | None:
+        """Spend the code if ``claim`` holds, storing its refresh token with it, all or nothing.
 
-        False (and nothing stored) when the code was already used.
+        The code as it was (with its user) when spent now; None, and nothing changed, otherwise.
         """
         ...
 
@@ -171,8 +222,11 @@ class RefreshTokenStore(Protocol):
         """Return the token by hash, whatever its state."""
         ...
 
-    async def rotate(self, old_id: UUID, new: NewRefreshToken, at: datetime) -> bool:
-        """Atomically mark ``old_id`` rotated and insert ``new``; False when it was already rotated or revoked."""
+    async def rotate(self, claim: RefreshClaim) -> RefreshRecord | None:
+        """Rotate the token if ``claim`` holds and store its successor, all or nothing.
+
+        The token as it was (with its user) when rotated now; None, and nothing changed, otherwise.
+        """
         ...
 
     async def get_successor(self, parent_id: UUID) -> RefreshRecord | None:
@@ -210,12 +264,11 @@ class RevokedTokenStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Stores:
-    """The storage collaborators of one request, bound to its database session."""
+    """The stores of one process, built once for its database backend (``db.stores.build_stores``)."""
 
     clients: ClientStore
     users: UserStore
     scopes: ScopeStore
     refresh_tokens: RefreshTokenStore
     revoked_tokens: RevokedTokenStore
-    # Set by the authorization-code feature; None where no code store is wired.
-    codes: AuthorizationCodeStore | None = None
+    codes: AuthorizationCodeStore

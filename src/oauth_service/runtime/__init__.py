@@ -17,10 +17,11 @@ from oauth_service.db.change_feed import (
     SubjectCutOff,
     apply_on_commit,
 )
-from oauth_service.db.engine import make_token_sessionmaker
+from oauth_service.db.stores import build_stores
 from oauth_service.oauth.client_cache import ClientCache
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.revocation_list import RevocationList
+from oauth_service.oauth.storage import Stores
 from oauth_service.oauth.throttling import NoThrottle, Throttle
 from oauth_service.settings import Settings
 
@@ -41,8 +42,8 @@ class Runtime:
     # Hot-path caches, each with a staleness bound of its TTL setting (see their modules).
     client_cache: ClientCache = field(init=False)
     revocations: RevocationList = field(init=False)
-    # The token endpoint's sessions: autocommit on Postgres (``db.engine.make_token_sessionmaker``).
-    token_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
+    # The protocol core's stores for this backend; each operation is its own unit of work (``db.stores``).
+    stores: Stores = field(init=False)
     # Set by a signing-key change notification: the key reload loop (``background``) reloads at once.
     keys_changed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
@@ -52,7 +53,6 @@ class Runtime:
             self.settings.client_cache_ttl, clock=lambda: self.clock().timestamp()
         )
         engine = self.engine
-        self.token_sessionmaker = make_token_sessionmaker(engine)
         self.revocations = RevocationList(
             lambda now: revocation_reads.load_revoked(engine, now),
             lambda jti: revocation_reads.is_revoked(engine, jti),
@@ -61,10 +61,15 @@ class Runtime:
             load_cutoffs=lambda now: cutoffs.load_cutoffs(engine, now),
             check_cutoffs=lambda subjects: cutoffs.read_cutoffs(engine, subjects),
         )
-        # Whatever a session of this process commits (admin API, revocation endpoint, a grant's writes) is
-        # applied here at once; other processes hear of it through the change feed.
+        self.stores = build_stores(
+            engine,
+            clock=lambda: self.clock(),
+            client_cache=self.client_cache,
+            revocations=self.revocations,
+        )
+        # Whatever a session of this process commits (admin API, pages) is applied here at once; the stores
+        # apply their own revocations when they commit; other processes hear of both through the change feed.
         apply_on_commit(self.sessionmaker, self.apply_change)
-        apply_on_commit(self.token_sessionmaker, self.apply_change)
 
     def apply_change(self, change: Change) -> None:
         """Bring this process's in-memory state up to a committed change (``db.change_feed``)."""

@@ -1,15 +1,16 @@
 """The token half of the authorization code grant (RFC 6749 §4.1.3, §4.1.4, §10.5; RFC 7636 §4.5, §4.6).
 
-``validate`` checks, in order: the code exists and belongs to the authenticated client, ``redirect_uri`` equals
-the one sent to the authorization endpoint, and PKCE (public clients must have used it; a verifier for a code
-issued without a challenge is a downgrade attempt, RFC 9700 §4.8.2). Only a redemption that passes all of
-these and finds the code already used counts as a replay: it revokes what the first redemption issued (on its
-own connection, before raising). A replay with bad client auth or a bad verifier is refused without revoking
-anything, so an attacker holding a stolen code cannot use it to log the real client out.
+The code is spent in one step of the store (``CodeClaim``): it must belong to the authenticated client, be
+unused and unexpired, its ``redirect_uri`` must equal the one sent to the authorization endpoint, and PKCE must
+hold (public clients must have used it; a verifier for a code issued without a challenge is a downgrade attempt,
+RFC 9700 §4.8.2). The same step records the access token's ``jti`` and the refresh family it starts and stores
+the refresh token, so concurrent redemptions have one winner and the code never leaves without its tokens.
 
-``issue`` mints, then consumes the code with a conditional update (single use under concurrency) that records the
-access token's ``jti`` and the refresh family it starts and stores the refresh token in the same write. A refresh token is issued only when the client is
-registered for the ``refresh_token`` grant and the server enables it.
+When the step spends nothing, the code is read to say why, in the order above. Only a redemption that passes
+every check and finds the code already used counts as a replay: it revokes what the first redemption issued
+(committed before the error). A replay with bad client auth or a bad verifier is refused without revoking
+anything, so an attacker holding a stolen code cannot use it to log the real client out. A refresh token is
+issued only when the client is registered for the ``refresh_token`` grant and the server enables it.
 """
 
 from typing import ClassVar
@@ -20,11 +21,12 @@ from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.errors import InvalidGrantError
 from oauth_service.oauth.ids import time_ordered_uuid
 from oauth_service.oauth.issuer import TokenIssuer
-from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
+from oauth_service.oauth.models import Client, TokenRequest, TokenSet
+from oauth_service.oauth.outcomes import CodeRedemption
 from oauth_service.oauth.storage import (
     AuthorizationCodeStore,
+    CodeClaim,
     CodeRecord,
-    NewRefreshToken,
     RefreshTokenStore,
     UserStore,
 )
@@ -58,15 +60,66 @@ class AuthorizationCodeGrant:
         self._refresh_enabled = refresh_enabled
         self._clock = clock
 
-    async def validate(self, request: TokenRequest, client: Client) -> Grant:
-        """Check the code's bindings and PKCE; a valid replay revokes what the code issued."""
+    async def validate(self, request: TokenRequest, client: Client) -> CodeRedemption:
+        """Name the redemption; the code itself is checked by the store's step in ``issue``."""
         code = request.require("code")
-        as_of = self._clock()  # before the code and its user are read (``Grant.as_of``)
-        record = await self._codes.get(token_hash(code))
+        return CodeRedemption(
+            client,
+            token_hash(code),
+            request.redirect_uri,
+            request.code_verifier,
+            with_refresh=self._refresh_enabled
+            and "refresh_token" in client.grant_types,
+            # Before the code and its user are read (``Grant.as_of``).
+            as_of=self._clock(),
+        )
+
+    async def issue(self, redemption: CodeRedemption) -> TokenSet:
+        """Spend the code in one step, recording what it issues, then mint; else find out why."""
+        client = redemption.client
+        verifier = redemption.code_verifier
+        access = self._issuer.access_record(redemption.as_of)
+        plan = self._issuer.refresh_plan() if redemption.with_refresh else None
+        record: CodeRecord | None = None
+        # A malformed verifier can match nothing: no step, the refusal below says why.
+        if verifier is None or pkce.is_valid_verifier(verifier):
+            sent = redemption.redirect_uri
+            claim = CodeClaim(
+                redemption.code_hash,
+                client.client_id,
+                self._clock(),
+                redirect_uri=sent,
+                redirect_uri_registered=sent is None or sent in client.redirect_uris,
+                s256_challenge=pkce.s256_challenge(verifier) if verifier else None,
+                plain_challenge=verifier if self._allow_plain else None,
+                verifier_sent=verifier is not None,
+                public_client=client.is_public,
+                family_id=time_ordered_uuid(),
+                family_expires_at=self._issuer.family_end(),
+                access=access,
+                refresh=plan.successor if plan is not None else None,
+            )
+            record = await self._codes.redeem(claim)
+        if record is None:
+            await self._refuse(redemption)
+            raise InvalidGrantError(
+                CODE_USED
+            )  # every check held: a concurrent redemption won
+        minted = self._issuer.sign(
+            client, record.user_id, record.scope, record.auth_time, access
+        )
+        return self._issuer.token_set(
+            minted, record.scope, plan.raw if plan is not None else None
+        )
+
+    async def _refuse(self, redemption: CodeRedemption) -> None:
+        """Raise why the code was not spent; a valid replay revokes what the code issued."""
+        client = redemption.client
+        record = await self._codes.get(redemption.code_hash)
         if record is None or record.client_id != client.client_id:
             raise InvalidGrantError("The authorization code is invalid.")
-        _check_redirect_uri(record, request.redirect_uri, client)
-        self._check_pkce(record, request.code_verifier, client)
+        _check_redirect_uri(record, redemption.redirect_uri, client)
+        self._check_pkce(record, redemption.code_verifier, client)
         if record.used_at is not None:
             await self._revoke_replay(record)
             raise InvalidGrantError(CODE_USED)
@@ -75,42 +128,6 @@ class AuthorizationCodeGrant:
         user = record.user or await self._users.get(record.user_id)
         if user is None or not user.is_active:
             raise InvalidGrantError("The authorization code is invalid.")
-        return Grant(
-            client=client,
-            subject=record.user_id,
-            scope=record.scope,
-            with_refresh=self._refresh_enabled
-            and "refresh_token" in client.grant_types,
-            auth_time=record.auth_time,
-            family_id=time_ordered_uuid(),
-            code_hash=record.code_hash,
-            as_of=as_of,
-        )
-
-    async def issue(self, grant: Grant) -> TokenResponse:
-        """Consume the code atomically, recording what it issues, then mint."""
-        assert grant.code_hash is not None  # noqa: S101 - set by validate
-        assert grant.family_id is not None  # noqa: S101
-        access = self._issuer.mint_access_token(
-            grant.client, grant.subject, grant.scope, grant.auth_time, grant.as_of
-        )
-        raw: str | None = None
-        refresh: NewRefreshToken | None = None
-        if grant.with_refresh:
-            raw, refresh = self._issuer.new_refresh_token(grant, access)
-        # The code is consumed and its refresh token stored together: never one without the other.
-        consumed = await self._codes.consume(
-            grant.code_hash,
-            self._clock(),
-            family_id=grant.family_id,
-            access_jti=access.jti,
-            access_expires_at=access.expires_at,
-            refresh=refresh,
-        )
-        if not consumed:
-            # A concurrent redemption won the conditional update; this one gets nothing.
-            raise InvalidGrantError(CODE_USED)
-        return self._issuer.response(access, grant.scope, raw)
 
     def _check_pkce(
         self, record: CodeRecord, verifier: str | None, client: Client

@@ -7,7 +7,8 @@ Only confidential clients (``allows_public_clients = False``); ``sub`` is the cl
 from typing import ClassVar
 
 from oauth_service.oauth.issuer import TokenIssuer
-from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
+from oauth_service.oauth.models import Client, TokenRequest, TokenSet
+from oauth_service.oauth.outcomes import Grant
 from oauth_service.oauth.scopes import narrow_scope
 
 
@@ -22,9 +23,8 @@ class ClientCredentialsGrant:
 
     async def validate(self, request: TokenRequest, client: Client) -> Grant:
         """Resolve the scope; the client is the subject."""
-        scope = narrow_scope(request.scope, client.scopes)
-        return Grant(client=client, subject=None, scope=scope, with_refresh=False)
+        return Grant(client, None, narrow_scope(request.scope, client.scopes))
 
-    async def issue(self, grant: Grant) -> TokenResponse:
+    async def issue(self, grant: Grant) -> TokenSet:
         """Mint the access token (no state to change)."""
         return await self._issuer.issue(grant)

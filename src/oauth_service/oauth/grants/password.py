@@ -5,9 +5,8 @@ Unknown email, wrong password and inactive user all give the same ``invalid_gran
 ``admin`` scope is only for admin users, and only when asked for: the default scope (no ``scope`` parameter)
 never includes it, as at the authorization endpoint (least privilege). A hash made with
 outdated argon2 parameters is upgraded when the token is issued. A refresh token is issued when the client is
-registered for (and the server enables) the ``refresh_token`` grant. The user store gives its database
-connection back before the password is checked (``UserStore.release``): the hash waits for the CPU, not the
-database.
+registered for (and the server enables) the ``refresh_token`` grant. No database connection is held while the
+password is checked (each store operation takes one only while it runs): the hash waits for the CPU alone.
 """
 
 from typing import ClassVar, Protocol
@@ -17,7 +16,8 @@ from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.emails import canonical_email
 from oauth_service.oauth.errors import InvalidGrantError
 from oauth_service.oauth.issuer import TokenIssuer
-from oauth_service.oauth.models import Client, Grant, TokenRequest, TokenResponse
+from oauth_service.oauth.models import Client, TokenRequest, TokenSet
+from oauth_service.oauth.outcomes import Grant, Rehash
 from oauth_service.oauth.scopes import ADMIN_SCOPE, narrow_scope
 from oauth_service.oauth.storage import UserStore
 from oauth_service.oauth.throttling import Attempt, NoThrottle, Throttle
@@ -67,9 +67,6 @@ class PasswordGrant:
         # refuse the token minted from what was read (``Grant.as_of``).
         as_of = self._clock()
         user = await self._users.get_by_email(email)
-        # The hash may queue behind others for seconds in a login storm: waiting must not hold a pooled
-        # connection, or every other grant of this worker starves for one. The writes below take one again.
-        await self._users.release()
         check = await self._passwords.verify(
             user.password_hash if user else None, password
         )
@@ -87,28 +84,27 @@ class PasswordGrant:
             if request.scope
             else allowed - {ADMIN_SCOPE}
         )
+        rehash = (
+            Rehash(user.id, check.new_hash, user.password_hash)
+            if check.new_hash is not None
+            else None
+        )
         return Grant(
-            client=client,
-            subject=user.id,
-            scope=scope,
+            client,
+            user.id,
+            scope,
             with_refresh=self._refresh_enabled
             and "refresh_token" in client.grant_types,
             auth_time=self._clock(),
-            password_rehash=check.new_hash,
-            password_verified_hash=user.password_hash,
             as_of=as_of,
+            change=rehash,
         )
 
-    async def issue(self, grant: Grant) -> TokenResponse:
+    async def issue(self, grant: Grant) -> TokenSet:
         """Store an upgraded password hash, then mint."""
-        if (
-            grant.password_rehash is not None
-            and grant.password_verified_hash is not None
-            and grant.subject is not None
-        ):
+        if grant.change is not None:
+            change = grant.change
             await self._users.update_password_hash(
-                grant.subject,
-                grant.password_rehash,
-                replacing=grant.password_verified_hash,
+                change.user_id, change.new_hash, replacing=change.replacing
             )
         return await self._issuer.issue(grant)
