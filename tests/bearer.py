@@ -9,7 +9,8 @@ from fastapi import Depends, FastAPI
 
 from oauth_service.db.stores import SqlUserStore
 from oauth_service.oauth.ids import millis_of, time_ordered_uuid
-from oauth_service.resource import AccessToken, ResourceProtector, TokenVerifier
+from oauth_service.resource_server import AccessToken, TokenVerifier
+from oauth_service.resource_server.fastapi import ResourceProtector
 from oauth_service.runtime import Runtime
 from tests.factories import make_client, make_user
 

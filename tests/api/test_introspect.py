@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oauth_service.app import create_app
 from oauth_service.crypto.jwt import KeySet, SigningKey, generate_key
 from oauth_service.db import admin
-from oauth_service.resource import AccessToken, IntrospectionVerifier, ResourceProtector
+from oauth_service.resource_server import AccessToken, IntrospectionVerifier
+from oauth_service.resource_server.fastapi import ResourceProtector
 from oauth_service.runtime import Runtime
 from oauth_service.settings import Settings
 from tests.bearer import access_token, basic, bearer, password_tokens, refresh

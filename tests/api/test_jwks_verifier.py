@@ -24,7 +24,7 @@ from oauth_service.app import create_app
 from oauth_service.crypto.key_encryption import PrivateKeyCipher
 from oauth_service.db.key_rotation import retire_after, rotate_key
 from oauth_service.oauth.errors import InvalidTokenError, TemporarilyUnavailableError
-from oauth_service.resource import JwksTokenVerifier
+from oauth_service.resource_server import JwksTokenVerifier
 from oauth_service.runtime import Runtime
 from oauth_service.runtime.background import refresh_keys
 from tests.bearer import access_token, basic, bearer, notes_api

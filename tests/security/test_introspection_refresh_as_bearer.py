@@ -10,7 +10,7 @@ import base64
 import httpx
 from fastapi import FastAPI
 
-from oauth_service.resource import IntrospectionVerifier
+from oauth_service.resource_server import IntrospectionVerifier
 from oauth_service.runtime import Runtime
 from tests.bearer import bearer, notes_api, password_tokens
 from tests.conftest import ISSUER

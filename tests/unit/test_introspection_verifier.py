@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from oauth_service.resource import (
+from oauth_service.resource_server.verification import (
     LOG_INTERVAL,
     IntrospectionVerifier,
 )

@@ -18,11 +18,8 @@ import pytest
 from oauth_service.crypto.jwt import KeySet, SigningKey, generate_key
 from oauth_service.oauth.access_tokens import AccessToken
 from oauth_service.oauth.errors import InvalidTokenError, TemporarilyUnavailableError
-from oauth_service.resource import (
-    CombinedVerifier,
-    JwksTokenVerifier,
-    ResourceProtector,
-)
+from oauth_service.resource_server import CombinedVerifier, JwksTokenVerifier
+from oauth_service.resource_server.fastapi import ResourceProtector
 
 ISS = "http://oauth.test"
 JWKS_URI = f"{ISS}/.well-known/jwks.json"

@@ -6,13 +6,17 @@
 * ``observability`` (logs, metrics) is a leaf every layer reports through: no web framework, and nothing of the
   protocol core, the database layer, the API, the runtime or the app wiring.
 * ``crypto`` knows nothing of OAuth, the database or the web.
-* ``db`` never imports the web layer; only ``api``, ``app`` and ``resource`` import FastAPI or Starlette.
+* ``db`` never imports the web layer; only ``api``, ``app`` and ``resource_server/fastapi.py`` import FastAPI or
+  Starlette.
 * ``jose`` is imported by ``crypto/jwt.py`` alone.
-* The resource kit (``resource``, ``jwks_verifier``) runs in other projects' APIs: nothing of the server's
-  database, settings or app wiring.
+* The resource kit (``resource_server``) runs in other projects' APIs: nothing of the server's database,
+  settings, app wiring or ``api``. Only its ``fastapi.py`` imports FastAPI, so importing the package does not.
+* The admin API (``api/admin``) is reached through its router alone: no module outside it imports its modules,
+  and it uses no private (``_``) name of another ``api`` module.
 """
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,7 +38,8 @@ OBSERVABILITY_FORBIDDEN = (
     "oauth_service.runtime",
     "oauth_service.app",
 )
-RESOURCE_KIT = ("resource.py", "jwks_verifier.py")
+RESOURCE_KIT = "resource_server"
+ADMIN_API = "oauth_service.api.admin"
 SERVER_ONLY = (
     "oauth_service.db",
     "oauth_service.api",
@@ -113,17 +118,67 @@ def test_jose_is_imported_by_crypto_jwt_alone() -> None:
     assert importers == {"crypto/jwt.py"}
 
 
-@pytest.mark.parametrize("name", RESOURCE_KIT)
-def test_resource_kit_module_imports_nothing_of_the_server(name: str) -> None:
+@pytest.mark.parametrize("path", _modules(RESOURCE_KIT), ids=lambda p: p.name)
+def test_resource_kit_module_imports_nothing_of_the_server(path: Path) -> None:
     offending = {
-        imported
-        for imported in _imports(PACKAGE / name)
-        if imported.startswith(SERVER_ONLY)
+        imported for imported in _imports(path) if imported.startswith(SERVER_ONLY)
     }
     assert offending == set()
 
 
-def test_jwks_verifier_needs_no_web_framework() -> None:
-    assert not {
-        name for name in _imports(PACKAGE / "jwks_verifier.py") if name.startswith(WEB)
+def test_only_the_fastapi_adapter_of_the_resource_kit_imports_a_web_framework() -> None:
+    importers = {
+        path.name
+        for path in _modules(RESOURCE_KIT)
+        if any(name.startswith(WEB) for name in _imports(path))
     }
+    assert importers == {"fastapi.py"}
+
+
+def test_importing_the_resource_kit_imports_no_web_framework() -> None:
+    code = (
+        "import oauth_service.resource_server, sys; "
+        "assert 'fastapi' not in sys.modules and 'starlette' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _imported_names(path: Path) -> set[tuple[str, str]]:
+    """``(module, name)`` of every absolute ``from module import name``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        (node.module, alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        for alias in node.names
+    }
+
+
+def _reaches_into_admin_api(path: Path) -> bool:
+    """Whether ``path`` imports a module of the admin API, or a name of the package other than its router."""
+    return any(name.startswith(f"{ADMIN_API}.") for name in _imports(path)) or any(
+        module == ADMIN_API and name != "router"
+        for module, name in _imported_names(path)
+    )
+
+
+def test_admin_api_modules_are_imported_by_the_admin_api_alone() -> None:
+    admin = PACKAGE / "api" / "admin"
+    importers = {
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if admin not in path.parents and _reaches_into_admin_api(path)
+    }
+    assert importers == set()
+
+
+@pytest.mark.parametrize("path", _modules("api/admin"), ids=lambda p: p.name)
+def test_admin_api_uses_no_private_name_of_other_api_modules(path: Path) -> None:
+    offending = {
+        f"{module}.{name}"
+        for module, name in _imported_names(path)
+        if module.startswith("oauth_service.api")
+        and not module.startswith(ADMIN_API)
+        and name.startswith("_")
+    }
+    assert offending == set()

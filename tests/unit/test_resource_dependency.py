@@ -18,7 +18,7 @@ from oauth_service.oauth.access_tokens import (
     TtlCache,
     VerifiedTokenCache,
 )
-from oauth_service.resource import ResourceProtector
+from oauth_service.resource_server.fastapi import ResourceProtector
 
 ISS = "http://oauth.test"
 AUD = "http://api.test"

@@ -1,7 +1,7 @@
 """Bearer-token protection of this server's own APIs (``/api/v1``, ``/admin``), RFC 6750 §2.1 and §3.
 
 One OAuth2 security scheme documents every route in OpenAPI (its flows are filled in by ``api.docs`` from the
-settings); ``build_resource_protector`` wires the public ``oauth_service.resource`` dependency to the server's
+settings); ``build_resource_protector`` wires the public ``resource_server.fastapi`` dependency to the server's
 keys and revocation list. The list is in memory (``oauth.revocation_list``): a revocation or cut-off made by
 this process is honoured at once, one made elsewhere as soon as its notification arrives (``db.change_feed``),
 and at most ``settings.revocation_cache_ttl`` seconds later if that notification is lost.
@@ -25,7 +25,11 @@ from oauth_service.oauth.access_tokens import (
 from oauth_service.oauth.errors import InsufficientScopeError, InvalidTokenError
 from oauth_service.oauth.models import User
 from oauth_service.oauth.scopes import ADMIN_SCOPE
-from oauth_service.resource import Dependency, ResourceProtector, require_scopes
+from oauth_service.resource_server.fastapi import (
+    Dependency,
+    ResourceProtector,
+    require_scopes,
+)
 from oauth_service.runtime import Runtime
 
 OAUTH2_SCHEME = OAuth2(

@@ -23,7 +23,7 @@ from oauth_service.api.json_body import JsonBody
 from oauth_service.api.request_route import RequestRoute
 from oauth_service.db import notes
 from oauth_service.oauth.scopes import format_scope
-from oauth_service.resource import ResourceProtector
+from oauth_service.resource_server.fastapi import ResourceProtector
 from oauth_service.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["sample API"])

@@ -1,7 +1,7 @@
 """How ``perform`` prints a token response (RFC 6749 §5.1): aligned fields, then the access token's claims.
 
 The claims are decoded without verifying the signature, as a convenience for reading an RFC 9068 JWT; an API
-must verify the token (``oauth_service.resource``). An opaque token simply has no claims to show.
+must verify the token (``oauth_service.resource_server``). An opaque token simply has no claims to show.
 """
 
 import base64

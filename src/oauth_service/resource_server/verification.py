@@ -1,66 +1,38 @@
-"""Protect any FastAPI API with this server's access tokens: the public resource-server dependency.
+"""Verify this server's access tokens in an API of your own, with no web framework involved.
 
 RFC 6750 §2.1 (the token comes from the ``Authorization: Bearer`` header only; a token in the query string or
-the body is ignored), RFC 6750 §3 (``WWW-Authenticate: Bearer`` challenges: a bare one when no token was sent,
-``invalid_token`` 401, ``insufficient_scope`` 403 with the needed ``scope``), RFC 9068 §4 (local verification,
-``oauth_service.oauth.access_tokens``) and RFC 7662 §2 (remote verification through the introspection endpoint,
-for APIs deployed apart from the server, with a short cache). ``JwksTokenVerifier`` (``oauth_service.jwks_verifier``)
-verifies locally with the issuer's published keys, for such APIs that need no call per token.
-
-Usage::
-
-    oauth = ResourceProtector(IntrospectionVerifier(url, client_id="api", client_secret=secret))
-    oauth.install(app)
-
-    @app.get("/notes")
-    async def notes(token: Annotated[AccessToken, Depends(oauth.require_scopes("read"))]) -> ...: ...
-
-This module imports nothing from the server's database layer.
+the body is ignored), RFC 9068 §4 (local verification, ``LocalTokenVerifier`` from ``oauth.access_tokens``) and
+RFC 7662 §2 (remote verification through the introspection endpoint, for APIs deployed apart from the server,
+with a short cache). ``CombinedVerifier`` verifies locally, then asks the issuer. ``JwksTokenVerifier``
+(``resource_server.jwks``) verifies locally with the issuer's published keys. The errors raised here carry their
+RFC 6750 §3 answer; ``resource_server.fastapi`` renders them.
 """
 
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import httpx
-from fastapi import FastAPI, Request, Security
-from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPBearer
-from fastapi.security.base import SecurityBase
 
 from oauth_service.crypto.tokens import token_hash
-from oauth_service.jwks_verifier import CombinedVerifier, JwksTokenVerifier
-from oauth_service.oauth.access_tokens import (
-    AccessToken,
-    LocalTokenVerifier,
-    TtlCache,
-    VerifiedTokenCache,
-)
-from oauth_service.oauth.caching import NO_STORE
+from oauth_service.oauth.access_tokens import AccessToken, TtlCache
 from oauth_service.oauth.errors import (
     BearerTokenError,
-    InsufficientScopeError,
     InvalidTokenError,
     MissingTokenError,
-    OAuthError,
     ServerError,
     TemporarilyUnavailableError,
 )
-from oauth_service.oauth.scopes import format_scope
 
 __all__ = [
-    "AccessToken",
+    "LOG_INTERVAL",
     "CombinedVerifier",
     "IntrospectionVerifier",
-    "JwksTokenVerifier",
-    "LocalTokenVerifier",
-    "ResourceProtector",
+    "InvalidBearerRequestError",
     "TokenVerifier",
-    "VerifiedTokenCache",
-    "bearer_token",
-    "require_scopes",
+    "bearer_token_of",
 ]
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
@@ -70,8 +42,6 @@ log = logging.getLogger("oauth_service.resource")
 
 # Seconds between two log lines about the same kind of introspection failure.
 LOG_INTERVAL = 60.0
-
-Dependency = Callable[..., Awaitable[AccessToken]]
 
 
 class InvalidBearerRequestError(BearerTokenError):
@@ -90,20 +60,19 @@ class TokenVerifier(Protocol):
         ...
 
 
-def bearer_token(request: Request) -> str:
-    """Return the bearer token of the ``Authorization`` header (never the query string or the body).
+def bearer_token_of(authorization: Sequence[str]) -> str:
+    """Return the bearer token of a request's ``Authorization`` header values (every one the request sent).
 
     Raises:
         MissingTokenError: no Bearer credentials were sent (bare challenge).
         InvalidBearerRequestError: several Authorization headers.
         InvalidTokenError: the header is not ``Bearer <b64token>``.
     """
-    values = request.headers.getlist("authorization")
-    if not values:
+    if not authorization:
         raise MissingTokenError
-    if len(values) > 1:
+    if len(authorization) > 1:
         raise InvalidBearerRequestError
-    scheme, _, credentials = values[0].strip().partition(" ")
+    scheme, _, credentials = authorization[0].strip().partition(" ")
     if scheme.lower() != "bearer":
         raise MissingTokenError
     token = credentials.strip()
@@ -280,64 +249,20 @@ class IntrospectionVerifier:
         return access
 
 
-class ResourceProtector:
-    """Builds FastAPI dependencies that demand a valid bearer token carrying given scopes."""
+class CombinedVerifier:
+    """A local check, then the issuer's word: for routes where a revoked token must stop at once.
 
-    def __init__(
-        self,
-        verifier: TokenVerifier,
-        *,
-        scheme: SecurityBase | None = None,
-    ) -> None:
-        self.verifier = verifier
-        # Only documents the requirement in OpenAPI; the token itself is read by ``bearer_token``.
-        self.scheme = scheme or HTTPBearer(auto_error=False, bearerFormat="JWT")
-
-    async def authenticate(
-        self, request: Request, required: frozenset[str]
-    ) -> AccessToken:
-        """Verify the request's bearer token and check it carries every ``required`` scope."""
-        access = await self.verifier.verify(bearer_token(request))
-        if not required <= access.scopes:
-            raise InsufficientScopeError(scope=format_scope(required))
-        return access
-
-    def require_scopes(self, *scopes: str) -> Dependency:
-        """Return a dependency yielding the ``AccessToken`` when it carries every one of ``scopes``."""
-        required = frozenset(scopes)
-
-        async def dependency(
-            request: Request,
-            _documented: Annotated[Any, Security(self.scheme, scopes=list(scopes))],
-        ) -> AccessToken:
-            return await self.authenticate(request, required)
-
-        return dependency
-
-    def install(self, app: FastAPI) -> None:
-        """Render this module's errors (401/403 with ``WWW-Authenticate``) in an app of your own."""
-        app.add_exception_handler(OAuthError, _render_error)
-
-
-async def _render_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, OAuthError)  # noqa: S101 - registered for OAuthError only
-    headers = {**NO_STORE, **exc.headers()}
-    return JSONResponse(exc.body(), status_code=exc.http_status, headers=headers)
-
-
-def require_scopes(*scopes: str, scheme: SecurityBase | None = None) -> Dependency:
-    """Like ``ResourceProtector.require_scopes``, for the protector stored at ``app.state.resource_protector``.
-
-    Lets routers be declared at import time while the protector is built by the app's lifespan.
+    ``local`` (a ``JwksTokenVerifier``) refuses forged, expired and misdirected tokens without a network call;
+    only a token that passes is sent to ``remote`` (an ``IntrospectionVerifier``), which also knows
+    revocation. The local ``AccessToken`` is returned: it carries the signed claims.
     """
-    required = frozenset(scopes)
-    documented = scheme or HTTPBearer(auto_error=False, bearerFormat="JWT")
 
-    async def dependency(
-        request: Request,
-        _documented: Annotated[Any, Security(documented, scopes=list(scopes))],
-    ) -> AccessToken:
-        protector: ResourceProtector = request.app.state.resource_protector
-        return await protector.authenticate(request, required)
+    def __init__(self, local: TokenVerifier, remote: TokenVerifier) -> None:
+        self.local = local
+        self.remote = remote
 
-    return dependency
+    async def verify(self, token: str) -> AccessToken:
+        """Verify with ``local``, then with ``remote``; either one's refusal is final."""
+        access = await self.local.verify(token)
+        await self.remote.verify(token)
+        return access

@@ -7,8 +7,8 @@ the §2.2 claims). Verification itself is ``LocalTokenVerifier`` over a ``crypto
 fetched keys, so this module adds only the fetching: which URLs may be asked, how long keys are kept and how
 often they may be fetched again.
 
-No revocation list is consulted: a revoked token keeps verifying until its ``exp``. ``CombinedVerifier`` adds
-an introspection call for the routes where that bound is too long.
+No revocation list is consulted: a revoked token keeps verifying until its ``exp``.
+``verification.CombinedVerifier`` adds an introspection call for the routes where that bound is too long.
 """
 
 import asyncio
@@ -18,7 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,21 +38,13 @@ from oauth_service.oauth.access_tokens import (
 )
 from oauth_service.oauth.errors import InvalidTokenError, TemporarilyUnavailableError
 
-__all__ = ["CombinedVerifier", "JwksTokenVerifier"]
+__all__ = ["JwksTokenVerifier"]
 
 log = logging.getLogger("oauth_service.jwks")
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?=,|$)", re.IGNORECASE)
-
-
-class _Verifier(Protocol):
-    """``resource.TokenVerifier``, restated here because ``resource`` re-exports this module."""
-
-    async def verify(self, token: str) -> AccessToken:
-        """Verify the token completely."""
-        ...
 
 
 class _FetchError(Exception):
@@ -322,22 +314,3 @@ def _json(response: httpx.Response, url: str) -> object:
         return cast(object, response.json())
     except ValueError:
         raise _FetchError(f"GET {url}: not JSON") from None
-
-
-class CombinedVerifier:
-    """A local check, then the issuer's word: for routes where a revoked token must stop at once.
-
-    ``local`` (a ``JwksTokenVerifier``) refuses forged, expired and misdirected tokens without a network call;
-    only a token that passes is sent to ``remote`` (an ``IntrospectionVerifier``), which also knows
-    revocation. The local ``AccessToken`` is returned: it carries the signed claims.
-    """
-
-    def __init__(self, local: _Verifier, remote: _Verifier) -> None:
-        self.local = local
-        self.remote = remote
-
-    async def verify(self, token: str) -> AccessToken:
-        """Verify with ``local``, then with ``remote``; either one's refusal is final."""
-        access = await self.local.verify(token)
-        await self.remote.verify(token)
-        return access
