@@ -38,6 +38,7 @@ __all__ = [
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 
+# The name the README documents (and logging configs may filter on), kept when the kit became a package.
 log = logging.getLogger("oauth_service.resource")
 
 # Seconds between two log lines about the same kind of introspection failure.
