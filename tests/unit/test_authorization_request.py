@@ -12,18 +12,11 @@ from oauth_service.oauth.authorization import (
 from oauth_service.oauth.consent import NextStep, next_step
 from oauth_service.oauth.errors import ErrorRedirect, OAuthError
 from oauth_service.oauth.models import Client, User
+from tests.fakes import FakeClientStore
 
 ISSUER = "https://as.example"
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 CB = "https://app.example/cb"
-
-
-class Clients:
-    def __init__(self, *clients: Client) -> None:
-        self._clients = {c.client_id: c for c in clients}
-
-    async def get(self, client_id: str) -> Client | None:
-        return self._clients.get(client_id)
 
 
 def make_client(
@@ -54,7 +47,7 @@ async def validate(
 ) -> AuthorizationRequest:
     return await validate_authorization_request(
         params,
-        clients=Clients(*(clients or (make_client(),))),
+        clients=FakeClientStore(clients or (make_client(),)),
         issuer=ISSUER,
         response_types=response_types,
         allow_plain_pkce=allow_plain,

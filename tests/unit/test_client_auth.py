@@ -4,9 +4,10 @@ import dataclasses
 
 import pytest
 
+from oauth_service.crypto.tokens import token_hash
 from oauth_service.oauth.client_auth import authenticate_client
 from oauth_service.oauth.errors import InvalidClientError
-from oauth_service.oauth.models import AuthMethod, ClientCredentials
+from oauth_service.oauth.models import AuthMethod, Client, ClientCredentials
 from tests.fakes import (
     CLIENT_SECRET,
     FakeClientStore,
@@ -93,3 +94,64 @@ async def test_client_auth_confidential_without_stored_secret_fails() -> None:
     creds = ClientCredentials("broken", CLIENT_SECRET, "client_secret_post")
     with pytest.raises(InvalidClientError):
         await authenticate_client(creds, store, allow_public=False)
+
+
+class StaleClientStore:
+    """Any ``ClientStore`` whose ``get`` answers an older registration than ``reload`` (no cache class)."""
+
+    def __init__(self, stale: Client, fresh: Client | None) -> None:
+        self.stale = stale
+        self.fresh = fresh
+        self.reloads = 0
+
+    async def get(self, client_id: str) -> Client | None:
+        assert client_id == self.stale.client_id
+        return self.stale
+
+    async def reload(self, client_id: str) -> Client | None:
+        assert client_id == self.stale.client_id
+        self.reloads += 1
+        return self.fresh
+
+
+async def test_client_auth_rotated_secret_is_accepted_from_a_fresh_read() -> None:
+    # Whatever the store (no isinstance check): a secret refused by ``get``'s answer is checked once against
+    # ``reload``'s, so a rotation never locks the new secret out.
+    stale = dataclasses.replace(
+        confidential_client(), secret_hash=token_hash("the old secret")
+    )
+    store = StaleClientStore(stale, confidential_client())
+    creds = ClientCredentials("conf", CLIENT_SECRET, "client_secret_basic")
+    client = await authenticate_client(creds, store, allow_public=False)
+    assert client.secret_hash == token_hash(CLIENT_SECRET)
+    assert store.reloads == 1
+
+
+@pytest.mark.parametrize(
+    "fresh",
+    [
+        None,
+        public_client("conf"),
+        dataclasses.replace(confidential_client(), secret_hash=None),
+        dataclasses.replace(confidential_client(), secret_hash=token_hash("other")),
+    ],
+    ids=["deleted", "now-public", "no-secret", "other-secret"],
+)
+async def test_client_auth_wrong_secret_is_refused_after_one_fresh_read(
+    fresh: Client | None,
+) -> None:
+    stale = dataclasses.replace(
+        confidential_client(), secret_hash=token_hash("the old secret")
+    )
+    store = StaleClientStore(stale, fresh)
+    creds = ClientCredentials("conf", CLIENT_SECRET, "client_secret_post")
+    with pytest.raises(InvalidClientError):
+        await authenticate_client(creds, store, allow_public=False)
+    assert store.reloads == 1
+
+
+async def test_client_auth_right_secret_needs_no_fresh_read() -> None:
+    store = StaleClientStore(confidential_client(), None)
+    creds = ClientCredentials("conf", CLIENT_SECRET, "client_secret_post")
+    await authenticate_client(creds, store, allow_public=False)
+    assert store.reloads == 0

@@ -1,6 +1,6 @@
 """The dispatcher's fixed order (STYLE §3.4): lookup, client auth, client-may-use-grant, validate, issue."""
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -12,18 +12,21 @@ from oauth_service.oauth.errors import (
     UnsupportedGrantTypeError,
 )
 from oauth_service.oauth.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
     GrantConfig,
     GrantStrategy,
-    LazyStrategies,
+    PasswordGrant,
+    RefreshTokenGrant,
     build_strategies,
 )
 from oauth_service.oauth.models import (
     Client,
     ClientCredentials,
-    Grant,
     TokenRequest,
-    TokenResponse,
+    TokenSet,
 )
+from oauth_service.oauth.outcomes import Grant
 from tests.fakes import (
     CLIENT_SECRET,
     FakeClientStore,
@@ -44,18 +47,26 @@ class RecordingGrant:
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.outcomes: list[Grant] = []
 
     async def validate(self, request: TokenRequest, client: Client) -> Grant:
         self.calls.append(f"validate:{client.client_id}:{request.grant_type}")
-        return Grant(client=client, subject=None, scope=frozenset(), with_refresh=False)
+        outcome = Grant(client, None, frozenset())
+        self.outcomes.append(outcome)
+        return outcome
 
-    async def issue(self, grant: Grant) -> TokenResponse:
-        self.calls.append(f"issue:{grant.client.client_id}")
-        return TokenResponse(access_token="at", expires_in=1, scope="")
+    async def issue(self, outcome: Grant) -> TokenSet:
+        self.calls.append(f"issue:{outcome.client.client_id}")
+        # The dispatcher hands issue exactly what validate returned.
+        assert outcome is self.outcomes[-1]
+        return TokenSet(access_token="at", expires_in=1, scope="")
 
 
 class ExplodingClients:
     async def get(self, client_id: str) -> Client | None:
+        raise AssertionError(f"client lookup of {client_id} must not happen")
+
+    async def reload(self, client_id: str) -> Client | None:
         raise AssertionError(f"client lookup of {client_id} must not happen")
 
 
@@ -108,7 +119,7 @@ async def test_dispatch_failed_client_auth_stops_before_validate() -> None:
     assert grant.calls == []
 
 
-def _registry(enabled: list[str]) -> dict[str, GrantStrategy]:
+def _registry(enabled: list[str]) -> dict[str, GrantStrategy[Any]]:
     fakes = FakeStores()
     clock = FixedClock()
     return build_strategies(
@@ -172,22 +183,29 @@ async def test_dispatch_public_client_cannot_use_client_credentials() -> None:
     ).refresh_token is None
 
 
-async def test_lazy_registry_builds_only_the_requested_strategy_once() -> None:
-    built: list[str] = []
-
-    def factory(name: str) -> RecordingGrant:
-        built.append(name)
-        return RecordingGrant()
-
-    registry = LazyStrategies(
-        {"urn:test": lambda: factory("urn:test"), "urn:other": lambda: factory("x")}
+def test_build_strategies_builds_each_enabled_strategy() -> None:
+    registry = _registry(
+        ["authorization_code", "password", "client_credentials", "refresh_token"]
     )
-    spa = public_client(grant_types=("urn:test",))
+    assert isinstance(registry["authorization_code"], AuthorizationCodeGrant)
+    assert isinstance(registry["password"], PasswordGrant)
+    assert isinstance(registry["client_credentials"], ClientCredentialsGrant)
+    assert isinstance(registry["refresh_token"], RefreshTokenGrant)
+    # ``implicit`` has no token-endpoint strategy: enabling it adds nothing here.
+    assert set(_registry(["implicit"])) == set()
+
+
+async def test_dispatcher_serves_the_registry_it_was_built_with() -> None:
+    grant = RecordingGrant()
+    registry: dict[str, GrantStrategy[Any]] = {"urn:test": grant}
+    spa = public_client(grant_types=("urn:test", "urn:later"))
     dispatcher = TokenDispatcher(registry, FakeClientStore([spa]))
-    assert dispatcher.grant_types == {"urn:test", "urn:other"}
-    assert built == []
-    await dispatcher.dispatch(_request("urn:test", ClientCredentials("spa")))
-    await dispatcher.dispatch(_request("urn:test", ClientCredentials("spa")))
-    assert built == ["urn:test"]
+    # The registry is built once at start-up and copied: a later change to the mapping is not served.
+    registry["urn:later"] = RecordingGrant()
+    assert dispatcher.grant_types == {"urn:test"}
     with pytest.raises(UnsupportedGrantTypeError):
-        await dispatcher.dispatch(_request("urn:nope", ClientCredentials("spa")))
+        await dispatcher.dispatch(_request("urn:later", ClientCredentials("spa")))
+    # The same strategy object serves every request.
+    await dispatcher.dispatch(_request("urn:test", ClientCredentials("spa")))
+    await dispatcher.dispatch(_request("urn:test", ClientCredentials("spa")))
+    assert grant.calls == ["validate:spa:urn:test", "issue:spa"] * 2

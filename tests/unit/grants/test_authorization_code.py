@@ -1,4 +1,8 @@
-"""The authorization code grant's token half (RFC 6749 §4.1.3; RFC 7636 §4.6; RFC 9700 §4.8.2), on fakes."""
+"""The authorization code grant's token half (RFC 6749 §4.1.3; RFC 7636 §4.6; RFC 9700 §4.8.2), on fakes.
+
+``validate`` names the redemption (``CodeRedemption``); ``issue`` spends the code in the store's one step
+(``AuthorizationCodeStore.redeem``) and reads the code only when that step spent nothing, to say why.
+"""
 
 import asyncio
 import dataclasses
@@ -9,9 +13,16 @@ import pytest
 from oauth_service.crypto.tokens import token_hash
 from oauth_service.oauth.errors import InvalidGrantError, OAuthError
 from oauth_service.oauth.grants.authorization_code import AuthorizationCodeGrant
-from oauth_service.oauth.models import Client, ClientCredentials, TokenRequest, User
+from oauth_service.oauth.models import (
+    Client,
+    ClientCredentials,
+    TokenRequest,
+    TokenSet,
+    User,
+)
+from oauth_service.oauth.outcomes import CodeRedemption
 from oauth_service.oauth.pkce import s256_challenge
-from oauth_service.oauth.storage import CodeRecord
+from oauth_service.oauth.storage import CodeClaim, CodeRecord, UserStore
 from tests.fakes import (
     ISSUER,
     T0,
@@ -21,6 +32,7 @@ from tests.fakes import (
     make_issuer,
     shared_keyset,
 )
+from tests.unit.grants.no_reads import NoUserReads
 
 CB = "https://app.example/cb"
 VERIFIER = "v" * 20 + "-._~" + "w" * 30
@@ -42,18 +54,35 @@ def make_client(
     )
 
 
+class CountingCodeStore(FakeCodeStore):
+    """The fake code store, noting each call the grant makes."""
+
+    def __init__(self, stores: FakeStores) -> None:
+        super().__init__(stores.revoked_tokens, stores.refresh_tokens, stores.users)
+        self.calls: list[str] = []
+
+    async def get(self, code_hash: str) -> CodeRecord | None:
+        self.calls.append("get")
+        return await super().get(code_hash)
+
+    async def redeem(self, claim: CodeClaim) -> CodeRecord | None:
+        self.calls.append("redeem")
+        return await super().redeem(claim)
+
+
 class Setup:
-    def __init__(self, *, allow_plain: bool = False) -> None:
+    def __init__(
+        self, *, allow_plain: bool = False, users: UserStore | None = None
+    ) -> None:
         self.stores = FakeStores()
-        self.codes = FakeCodeStore(
-            self.stores.revoked_tokens, self.stores.refresh_tokens
-        )
+        # The code store reads the code's user from the same users the grant would (``CodeClaim``).
+        self.codes = CountingCodeStore(self.stores)
         self.clock = FixedClock()
         self.stores.users.users["u1"] = User(id="u1", email="alice@example.com")
         self.grant = AuthorizationCodeGrant(
             self.codes,
             self.stores.refresh_tokens,
-            self.stores.users,
+            users if users is not None else self.stores.users,
             make_issuer(self.stores, self.clock),
             allow_plain_pkce=allow_plain,
             clock=self.clock,
@@ -78,8 +107,8 @@ class Setup:
         self, client: Client | None = None, /, **overrides: object
     ) -> dict[str, str | int]:
         client = client or make_client()
-        grant = await self.grant.validate(token_request(**overrides), client)
-        return (await self.grant.issue(grant)).as_dict()
+        redemption = await self.grant.validate(token_request(**overrides), client)
+        return (await self.grant.issue(redemption)).as_dict()
 
 
 def token_request(**overrides: object) -> TokenRequest:
@@ -283,26 +312,35 @@ async def test_code_replay_by_other_client_revokes_nothing() -> None:
 async def test_concurrent_redemptions_only_one_wins() -> None:
     setup = Setup()
     setup.add_code()
-    grant_a = await setup.grant.validate(token_request(), make_client())
-    grant_b = await setup.grant.validate(token_request(), make_client())
+    redemption = await setup.grant.validate(token_request(), make_client())
     results = await asyncio.gather(
-        setup.grant.issue(grant_a), setup.grant.issue(grant_b), return_exceptions=True
+        setup.grant.issue(redemption),
+        setup.grant.issue(redemption),
+        return_exceptions=True,
     )
-    assert sum(isinstance(r, InvalidGrantError) for r in results) == 1
+    [won] = [r for r in results if isinstance(r, TokenSet)]
+    [lost] = [r for r in results if isinstance(r, InvalidGrantError)]
+    assert lost.description == "The authorization code was already used."
+    # The code was spent once: it records the winner's access token, and one refresh token was stored.
+    assert setup.codes.codes[token_hash(CODE)].access_jti == won.jti
     assert len(setup.stores.refresh_tokens.tokens) == 1
+    assert setup.codes.calls.count("redeem") == 2
 
 
-async def test_code_with_user_loaded_by_store_skips_user_read() -> None:
-    setup = Setup()
-    user = setup.stores.users.users.pop("u1")  # a separate read would now find nobody
-    setup.add_code(user=user)
+async def test_code_redemption_happy_path_is_one_store_step_and_no_user_read() -> None:
+    # The store's step returns the code with its user: no separate read of the code or of the user.
+    setup = Setup(users=NoUserReads())
+    setup.add_code()
     body = await setup.redeem()
     assert (body["token_type"], body["scope"]) == ("Bearer", "read")
+    assert setup.codes.calls == ["redeem"]
 
 
-async def test_code_with_loaded_user_deactivated_is_invalid_grant() -> None:
-    setup = Setup()
+async def test_code_with_user_deactivated_is_refused_without_spending_it() -> None:
+    setup = Setup(users=NoUserReads())
     inactive = dataclasses.replace(setup.stores.users.users["u1"], is_active=False)
+    setup.stores.users.users["u1"] = inactive
+    # The refusal reads the code with its user loaded: the grant still reads no user of its own.
     setup.add_code(user=inactive)
     with pytest.raises(OAuthError) as caught:
         await setup.redeem()
@@ -310,3 +348,63 @@ async def test_code_with_loaded_user_deactivated_is_invalid_grant() -> None:
         "error": "invalid_grant",
         "error_description": "The authorization code is invalid.",
     }
+    assert setup.codes.calls == ["redeem", "get"]
+    assert setup.codes.codes[token_hash(CODE)].used_at is None
+    assert setup.stores.refresh_tokens.tokens == {}
+
+
+async def test_validate_names_the_redemption_without_touching_the_store() -> None:
+    setup = Setup()
+    setup.add_code()
+    redemption = await setup.grant.validate(token_request(), make_client())
+    assert redemption == CodeRedemption(
+        make_client(),
+        token_hash(CODE),
+        CB,
+        VERIFIER,
+        with_refresh=True,
+        as_of=T0,
+    )
+    assert setup.codes.calls == []
+
+
+@pytest.mark.parametrize(
+    ("code_overrides", "description"),
+    [
+        ({}, "The code_verifier is malformed."),
+        (
+            {"code_challenge": None, "code_challenge_method": None},
+            "code_verifier sent for a code issued without code_challenge.",
+        ),
+    ],
+    ids=["with-challenge", "without-challenge"],
+)
+@pytest.mark.parametrize(
+    "verifier",
+    ["short", "v" * 129, "v" * 42 + " ", "v" * 42 + "+", "\u00e9" * 43],
+    ids=["too-short", "too-long", "space", "plus", "non-ascii"],
+)
+async def test_malformed_verifier_never_calls_redeem(
+    code_overrides: dict[str, object], description: str, verifier: str
+) -> None:
+    setup = Setup()
+    setup.add_code(**code_overrides)
+    client = make_client(is_public=False)
+    with pytest.raises(InvalidGrantError) as caught:
+        await setup.redeem(client, code_verifier=verifier)
+    assert caught.value.description == description
+    assert setup.codes.calls == ["get"]
+    assert setup.codes.codes[token_hash(CODE)].used_at is None
+
+
+async def test_malformed_verifier_replay_revokes_nothing() -> None:
+    setup = Setup()
+    setup.add_code()
+    await setup.redeem()
+    setup.codes.calls.clear()
+    with pytest.raises(InvalidGrantError) as caught:
+        await setup.redeem(code_verifier="short")
+    assert caught.value.description == "The code_verifier is malformed."
+    assert setup.codes.calls == ["get"]
+    assert setup.stores.refresh_tokens.revoked_families == []
+    assert setup.stores.revoked_tokens.revoked == {}

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from oauth_service.crypto.passwords import PasswordHasher
+from oauth_service.crypto.passwords import PasswordCheck, PasswordHasher
 from oauth_service.oauth.errors import OAuthError
 from oauth_service.oauth.grants import PasswordGrant
 from oauth_service.oauth.models import ClientCredentials, TokenRequest, User
@@ -13,6 +13,7 @@ from tests.fakes import (
     ISSUER,
     T0,
     FakeStores,
+    FakeUserStore,
     FixedClock,
     confidential_client,
     fast_hasher,
@@ -136,21 +137,125 @@ async def test_password_errors(
     assert caught.value.body() == {"error": error, "error_description": description}
 
 
-async def test_password_outdated_hash_is_upgraded_on_issue() -> None:
+def _outdated_setup() -> tuple[PasswordGrant, FakeStores, str]:
+    """A user whose hash was made with weaker argon2 parameters than the grant's hasher."""
     stores = FakeStores()
     weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     stronger = PasswordHasher(time_cost=2, memory_cost=16, parallelism=1)
+    old_hash = weak.hash_sync(PASSWORD)
     stores.users.users["u1"] = User(
-        id="u1", email="a@example.com", password_hash=weak.hash_sync(PASSWORD)
+        id="u1", email="a@example.com", password_hash=old_hash
     )
     clock = FixedClock()
     strategy = PasswordGrant(
         stores.users, stronger, make_issuer(stores, clock), clock=clock
     )
+    return strategy, stores, old_hash
+
+
+async def test_password_outdated_hash_is_upgraded_on_issue() -> None:
+    strategy, stores, old_hash = _outdated_setup()
     grant = await strategy.validate(_request(email="a@example.com"), CLIENT)
-    assert grant.password_rehash is not None
+    change = grant.change
+    assert change is not None
+    assert (change.user_id, change.replacing) == ("u1", old_hash)
+    assert change.new_hash != old_hash
+    # validate decides; only issue writes.
+    assert stores.users.users["u1"].password_hash == old_hash
     await strategy.issue(grant)
-    assert stores.users.users["u1"].password_hash == grant.password_rehash
+    assert stores.users.users["u1"].password_hash == change.new_hash
+
+
+async def test_password_rehash_keeps_a_password_change_committed_meanwhile() -> None:
+    strategy, stores, _old_hash = _outdated_setup()
+    grant = await strategy.validate(_request(email="a@example.com"), CLIENT)
+    assert grant.change is not None
+    changed = fast_hasher().hash_sync("a new password entirely")
+    stores.users.users["u1"] = dataclasses.replace(
+        stores.users.users["u1"], password_hash=changed
+    )
+    await strategy.issue(grant)
+    assert stores.users.users["u1"].password_hash == changed
+
+
+async def test_password_current_hash_carries_no_change() -> None:
+    strategy, _ = _setup()
+    grant = await strategy.validate(_request(), CLIENT)
+    assert grant.change is None
+
+
+class RecordingUsers(FakeUserStore):
+    """The fake user store, noting each call into a log shared with the verifier."""
+
+    def __init__(self, log: list[str], users: list[User]) -> None:
+        super().__init__(users)
+        self.log = log
+
+    async def get(self, user_id: str) -> User | None:
+        self.log.append("get")
+        return await super().get(user_id)
+
+    async def get_by_email(self, email: str) -> User | None:
+        self.log.append("get_by_email")
+        return await super().get_by_email(email)
+
+    async def update_password_hash(
+        self, user_id: str, password_hash: str, *, replacing: str
+    ) -> None:
+        self.log.append("update_password_hash")
+        await super().update_password_hash(user_id, password_hash, replacing=replacing)
+
+
+class RecordingVerifier:
+    """The fast hasher, noting each verification into the shared log."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def verify(self, stored_hash: str | None, password: str) -> PasswordCheck:
+        self.log.append("verify")
+        return await fast_hasher().verify(stored_hash, password)
+
+
+def _recording_setup() -> tuple[PasswordGrant, list[str]]:
+    log: list[str] = []
+    user = User(
+        id="u1",
+        email="alice@example.com",
+        password_hash=fast_hasher().hash_sync(PASSWORD),
+    )
+    users = RecordingUsers(log, [user])
+    stores = FakeStores(users=users)
+    clock = FixedClock()
+    strategy = PasswordGrant(
+        users, RecordingVerifier(log), make_issuer(stores, clock), clock=clock
+    )
+    return strategy, log
+
+
+async def test_password_validate_reads_the_user_once_then_verifies() -> None:
+    # Each store operation is its own unit of work: nothing is held across the hash, so there is nothing to
+    # give back before it (the user store has no such operation). The user is read once, then verified.
+    strategy, log = _recording_setup()
+    grant = await strategy.validate(_request(), CLIENT)
+    assert log == ["get_by_email", "verify"]
+    await strategy.issue(grant)
+    assert log == ["get_by_email", "verify"]  # issuing reads no user again
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [("alice@example.com", "wrong password!"), ("nobody@example.com", PASSWORD)],
+    ids=["wrong-password", "unknown-email"],
+)
+async def test_password_validate_failure_reads_once_and_verifies_once(
+    email: str, password: str
+) -> None:
+    # A failure waits for the same one verification (a dummy hash for an unknown email): timing stays flat.
+    strategy, log = _recording_setup()
+    with pytest.raises(OAuthError):
+        await strategy.validate(_request(email=email, password=password), CLIENT)
+    assert log == ["get_by_email", "verify"]
 
 
 async def test_password_unknown_email_costs_as_much_as_wrong_password() -> None:

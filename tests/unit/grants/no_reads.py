@@ -1,0 +1,20 @@
+"""A user store for grants whose store step loads the user itself: any separate user read fails the test."""
+
+from oauth_service.oauth.models import User
+
+
+class NoUserReads:
+    """Satisfies ``oauth.storage.UserStore``; every call is a test failure naming what was asked."""
+
+    async def get(self, user_id: str) -> User | None:
+        raise AssertionError(f"user {user_id} read separately")
+
+    async def get_by_email(self, email: str) -> User | None:
+        raise AssertionError(f"user {email} read separately")
+
+    async def update_password_hash(
+        self, user_id: str, password_hash: str, *, replacing: str
+    ) -> None:
+        raise AssertionError(
+            f"password of {user_id} changed ({len(password_hash)}, {len(replacing)})"
+        )
