@@ -321,7 +321,7 @@ def access_tokens(
 ) -> list[str]:
     """Pre-issue ``count`` access tokens (distinct ``jti``), for users or for the client itself."""
     issuer = TokenIssuer(
-        keys,
+        lambda: keys,
         refresh_tokens=None,  # type: ignore[arg-type]  # only mint_access_token is used
         issuer=settings.issuer,
         audience=settings.resource_audience,

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, FastAPI
 
-from oauth_service.db.stores import SqlUserStore
 from oauth_service.oauth.ids import millis_of, time_ordered_uuid
 from oauth_service.resource_server import AccessToken, TokenVerifier
 from oauth_service.resource_server.fastapi import ResourceProtector
@@ -72,8 +71,7 @@ async def password_tokens(
     scope: str = "read write",
 ) -> Issued:
     """Register a confidential client and a user (when missing) and run the password grant."""
-    async with runtime.sessionmaker() as session:
-        known_user = await SqlUserStore(session).get_by_email(email)
+    known_user = await runtime.stores.users.get_by_email(email)
     password = "correct horse battery"
     if known_user is None:
         await make_user(runtime, email=email, password=password)

@@ -6,7 +6,6 @@ import httpx
 import pytest
 
 from oauth_service.crypto.tokens import verify_token_hash
-from oauth_service.db.stores import SqlClientStore, SqlUserStore
 from oauth_service.runtime import Runtime
 from tests.bearer import access_token, bearer
 from tests.factories import make_client, make_user
@@ -21,8 +20,7 @@ async def admin_headers(runtime: Runtime) -> dict[str, str]:
 
 
 async def _stored_secret_hash(runtime: Runtime, client_id: str) -> str | None:
-    async with runtime.sessionmaker() as session:
-        stored = await SqlClientStore(session).get(client_id)
+    stored = await runtime.stores.clients.reload(client_id)
     assert stored is not None
     return stored.secret_hash
 
@@ -671,8 +669,7 @@ async def test_admin_reset_password_sets_new_password(
         headers=admin_headers,
     )
     assert response.status_code == 200
-    async with runtime.sessionmaker() as session:
-        stored = await SqlUserStore(session).get(user.id)
+    stored = await runtime.stores.users.get(user.id)
     assert stored is not None
     assert (await runtime.passwords.verify(stored.password_hash, "brand new secret")).ok
     assert not (await runtime.passwords.verify(stored.password_hash, old)).ok

@@ -12,7 +12,6 @@ from openapi_spec_validator import validate
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import create_app
-from oauth_service.db.stores import SqlClientStore
 from oauth_service.runtime import Runtime
 from tests.conftest import ISSUER, make_settings
 from tests.factories import make_user
@@ -180,8 +179,7 @@ async def test_docs_client_is_registered_at_startup(
     docs_app: tuple[httpx.AsyncClient, Runtime],
 ) -> None:
     runtime = docs_app[1]
-    async with runtime.sessionmaker() as session:
-        docs = await SqlClientStore(session).get("docs")
+    docs = await runtime.stores.clients.reload("docs")
     assert docs is not None
     assert docs.is_public
     assert docs.secret_hash is None
@@ -205,9 +203,7 @@ async def test_docs_client_follows_the_issuer_and_startup_is_idempotent(
         _,
         runtime,
     ):
-        session = runtime.sessionmaker()
-        async with session:
-            docs = await SqlClientStore(session).get("docs")
+        docs = await runtime.stores.clients.reload("docs")
     assert docs is not None
     assert docs.redirect_uris == ("https://auth.example.com/docs/oauth2-redirect",)
 
@@ -219,8 +215,7 @@ async def test_docs_disabled_serves_no_page_and_registers_no_client(
         assert (await http.get("/docs")).status_code == 404
         assert (await http.get("/docs/oauth2-redirect")).status_code == 404
         assert (await http.get("/openapi.json")).status_code == 200
-        async with runtime.sessionmaker() as session:
-            assert await SqlClientStore(session).get("docs") is None
+        assert await runtime.stores.clients.reload("docs") is None
 
 
 async def test_docs_client_password_grant_from_request_body_works(

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from oauth_service.app import create_app
 from oauth_service.db import admin
@@ -107,38 +106,37 @@ async def test_token_client_credentials_with_cached_client_runs_no_sql(
     assert statements == []
 
 
-async def test_token_client_credentials_with_cached_client_opens_no_session(
-    http: httpx.AsyncClient, cached_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+async def test_token_client_credentials_with_cached_client_takes_no_connection(
+    http: httpx.AsyncClient, cached_runtime: Runtime
 ) -> None:
-    """No session is built for it; a grant that needs the database reads through one (SQLite) or a lent pooled
-    connection (Postgres), and gives the connection back."""
+    """No pooled connection is checked out for it; a grant that needs the database takes one per store
+    operation and gives it back when the operation returns (``db.stores.units``)."""
     app_client, secret = await make_client(
         cached_runtime, grant_types=("client_credentials", "password", "refresh_token")
     )
     assert secret is not None
     auth = basic(app_client.client_id, secret)
     assert (await http.post(TOKEN, data=CC, headers=auth)).status_code == 200
-    real = cached_runtime.token_sessionmaker
-    opened: list[AsyncSession] = []
+    checkouts: list[object] = []
+    pool_engine = cached_runtime.engine.sync_engine
 
-    class Counting(async_sessionmaker[AsyncSession]):
-        def __call__(self, **local_kw: Any) -> AsyncSession:
-            session = super().__call__(**local_kw)
-            opened.append(session)
-            return session
+    def counted(*_args: object) -> None:
+        checkouts.append(_args[0])
 
-    monkeypatch.setattr(cached_runtime, "token_sessionmaker", Counting(**real.kw))
-    assert (await http.post(TOKEN, data=CC, headers=auth)).status_code == 200
-    assert opened == []
-    refused = await http.post(
-        TOKEN,
-        data={"grant_type": "refresh_token", "refresh_token": "not-a-token"},
-        headers=auth,
-    )
+    event.listen(pool_engine, "checkout", counted)
+    try:
+        assert (await http.post(TOKEN, data=CC, headers=auth)).status_code == 200
+        assert checkouts == []
+        refused = await http.post(
+            TOKEN,
+            data={"grant_type": "refresh_token", "refresh_token": "not-a-token"},
+            headers=auth,
+        )
+    finally:
+        event.remove(pool_engine, "checkout", counted)
     assert refused.status_code == 400
-    # Postgres: the refresh's read ran on a pooled connection lent without a session (db.direct.LazySession).
-    postgres = cached_runtime.engine.dialect.name == "postgresql"
-    assert len(opened) == (0 if postgres else 1)
+    # The rotation step found nothing, then the read that says why: one connection each, in turn.
+    assert len(checkouts) == 2
     assert cached_runtime.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 

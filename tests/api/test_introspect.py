@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import create_app
 from oauth_service.crypto.jwt import KeySet, SigningKey, generate_key
@@ -261,25 +262,26 @@ async def test_introspect_without_token_is_invalid_request(
     }
 
 
-class _SessionCloses:
-    """Counts ``AsyncSession.close`` calls while installed."""
+class _Checkouts:
+    """Counts pooled connections checked out of ``engine`` while installed."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         self.calls = 0
-        original = AsyncSession.close
+        self._engine = engine.sync_engine
+        event.listen(self._engine, "checkout", self._count)
 
-        async def close(session: AsyncSession) -> None:
-            self.calls += 1
-            await original(session)
+    def _count(self, *_args: object) -> None:
+        self.calls += 1
 
-        monkeypatch.setattr(AsyncSession, "close", close)
+    def remove(self) -> None:
+        event.remove(self._engine, "checkout", self._count)
 
 
-async def test_introspect_opens_and_closes_a_session_only_when_a_store_reads(
-    db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+async def test_introspect_takes_a_connection_only_when_a_store_reads(
+    db_url: str, settings: Settings
 ) -> None:
     del settings  # requested for the database fixture's clean-up
-    app = create_app(make_settings(db_url, client_cache_ttl=60))
+    app = create_app(make_settings(db_url, client_cache_ttl=60, revocation_cache_ttl=60))
     async with app.router.lifespan_context(app):
         runtime: Runtime = app.state.runtime
         transport = httpx.ASGITransport(app=app)
@@ -287,20 +289,23 @@ async def test_introspect_opens_and_closes_a_session_only_when_a_store_reads(
             issued = await password_tokens(http, runtime)
             own = access_token(runtime, subject="app", client_id="app")
             assert (await _introspect(http, issued.auth, own))["active"] is True
-            closes = _SessionCloses(monkeypatch)
-            # A cached client introspecting a client's access token reads nothing: no session at all.
-            assert (await _introspect(http, issued.auth, own))["active"] is True
-            assert closes.calls == 0
-            # A user's token reads the user, a refresh token its row: those sessions are closed.
-            body = await _introspect(http, issued.auth, issued.access_token)
-            assert body["username"] == "alice@example.com"
-            assert closes.calls == 1
-            assert issued.refresh_token is not None
-            body = await _introspect(http, issued.auth, issued.refresh_token)
-            assert body["active"] is True
-            assert closes.calls == 2
-            assert await _introspect(http, issued.auth, "unknown") == INACTIVE
-            assert closes.calls == 3
+            checkouts = _Checkouts(runtime.engine)
+            try:
+                # A cached client introspecting a client's access token reads nothing.
+                assert (await _introspect(http, issued.auth, own))["active"] is True
+                assert checkouts.calls == 0
+                # A user's token reads the user, a refresh token its row (with its user): one each.
+                body = await _introspect(http, issued.auth, issued.access_token)
+                assert body["username"] == "alice@example.com"
+                assert checkouts.calls == 1
+                assert issued.refresh_token is not None
+                body = await _introspect(http, issued.auth, issued.refresh_token)
+                assert body["active"] is True
+                assert checkouts.calls == 2
+                assert await _introspect(http, issued.auth, "unknown") == INACTIVE
+                assert checkouts.calls == 3
+            finally:
+                checkouts.remove()
         pool = runtime.engine.pool
         assert pool.checkedout() == 0  # type: ignore[attr-defined]
 

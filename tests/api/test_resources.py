@@ -10,7 +10,6 @@ import pytest
 from oauth_service.app import create_app
 from oauth_service.crypto.jwt import KeySet, SigningKey, generate_key
 from oauth_service.db import admin
-from oauth_service.db.stores import SqlRevokedTokenStore
 from oauth_service.runtime import Runtime
 from oauth_service.settings import Settings
 from tests.bearer import access_token, basic, bearer
@@ -93,10 +92,8 @@ async def test_me_with_revoked_jti_is_invalid_token(
     user, _ = await make_user(runtime)
     token = access_token(runtime, subject=user.id, jti="revoked-jti")
     assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 200
-    async with runtime.sessionmaker() as session:
-        expires = datetime.now(UTC) + timedelta(minutes=10)
-        await SqlRevokedTokenStore(session).add("revoked-jti", expires)
-        await session.commit()
+    expires = datetime.now(UTC) + timedelta(minutes=10)
+    await runtime.stores.revoked_tokens.add("revoked-jti", expires)
     response = await client.get("/api/v1/me", headers=bearer(token))
     assert response.status_code == 401
     assert response.json() == INVALID

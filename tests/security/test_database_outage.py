@@ -49,7 +49,7 @@ async def proxied(
     await proxy.start()
     proxied_url = url.set(port=proxy.port).render_as_string(hide_password=False)
     # Client registrations cached as in production: a token request then reaches the database first
-    # through the pool-lent connection of the direct statements (``db.direct``), not through a session.
+    # through a store operation's own pooled connection (``db.stores.units``), not through a session.
     settings = make_settings(
         proxied_url,
         db_pool_timeout=1.0,
@@ -116,8 +116,8 @@ async def _assert_recovers(http: httpx.AsyncClient, auth: dict[str, str]) -> Non
 
 # "full": Postgres answers, but every slot is taken (FATAL 53300, "too many clients"), as when replicas'
 # pools together outgrow max_connections. With the pool emptied each request needs a new connection, as
-# when a pool grows under load: the token endpoint's direct statements take it from the pool itself, where
-# SQLAlchemy does not wrap the driver's error as the engine does. That was a 500.
+# when a pool grows under load. Once, the token endpoint's statements took it from the pool itself, where
+# SQLAlchemy does not wrap the driver's error as the engine does: that was a 500.
 @pytest.mark.parametrize(
     ("mode", "empty_pool"),
     [("refuse", False), ("blackhole", False), ("full", True)],

@@ -98,6 +98,9 @@ async def _authenticate(
     attempt = Attempt("login", email, ip)
     await flow.runtime.throttle.check(attempt)
     user = await flow.users.get_by_email(email) if email else None
+    # The page's session has read the pending request: end its transaction so its pooled connection goes
+    # back while the hash waits for the CPU (a commit, which can never drop a write; the page writes later).
+    await flow.session.commit()
     usable = user is not None and user.is_active
     stored = user.password_hash if usable and user is not None else None
     check = await flow.runtime.passwords.verify(stored, password)

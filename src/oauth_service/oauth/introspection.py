@@ -118,7 +118,10 @@ class TokenIntrospector:
         if not live:
             return dict(INACTIVE)
         subject = record.user_id or record.client_id
-        username = await self._username(subject, record.client_id)
+        if record.user is not None:  # read with the token: no second round trip
+            username = record.user.email if record.user.is_active else None
+        else:
+            username = await self._username(subject, record.client_id)
         if username is None:
             return dict(INACTIVE)
         body: dict[str, Any] = {
