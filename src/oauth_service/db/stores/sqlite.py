@@ -110,7 +110,8 @@ def _code_bindings(claim: CodeClaim) -> list[ColumnElement[bool]]:
     """The redirect URI and PKCE conditions of ``claim`` (``oauth.storage.CodeClaim``)."""
     stored = CODES.c.redirect_uri
     if claim.redirect_uri is None:
-        redirect = stored.is_(None)
+        # Nothing sent matches only nothing stored, and only when that is allowed (as on Postgres).
+        redirect = stored.is_(None) if claim.redirect_uri_registered else false()
     elif claim.redirect_uri_registered:
         redirect = or_(stored == claim.redirect_uri, stored.is_(None))
     else:
