@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 from oauth_service.db import tables  # noqa: F401  (registers every table on SQLModel.metadata)
-from oauth_service.db.engine import make_sessionmaker
-from oauth_service.db.stores import SqlRefreshTokenStore
+from oauth_service.db.stores.common import SqlRefreshTokenStore
+from oauth_service.db.stores.units import Database
 
 FAMILY_INDEX = "ix_refresh_tokens_family_live"
 
@@ -106,10 +106,9 @@ async def _family_statements(
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        async with make_sessionmaker(engine)() as session:
-            store = SqlRefreshTokenStore(session, engine)
-            await store.revoke_family(uuid.uuid4(), datetime.now(UTC))
-            await store.get_successor(uuid.uuid4())
+        store = SqlRefreshTokenStore(Database(engine))
+        await store.revoke_family(uuid.uuid4(), datetime.now(UTC))
+        await store.get_successor(uuid.uuid4())
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     return sent
