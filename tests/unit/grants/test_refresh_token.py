@@ -7,7 +7,7 @@
 import asyncio
 import dataclasses
 from datetime import timedelta
-from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -67,7 +67,7 @@ class CountingRefreshStore(FakeRefreshTokenStore):
         self.rotated.append(record)
         return record
 
-    async def get_successor(self, parent_id: Any) -> RefreshRecord | None:
+    async def get_successor(self, parent_id: UUID) -> RefreshRecord | None:
         self.calls.append("get_successor")
         return await super().get_successor(parent_id)
 
