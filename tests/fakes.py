@@ -226,7 +226,11 @@ class FakeCodeStore:
         proven = (
             (method == "S256" and challenge == claim.s256_challenge)
             or (method == "plain" and challenge == claim.plain_challenge)
-            or (challenge is None and not claim.verifier_sent and not claim.public_client)
+            or (
+                challenge is None
+                and not claim.verifier_sent
+                and not claim.public_client
+            )
         )
         if not proven:
             return None
@@ -256,7 +260,7 @@ class FakeCodeStore:
             access_jti=claim.access.jti,
             access_expires_at=claim.access.expires_at,
         )
-        return dataclasses.replace(code, user=user)
+        return dataclasses.replace(self.codes[claim.code_hash], user=user)
 
     async def revoke_issued(self, code_hash: str, at: datetime) -> None:
         code = self.codes.get(code_hash)
@@ -284,9 +288,7 @@ class FakeStores:
 
     def __post_init__(self) -> None:
         self.refresh_tokens = FakeRefreshTokenStore(self.revoked_tokens, self.users)
-        self.codes = FakeCodeStore(
-            self.revoked_tokens, self.refresh_tokens, self.users
-        )
+        self.codes = FakeCodeStore(self.revoked_tokens, self.refresh_tokens, self.users)
 
     def bundle(self) -> Stores:
         return Stores(
