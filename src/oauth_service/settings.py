@@ -103,8 +103,7 @@ class Settings(BaseSettings):
     password_hash_threads: int | None = Field(default=None, ge=1)
 
     # Database pool (Postgres).
-    # Sized above the concurrency a worker sees: connections opened beyond the pool are closed on return. A
-    # pool of 10 without overflow was measured too (bench/README.md, round 5): no clear gain, a longer p99.
+    # Sized above the concurrency a worker sees: connections opened beyond the pool are closed on return.
     db_pool_size: int = Field(default=30, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
@@ -135,7 +134,7 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     # FastAPI's native OpenTelemetry (spans, metrics, logs through the global providers). Off by default: the
     # service exports Prometheus metrics and JSON logs, and FastAPI looks up the global providers on every
-    # request even when none is configured (about 5 % of an introspection, bench/README.md).
+    # request even when none is configured (docs/performance.md).
     opentelemetry: bool = False
     # Serve /metrics on its own port (off the public listener) instead of on the main app.
     metrics_port: int | None = Field(default=None, ge=1, le=65_535)

@@ -1,5 +1,7 @@
 """The token response (RFC 6749 §5.1): ``TokenSet`` carries ``token_type`` and further members (``extra``)."""
 
+import pytest
+
 from oauth_service.oauth.issuer import MintedToken, TokenIssuer
 from oauth_service.oauth.models import TokenSet
 from tests.fakes import T0
@@ -65,3 +67,9 @@ def test_issuer_token_set_is_bearer_with_no_extra_members() -> None:
         "refresh_token": "rt",
     }
     assert (tokens.jti, tokens.subject, tokens.client_id) == ("j1", "u1", "spa")
+
+
+@pytest.mark.parametrize("member", ["access_token", "token_type", "refresh_token"])
+def test_extra_members_may_not_replace_the_standard_ones(member: str) -> None:
+    with pytest.raises(ValueError, match=member):
+        TokenSet(access_token="at", expires_in=60, scope="", extra={member: "x"})

@@ -129,7 +129,7 @@ def serve(
         seed_and_report(settings, as_json=False)
     prepare_metrics(settings, host=host, workers=workers)
     # Worker processes start with one glibc malloc arena: per-thread arenas each kept a freed 19 MiB argon2
-    # buffer, and a worker grew past 200 MB after login bursts (bench/README.md). Set it to override.
+    # buffer, and workers grew after login bursts (docs/performance.md). Set it to override.
     os.environ.setdefault("MALLOC_ARENA_MAX", "1")
     # The workers share the cores: each hashes at most its share of them at once (OAUTH_PASSWORD_HASH_THREADS).
     os.environ.setdefault(HASH_THREADS_ENV, str(hash_threads_per_worker(workers)))

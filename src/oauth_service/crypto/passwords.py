@@ -5,8 +5,8 @@ are verified against a dummy hash with the same parameters, so timing does not r
 
 At most ``max_threads`` (default: the CPU count) hashes run at once per process: the hasher has its own pool
 of that many threads, and the rest queue in it. A hashing thread takes the next queued hash as soon as it is
-done, without a round through the event loop, and a hand-over costs the loop a quarter of what anyio's
-``to_thread`` with a capacity limiter did while logins queue (bench/README.md). More threads than cores add no
+done, without a round through the event loop (cheaper for the loop than anyio's ``to_thread`` with a capacity
+limiter while logins queue; docs/performance.md). More threads than cores add no
 throughput, but each one holds a ~19 MiB argon2 buffer and competes with the event loop for a core; hashing
 threads also run at a lower priority than the event loop. A cancelled wait drops its hash if it has not
 started; one that has started finishes in its thread while the cancelled caller moves on.
@@ -15,9 +15,8 @@ glibc gives each thread its own malloc arena, and an arena keeps a freed 19 MiB 
 process is held to one arena (``mallopt(M_ARENA_MAX)``). Once no hash has run for ``trim_delay`` seconds
 (default 2) the freed buffers go back to the OS (``malloc_trim``, in a hashing thread: it takes about a
 millisecond), so once logins pause a burst does not leave a worker's memory inflated; while they keep coming
-it holds at most ``max_threads`` freed buffers. Not sooner: a hash that finds its buffer returned pays about
-10 ms of page faults first, which had made a lone login half again as slow (31 ms instead of 21,
-bench/README.md).
+it holds at most ``max_threads`` freed buffers. Not sooner: a hash that finds its buffer returned pays its
+page faults first, which made a lone login half again as slow (docs/performance.md).
 """
 
 import asyncio

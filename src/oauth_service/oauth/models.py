@@ -118,6 +118,12 @@ class TokenRequest:
         return value
 
 
+# The RFC 6749 §5.1 members a ``TokenSet`` writes itself; ``extra`` may not replace them.
+_MEMBERS = frozenset(
+    {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TokenSet:
     """What a grant issues: the RFC 6749 §5.1 response, open to what later features add.
@@ -136,6 +142,11 @@ class TokenSet:
     # For the ``token.issued`` audit event; not part of the JSON body.
     subject: str = ""
     client_id: str = ""
+
+    def __post_init__(self) -> None:
+        clash = _MEMBERS.intersection(self.extra)
+        if clash:
+            raise ValueError(f"extra members may not replace {sorted(clash)}")
 
     def as_dict(self) -> dict[str, str | int]:
         """Return the JSON body."""

@@ -102,9 +102,8 @@ class AuthorizationCodeGrant:
             record = await self._codes.redeem(claim)
         if record is None:
             await self._refuse(redemption)
-            raise InvalidGrantError(
-                CODE_USED
-            )  # every check held: a concurrent redemption won
+            # Every check held on the read, yet the store refused: its checks and ``_refuse``'s disagree.
+            raise InvalidGrantError("The authorization code is invalid.")
         minted = self._issuer.sign(
             client, record.user_id, record.scope, record.auth_time, access
         )
