@@ -182,3 +182,32 @@ def test_admin_api_uses_no_private_name_of_other_api_modules(path: Path) -> None
         and name.startswith("_")
     }
     assert offending == set()
+
+
+# The database driver is the Postgres store's business: the core and the API see store protocols only. The API
+# names asyncpg for its error handlers, and the change listener holds a LISTEN connection of its own.
+ASYNCPG_IMPORTERS = {
+    "api/errors.py",
+    "db/change_listener.py",
+    "db/stores/postgres.py",
+}
+
+
+def test_asyncpg_is_imported_by_the_postgres_store_and_the_listener_alone() -> None:
+    importers = {
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if any(name.split(".")[0] == "asyncpg" for name in _imports(path))
+    }
+    assert importers == ASYNCPG_IMPORTERS
+
+
+def test_the_stores_of_one_backend_are_chosen_in_one_place() -> None:
+    """Only ``db.stores`` itself names the per-backend modules; everything else asks ``build_stores``."""
+    backends = ("oauth_service.db.stores.postgres", "oauth_service.db.stores.sqlite")
+    importers = {
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if any(name.startswith(backends) for name in _imports(path))
+    }
+    assert importers == {"db/stores/__init__.py"}
