@@ -5,8 +5,8 @@ dataclasses the protocol core works on. Grant-type and scope sets are stored spa
 (their RFC 6749 §3.3 wire form).
 """
 
-from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from collections.abc import Iterable
+from typing import cast
 
 from oauth_service.db.tables import ClientRow, UserRow
 from oauth_service.oauth.models import AuthMethod, Client, User
@@ -46,17 +46,4 @@ def user_from_row(row: UserRow) -> User:
         is_active=row.is_active,
         is_admin=row.is_admin,
         password_hash=row.password_hash,
-    )
-
-
-def joined_user(row: Mapping[Any, Any]) -> User | None:
-    """The ``u_*`` columns of a token or code read joined with its user (None for a client's own token)."""
-    if row["u_id"] is None:
-        return None
-    return User(
-        id=row["u_id"],
-        email=row["u_email"],
-        is_active=row["u_is_active"],
-        is_admin=row["u_is_admin"],
-        password_hash=row["u_password_hash"],
     )

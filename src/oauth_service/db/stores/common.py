@@ -8,8 +8,9 @@ backend (``sqlite``, ``postgres``).
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import bindparam, insert, select, update
@@ -17,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oauth_service.db.change_feed import jtis_revoked, publish
-from oauth_service.db.mapping import join_set, joined_user, split_set
+from oauth_service.db.mapping import join_set, split_set
 from oauth_service.db.stores.units import Database
 from oauth_service.db.tables import (
     AuthorizationCodeRow,
@@ -41,9 +42,10 @@ REFRESH = RefreshTokenRow.__table__  # type: ignore[attr-defined]
 REVOKED = RevokedTokenRow.__table__  # type: ignore[attr-defined]
 
 USER_COLUMNS = ("id", "email", "is_active", "is_admin", "password_hash")
+Record = TypeVar("Record", RefreshRecord, CodeRecord)
 _JOINED_USER = tuple(USERS.c[name].label(f"u_{name}") for name in USER_COLUMNS)
 _SELECT_USER = select(*(USERS.c[name] for name in USER_COLUMNS))
-_USER_BY_ID = _SELECT_USER.where(USERS.c.id == bindparam("user_id"))
+USER_BY_ID = _SELECT_USER.where(USERS.c.id == bindparam("user_id"))
 _USER_BY_EMAIL = _SELECT_USER.where(USERS.c.email_normalized == bindparam("email"))
 _CLIENT = select(CLIENTS).where(CLIENTS.c.client_id == bindparam("client_id"))
 # A token or code with its user (LEFT JOIN): spending one needs both, and one query saves a round trip.
@@ -69,59 +71,34 @@ _REVOKE_LINK = (
 INSERT_REFRESH = insert(REFRESH)
 
 
-def user_from(row: Mapping[Any, Any] | None) -> User | None:
-    """A ``users`` row (Core mapping or asyncpg record) as a ``User``."""
-    if row is None:
+def _record(kind: type[Record], row: Mapping[Any, Any], **given: Any) -> Record:
+    """``kind`` from the row's columns of the same names (a Core mapping or an asyncpg record).
+
+    ``scope`` is stored space-separated; fields in ``given`` (the record's user) are not columns.
+    """
+    values = {
+        field.name: row[field.name] for field in fields(kind) if field.name not in given
+    }
+    if "scope" in values:
+        values["scope"] = split_set(values["scope"])
+    return kind(**values, **given)
+
+
+def user_from(row: Mapping[Any, Any] | None, prefix: str = "") -> User | None:
+    """A ``users`` row, or a read's ``u_*`` user columns (``prefix="u_"``), as a ``User``; None without one."""
+    if row is None or row[f"{prefix}id"] is None:
         return None
-    return User(
-        id=row["id"],
-        email=row["email"],
-        is_active=row["is_active"],
-        is_admin=row["is_admin"],
-        password_hash=row["password_hash"],
-    )
+    return User(**{name: row[prefix + name] for name in USER_COLUMNS})
 
 
 def refresh_from(row: Mapping[Any, Any], user: User | None = None) -> RefreshRecord:
     """A ``refresh_tokens`` row (Core mapping or asyncpg record) as a ``RefreshRecord``."""
-    return RefreshRecord(
-        id=row["id"],
-        token_hash=row["token_hash"],
-        family_id=row["family_id"],
-        parent_id=row["parent_id"],
-        client_id=row["client_id"],
-        user_id=row["user_id"],
-        scope=split_set(row["scope"]),
-        issued_at=row["issued_at"],
-        expires_at=row["expires_at"],
-        family_expires_at=row["family_expires_at"],
-        auth_time=row["auth_time"],
-        rotated_at=row["rotated_at"],
-        revoked_at=row["revoked_at"],
-        access_jti=row["access_jti"],
-        access_expires_at=row["access_expires_at"],
-        user=user,
-    )
+    return _record(RefreshRecord, row, user=user)
 
 
 def code_from(row: Mapping[Any, Any], user: User | None) -> CodeRecord:
     """An ``authorization_codes`` row (Core mapping or asyncpg record) and its user as a ``CodeRecord``."""
-    return CodeRecord(
-        code_hash=row["code_hash"],
-        client_id=row["client_id"],
-        user_id=row["user_id"],
-        redirect_uri=row["redirect_uri"],
-        scope=split_set(row["scope"]),
-        auth_time=row["auth_time"],
-        expires_at=row["expires_at"],
-        code_challenge=row["code_challenge"],
-        code_challenge_method=row["code_challenge_method"],
-        used_at=row["used_at"],
-        family_id=row["family_id"],
-        access_jti=row["access_jti"],
-        access_expires_at=row["access_expires_at"],
-        user=user,
-    )
+    return _record(CodeRecord, row, user=user)
 
 
 def refresh_values(token: NewRefreshToken) -> dict[str, Any]:
@@ -207,7 +184,7 @@ class SqlUserStore:
     async def get(self, user_id: str) -> User | None:
         """Return the user by id, or None."""
         async with self._db.statement() as conn:
-            row = (await conn.execute(_USER_BY_ID, {"user_id": user_id})).first()
+            row = (await conn.execute(USER_BY_ID, {"user_id": user_id})).first()
         return user_from(row._mapping if row is not None else None)
 
     async def get_by_email(self, email: str) -> User | None:
@@ -279,7 +256,9 @@ class SqlRefreshTokenStore:
         """Return the token by hash (with its user), whatever its state."""
         async with self._db.statement() as conn:
             row = (await conn.execute(_REFRESH_BY_HASH, {"hash": token_hash})).first()
-        return refresh_from(row._mapping, joined_user(row._mapping)) if row else None
+        return (
+            refresh_from(row._mapping, user_from(row._mapping, "u_")) if row else None
+        )
 
     async def get_successor(self, parent_id: UUID) -> RefreshRecord | None:
         """Return the newest token rotated from ``parent_id``, or None.
@@ -384,7 +363,7 @@ class SqlAuthorizationCodeStore:
         """Return the code by hash (with its user), used or not."""
         async with self._db.statement() as conn:
             row = (await conn.execute(_CODE_BY_HASH, {"hash": code_hash})).first()
-        return code_from(row._mapping, joined_user(row._mapping)) if row else None
+        return code_from(row._mapping, user_from(row._mapping, "u_")) if row else None
 
     async def revoke_issued(self, code_hash: str, at: datetime) -> None:
         """Put the access token the code's redemption issued on the revocation list (code replay)."""

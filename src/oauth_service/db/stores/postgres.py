@@ -15,12 +15,12 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from oauth_service.db.mapping import joined_user
 from oauth_service.db.stores.common import (
     SqlAuthorizationCodeStore,
     SqlRefreshTokenStore,
     code_from,
     refresh_from,
+    user_from,
 )
 from oauth_service.db.stores.units import Database
 from oauth_service.oauth.storage import (
@@ -116,7 +116,7 @@ class PostgresRefreshTokenStore(SqlRefreshTokenStore):
                 access.jti,
                 access.expires_at,
             )
-        return refresh_from(row, joined_user(row)) if row is not None else None
+        return refresh_from(row, user_from(row, "u_")) if row is not None else None
 
 
 class PostgresAuthorizationCodeStore(SqlAuthorizationCodeStore):
@@ -147,4 +147,4 @@ class PostgresAuthorizationCodeStore(SqlAuthorizationCodeStore):
                 else None,
                 claim.family_expires_at,
             )
-        return code_from(row, joined_user(row)) if row is not None else None
+        return code_from(row, user_from(row, "u_")) if row is not None else None

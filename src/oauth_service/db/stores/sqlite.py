@@ -5,15 +5,19 @@ serialised and only the first matches; what SQL does not check here (the scope, 
 checked before the transaction commits, and a refusal rolls it back, leaving nothing changed.
 """
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oauth_service.db.stores.common import (
     CODES,
     INSERT_REFRESH,
     REFRESH,
-    USER_COLUMNS,
+    USER_BY_ID,
     USERS,
     SqlAuthorizationCodeStore,
     SqlRefreshTokenStore,
@@ -23,10 +27,12 @@ from oauth_service.db.stores.common import (
 )
 from oauth_service.oauth.models import User
 from oauth_service.oauth.storage import (
+    AccessRecord,
     CodeClaim,
     CodeRecord,
     RefreshClaim,
     RefreshRecord,
+    Successor,
 )
 
 
@@ -38,16 +44,39 @@ def _active_user(user_id: Any) -> ColumnElement[bool]:
     return exists().where(USERS.c.id == user_id, USERS.c.is_active.is_(True))
 
 
-async def _user(conn: Any, user_id: str | None) -> User | None:
+async def _user(conn: AsyncConnection, user_id: str | None) -> User | None:
     if user_id is None:
         return None
-    columns = [USERS.c[name] for name in USER_COLUMNS]
-    row = (
-        await conn.execute(
-            USERS.select().with_only_columns(*columns).where(USERS.c.id == user_id)
-        )
-    ).first()
+    row = (await conn.execute(USER_BY_ID, {"user_id": user_id})).first()
     return user_from(row._mapping if row is not None else None)
+
+
+def _successor_row(
+    successor: Successor,
+    spent: Mapping[Any, Any],
+    *,
+    family: tuple[UUID, datetime],
+    parent_id: UUID | None,
+    at: datetime,
+    access: AccessRecord,
+) -> dict[str, Any]:
+    """The row of the refresh token stored in place of ``spent`` (its client, user, scope and auth_time)."""
+    family_id, family_end = family
+    return {
+        "id": successor.id,
+        "token_hash": successor.token_hash,
+        "family_id": family_id,
+        "parent_id": parent_id,
+        "client_id": spent["client_id"],
+        "user_id": spent["user_id"],
+        "scope": spent["scope"],
+        "auth_time": spent["auth_time"],
+        "issued_at": at,
+        "expires_at": min(successor.idle_until, family_end),
+        "family_expires_at": family_end,
+        "access_jti": access.jti,
+        "access_expires_at": access.expires_at,
+    }
 
 
 class SqliteRefreshTokenStore(SqlRefreshTokenStore):
@@ -82,24 +111,16 @@ class SqliteRefreshTokenStore(SqlRefreshTokenStore):
                     claim.requires_admin and admin_missing
                 ):
                     raise _RefusedError
-                successor = claim.successor
                 await conn.execute(
                     INSERT_REFRESH,
-                    {
-                        "id": successor.id,
-                        "token_hash": successor.token_hash,
-                        "family_id": old.family_id,
-                        "parent_id": old.id,
-                        "client_id": old.client_id,
-                        "user_id": old.user_id,
-                        "scope": row.scope,
-                        "auth_time": old.auth_time,
-                        "issued_at": at,
-                        "expires_at": min(successor.idle_until, old.family_expires_at),
-                        "family_expires_at": old.family_expires_at,
-                        "access_jti": claim.access.jti,
-                        "access_expires_at": claim.access.expires_at,
-                    },
+                    _successor_row(
+                        claim.successor,
+                        row._mapping,
+                        family=(old.family_id, old.family_expires_at),
+                        parent_id=old.id,
+                        at=at,
+                        access=claim.access,
+                    ),
                 )
         except _RefusedError:
             return None
@@ -160,20 +181,13 @@ class SqliteAuthorizationCodeStore(SqlAuthorizationCodeStore):
             if refresh is not None:
                 await conn.execute(
                     INSERT_REFRESH,
-                    {
-                        "id": refresh.id,
-                        "token_hash": refresh.token_hash,
-                        "family_id": claim.family_id,
-                        "parent_id": None,
-                        "client_id": row.client_id,
-                        "user_id": row.user_id,
-                        "scope": row.scope,
-                        "auth_time": row.auth_time,
-                        "issued_at": at,
-                        "expires_at": min(refresh.idle_until, claim.family_expires_at),
-                        "family_expires_at": claim.family_expires_at,
-                        "access_jti": claim.access.jti,
-                        "access_expires_at": claim.access.expires_at,
-                    },
+                    _successor_row(
+                        refresh,
+                        row._mapping,
+                        family=(claim.family_id, claim.family_expires_at),
+                        parent_id=None,
+                        at=at,
+                        access=claim.access,
+                    ),
                 )
         return code_from(row._mapping, user)
