@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,17 +27,18 @@ from oauth_service.api import (
 )
 from oauth_service.api.bearer import build_resource_protector, build_token_verifier
 from oauth_service.api.cors import PathScopedCORSMiddleware
-from oauth_service.api.deps import TokenDispatchers
+from oauth_service.api.deps import build_token_dispatcher, build_token_issuer
 from oauth_service.api.discovery import router as discovery_router
 from oauth_service.api.docs import install_docs
 from oauth_service.api.errors import install_error_handlers
 from oauth_service.api.metrics_endpoint import install_metrics
 from oauth_service.api.middleware import install_middleware
+from oauth_service.api.route_table import RouteTable
 from oauth_service.api.startup_failure import (
     report_startup_failure_in_one_line,
     startup_problem,
 )
-from oauth_service.api.token import router as token_router
+from oauth_service.api.token import routes as token_routes
 from oauth_service.crypto.jwt import KeySet
 from oauth_service.crypto.key_encryption import PrivateKeyCipher
 from oauth_service.crypto.passwords import PasswordHasher
@@ -92,54 +92,18 @@ async def build_runtime(settings: Settings) -> Runtime:
     )
 
 
-def include_routes_first(app: FastAPI, *routers: APIRouter) -> None:
-    """Register the routes of ``routers`` on the app itself, ahead of every other route.
+def add_routes_first(app: FastAPI, *tables: RouteTable) -> None:
+    """Add the routes of ``tables`` to the app's own router, ahead of every route it already has.
 
-    ``include_router`` keeps each router as one entry that every request walks into (twice: to match, then to
-    handle), and the app tries its entries in turn: about 15 µs per request on the hot routes (bench/README.md).
-    Routes of the app's own router are matched first and directly. Each route is rebuilt with the options
-    ``include_router`` gives it (``fastapi.routing._EffectiveRouteContext.from_api_route``), so the paths, the
-    OpenAPI document and the dependency overrides are the same. Only for routers that ``include_router`` would
-    take with no options and that carry no body or form limit of their own.
+    Routes of the app's own router are matched first and directly; an included router is one more entry that
+    every request walks into (twice: to match, then to handle). ``RouteTable.add_to`` uses FastAPI's public
+    ``add_api_route``; the added routes are then moved to the front of ``app.router.routes`` (Starlette's
+    public route list), ahead of ``/openapi.json``, which ``FastAPI()`` adds.
     """
     routes = app.router.routes
     start = len(routes)
-    for router in routers:
-        if router.form_limits or router.max_body_size is not None:
-            raise ValueError("routers with form or body limits need include_router")
-        for route in router.routes:
-            if not isinstance(route, APIRoute):
-                raise TypeError(f"not an APIRoute: {route!r}")
-            app.router.add_api_route(
-                route.path,
-                route.endpoint,
-                response_model=route.response_model,
-                status_code=route.status_code,
-                tags=route.tags,
-                dependencies=route.dependencies,
-                summary=route.summary,
-                description=route.description,
-                response_description=route.response_description,
-                responses=route.responses,
-                deprecated=route.deprecated,
-                methods=route.methods,
-                operation_id=route.operation_id,
-                response_model_include=route.response_model_include,
-                response_model_exclude=route.response_model_exclude,
-                response_model_by_alias=route.response_model_by_alias,
-                response_model_exclude_unset=route.response_model_exclude_unset,
-                response_model_exclude_defaults=route.response_model_exclude_defaults,
-                response_model_exclude_none=route.response_model_exclude_none,
-                include_in_schema=route.include_in_schema,
-                response_class=route.response_class,
-                name=route.name,
-                route_class_override=type(route),
-                callbacks=route.callbacks,
-                openapi_extra=route.openapi_extra,
-                generate_unique_id_function=route.generate_unique_id_function,
-                strict_content_type=route.strict_content_type,
-                max_body_size=route.max_body_size,
-            )
+    for table in tables:
+        table.add_to(app.router)
     added = routes[start:]
     del routes[start:]
     routes[0:0] = added
@@ -180,7 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 failures.append(problem)
             raise
         app.state.runtime = runtime
-        app.state.token_dispatchers = TokenDispatchers(runtime)
+        app.state.token_issuer = issuer = build_token_issuer(runtime)
+        app.state.token_dispatcher = build_token_dispatcher(runtime, issuer)
         # One verifier (and its verified-token cache) for /api/v1, /admin and introspection.
         app.state.token_verifier = verifier = build_token_verifier(runtime)
         app.state.resource_protector = build_resource_protector(verifier)
@@ -223,10 +188,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(PathScopedCORSMiddleware, origins=settings.cors_origins)
     # The hot routes first, on the app itself: each route or router tried before the match costs microseconds.
-    # The health router's too (/healthz, /readyz): gateways probe them often, even while logins saturate
+    # The health routes too (/healthz, /readyz): gateways probe them often, even while logins saturate
     # the CPUs.
-    include_routes_first(
-        app, token_router, introspect.router, resources.router, health.router
+    add_routes_first(
+        app, token_routes, introspect.routes, resources.routes, health.routes
     )
     install_metrics(app, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

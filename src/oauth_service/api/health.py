@@ -3,7 +3,7 @@
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -11,9 +11,10 @@ from sqlalchemy import text
 from oauth_service.api.deps import RuntimeDep
 from oauth_service.api.json_body import JsonBody
 from oauth_service.api.request_route import RequestRoute
+from oauth_service.api.route_table import RouteTable
 from oauth_service.oauth.caching import NO_STORE
 
-router = APIRouter(tags=["health"])
+routes = RouteTable(tags=["health"])
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -31,7 +32,7 @@ async def healthz(_request: Request) -> Response:
 
 # Probed often, by every gateway and orchestrator, also while logins saturate the CPUs: called without
 # FastAPI's dependency solving (``RequestRoute``), like the token endpoint; ``Liveness`` documents the body.
-router.add_api_route(
+routes.add_api_route(
     "/healthz",
     healthz,
     methods=["GET"],
@@ -41,7 +42,7 @@ router.add_api_route(
 )
 
 
-@router.get(
+@routes.get(
     "/readyz",
     summary="Readiness: the database answers",
     responses={503: {"description": "Database unreachable"}},

@@ -4,15 +4,15 @@ Any failure to authenticate is 401 ``invalid_client`` with a ``WWW-Authenticate:
 for 401); failures lock the caller per client id and IP, apart from the token endpoint's count; the policy of which client may introspect which token is in ``oauth.introspection``.
 """
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from oauth_service.api.client_ip import client_ip
-from oauth_service.api.deps import request_session, stores_for
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
 from oauth_service.api.json_body import NO_STORE_HEADERS, JsonBody
 from oauth_service.api.request_route import RequestRoute
 from oauth_service.api.revoke import TOKEN_FORM_SCHEMA, require_token
+from oauth_service.api.route_table import RouteTable
 from oauth_service.oauth.access_tokens import LocalTokenVerifier
 from oauth_service.oauth.client_auth import authenticate_client
 from oauth_service.oauth.errors import InvalidClientError
@@ -22,7 +22,7 @@ from oauth_service.oauth.storage import ClientStore
 from oauth_service.oauth.throttling import Throttle, ThrottledClientError
 from oauth_service.runtime import Runtime
 
-router = APIRouter(tags=["oauth"], route_class=RequestRoute)
+routes = RouteTable(tags=["oauth"], route_class=RequestRoute)
 
 _EXAMPLE = {
     "active": True,
@@ -62,7 +62,7 @@ async def _authenticate(
         raise InvalidClientError(used_basic=True) from None
 
 
-@router.post(
+@routes.post(
     "/oauth/introspect",
     summary="Token introspection (RFC 7662)",
     response_class=JSONResponse,
@@ -86,30 +86,29 @@ async def _authenticate(
 async def introspect(request: Request) -> JSONResponse:
     """Return whether a token is active and, when it is, its claims.
 
-    No FastAPI dependencies: resource servers call this per request, and each dependency node costs tens of
-    microseconds (bench/README.md). The session opens no connection unless a store reads the database (a
-    cached client introspecting an access token of a client reads nothing), and is built only if one does.
+    No FastAPI dependencies: resource servers call this per request, and FastAPI would solve each dependency
+    node per request. No connection is taken unless a store reads the database (a cached client
+    introspecting an access token of a client reads nothing).
     """
     runtime: Runtime = request.app.state.runtime
     verifier: LocalTokenVerifier = request.app.state.token_verifier
     form = await read_form(request)
     credentials = client_credentials_from(request.headers, form)
-    async with request_session(runtime) as session:
-        stores = stores_for(runtime, session)
-        caller = await _authenticate(
-            credentials, stores.clients, runtime.throttle, client_ip(request)
-        )
-        introspector = TokenIntrospector(
-            # The process-wide verifier: its revocation list is the one ``stores.revoked_tokens`` reads, and
-            # its verified-token cache is shared with /api/v1.
-            access_tokens=verifier,
-            refresh_tokens=stores.refresh_tokens,
-            users=stores.users,
-            clients=stores.clients,
-            issuer=runtime.settings.issuer,
-            clock=runtime.clock,
-        )
-        body = await introspector.introspect(
-            require_token(form), form.get("token_type_hint"), caller
-        )
+    stores = runtime.stores
+    caller = await _authenticate(
+        credentials, stores.clients, runtime.throttle, client_ip(request)
+    )
+    introspector = TokenIntrospector(
+        # The process-wide verifier: its revocation list is the one ``stores.revoked_tokens`` reads, and
+        # its verified-token cache is shared with /api/v1.
+        access_tokens=verifier,
+        refresh_tokens=stores.refresh_tokens,
+        users=stores.users,
+        clients=stores.clients,
+        issuer=runtime.settings.issuer,
+        clock=runtime.clock,
+    )
+    body = await introspector.introspect(
+        require_token(form), form.get("token_type_hint"), caller
+    )
     return JsonBody(body, extra=NO_STORE_HEADERS)

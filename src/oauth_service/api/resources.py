@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import Path, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,12 +21,13 @@ from oauth_service.api.bearer import (
 from oauth_service.api.deps import RuntimeDep, SessionDep
 from oauth_service.api.json_body import JsonBody
 from oauth_service.api.request_route import RequestRoute
+from oauth_service.api.route_table import RouteTable
 from oauth_service.db import notes
 from oauth_service.oauth.scopes import format_scope
 from oauth_service.resource_server.fastapi import ResourceProtector
 from oauth_service.runtime import Runtime
 
-router = APIRouter(prefix="/api/v1", tags=["sample API"])
+routes = RouteTable(prefix="/api/v1", tags=["sample API"])
 
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, invalid, expired or revoked token"},
@@ -87,9 +88,9 @@ async def me(request: Request) -> JSONResponse:
     """Return the user (authorization code, implicit, password) or the client (client credentials).
 
     The body is built directly (``Me`` documents it): FastAPI's response-model validation and the runtime
-    dependency cost more than the rest of this route for a client token (bench/README.md). The token is
-    checked by the app's ``ResourceProtector`` called here, not through ``TokenDep``: its two dependency
-    nodes cost about 18 µs of FastAPI's dependency solving per request, a sixth of the route.
+    dependency cost more than the rest of this route for a client token. The token is checked by the app's
+    ``ResourceProtector`` called here, not through ``TokenDep``, whose dependency nodes FastAPI would solve
+    per request.
     """
     protector: ResourceProtector = request.app.state.resource_protector
     token = await protector.authenticate(request, _ANY_SCOPE)
@@ -101,15 +102,14 @@ async def me(request: Request) -> JSONResponse:
     }
     if not token.is_client_token:  # a client token needs no database session at all
         runtime: Runtime = request.app.state.runtime
-        async with runtime.sessionmaker() as session:
-            user = await token_user(session, token)
+        user = await token_user(runtime.stores.users, token)
         if user is not None:
             body.update(type="user", email=user.email, is_admin=user.is_admin)
     return JsonBody(body)
 
 
 # Called without FastAPI's dependency solving (``RequestRoute``); ``Me`` still documents the body.
-router.add_api_route(
+routes.add_api_route(
     "/me",
     me,
     methods=["GET"],
@@ -122,14 +122,14 @@ router.add_api_route(
 )
 
 
-@router.get("/notes", responses={**_UNAUTHORIZED})
+@routes.get("/notes", responses={**_UNAUTHORIZED})
 async def list_notes(session: SessionDep, token: ReadTokenDep) -> NoteList:
     """List the caller's notes (scope ``read``)."""
     found = await notes.list_notes(session, owner=token.subject)
     return NoteList(notes=[_out(note) for note in found])
 
 
-@router.post(
+@routes.post(
     "/notes",
     status_code=status.HTTP_201_CREATED,
     responses={**_UNAUTHORIZED},
@@ -154,7 +154,7 @@ async def create_note(
     return _out(note)
 
 
-@router.get(
+@routes.get(
     "/notes/{note_id}",
     response_model=NoteOut,
     responses={**_UNAUTHORIZED, 404: {"description": "No such note"}},
@@ -167,7 +167,7 @@ async def get_note(
     return _out(note) if note is not None else _not_found()
 
 
-@router.delete(
+@routes.delete(
     "/notes/{note_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**_UNAUTHORIZED, 404: {"description": "No such note"}},

@@ -1,25 +1,25 @@
 """``POST /oauth/token`` (RFC 6749 §3.2, §5.1, §5.2): parse, dispatch, commit, respond ``no-store``.
 
-The router catches nothing: every failure is an ``OAuthError`` rendered by ``api.errors``. The session is
-committed before the response is built, so a token is never sent for rows that were not stored.
+The router catches nothing: every failure is an ``OAuthError`` rendered by ``api.errors``. The grant's store
+operations have committed when ``dispatch`` returns, so a token is never sent for rows that were not stored.
 """
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from oauth_service.api.client_ip import client_ip
-from oauth_service.api.deps import TokenDispatchers, request_session
 from oauth_service.api.forms import FORM_TYPE, client_credentials_from, read_form
 from oauth_service.api.json_body import NO_STORE_HEADERS, JsonBody
 from oauth_service.api.request_route import RequestRoute
+from oauth_service.api.route_table import RouteTable
+from oauth_service.oauth.dispatcher import TokenDispatcher
 from oauth_service.oauth.models import TokenRequest
 from oauth_service.observability.logs import audit, bind_client_id
 from oauth_service.observability.metrics import record_token_issued
-from oauth_service.runtime import Runtime
 
-router = APIRouter(tags=["oauth"], route_class=RequestRoute)
+routes = RouteTable(tags=["oauth"], route_class=RequestRoute)
 
 _SECRET = {"type": "string", "format": "password"}
 _FORM_SCHEMA: dict[str, Any] = {
@@ -56,7 +56,7 @@ _FORM_SCHEMA: dict[str, Any] = {
 _ERROR = {"description": "RFC 6749 §5.2 error: {error, error_description}"}
 
 
-@router.post(
+@routes.post(
     "/oauth/token",
     summary="Token endpoint",
     response_class=JSONResponse,
@@ -76,22 +76,15 @@ _ERROR = {"description": "RFC 6749 §5.2 error: {error, error_description}"}
 )
 async def token(request: Request) -> JSONResponse:
     """Exchange a grant for tokens."""
-    # No FastAPI dependencies on the busiest route: each node costs tens of microseconds (bench/README.md).
-    state = request.app.state
-    runtime: Runtime = state.runtime
-    dispatchers: TokenDispatchers = state.token_dispatchers
+    # No FastAPI dependencies on the busiest route: FastAPI would solve each node per request.
+    dispatcher: TokenDispatcher = request.app.state.token_dispatcher
     form = await read_form(request)
     credentials = client_credentials_from(request.headers, form)
     token_request = TokenRequest.from_form(
         form, credentials, client_ip=client_ip(request)
     )
-    # On Postgres an autocommit session: each grant writes in one statement (``make_token_sessionmaker``).
-    async with request_session(runtime, runtime.token_sessionmaker) as session:
-        response = await dispatchers(session).dispatch(token_request)
-        # Nothing to commit when the grant touched no table (client_credentials with a cached client).
-        if session.in_transaction():
-            await session.commit()
-    # Audited and counted only once committed: neither describes a token that was rolled back.
+    # Each store operation the grant runs is committed when it returns (``db.stores.units``).
+    response = await dispatcher.dispatch(token_request)
     record_token_issued(token_request.grant_type)
     bind_client_id(response.client_id)
     audit(
