@@ -158,8 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop_pool_metrics = instrument_pool(runtime.engine)
         # Key reload and purge loops; stopped before the pool is disposed.
         app.state.background = background = start_background(runtime)
-        # Start-up objects (modules, routes, models: ~150k) leave the cyclic collector's reach; a full
-        # collection walking them took ~300 ms and stalled every request in flight (bench/README.md).
+        # Start-up objects (modules, routes, models) leave the cyclic collector's reach: a full collection
+        # walking them stalled every request in flight (docs/performance.md).
         gc.freeze()
         try:
             yield

@@ -281,7 +281,9 @@ async def test_introspect_takes_a_connection_only_when_a_store_reads(
     db_url: str, settings: Settings
 ) -> None:
     del settings  # requested for the database fixture's clean-up
-    app = create_app(make_settings(db_url, client_cache_ttl=60, revocation_cache_ttl=60))
+    app = create_app(
+        make_settings(db_url, client_cache_ttl=60, revocation_cache_ttl=60)
+    )
     async with app.router.lifespan_context(app):
         runtime: Runtime = app.state.runtime
         transport = httpx.ASGITransport(app=app)

@@ -13,8 +13,7 @@ from fastapi import Depends
 from fastapi.openapi.models import OAuthFlows
 from fastapi.security import OAuth2
 
-from oauth_service.api.deps import SessionDep
-from oauth_service.db.stores import SqlUserStore
+from oauth_service.api.deps import StoresDep
 from oauth_service.oauth.access_tokens import (
     AccessToken,
     LocalTokenVerifier,
@@ -25,6 +24,7 @@ from oauth_service.oauth.access_tokens import (
 from oauth_service.oauth.errors import InsufficientScopeError, InvalidTokenError
 from oauth_service.oauth.models import User
 from oauth_service.oauth.scopes import ADMIN_SCOPE
+from oauth_service.oauth.storage import UserStore
 from oauth_service.resource_server.fastapi import (
     Dependency,
     ResourceProtector,
@@ -89,7 +89,7 @@ ReadTokenDep = Annotated[AccessToken, Depends(scoped("read"))]
 WriteTokenDep = Annotated[AccessToken, Depends(scoped("write"))]
 
 
-async def token_user(session: SessionDep, token: AccessToken) -> User | None:
+async def token_user(users: UserStore, token: AccessToken) -> User | None:
     """Return the active user behind a user token, None for a client token.
 
     Raises:
@@ -97,17 +97,17 @@ async def token_user(session: SessionDep, token: AccessToken) -> User | None:
     """
     if token.is_client_token:
         return None
-    user = await SqlUserStore(session).get(token.subject)
+    user = await users.get(token.subject)
     if user is None or not user.is_active:
         raise InvalidTokenError(detail="the token's user is gone or inactive")
     return user
 
 
 async def require_admin(
-    session: SessionDep, token: Annotated[AccessToken, Depends(scoped(ADMIN_SCOPE))]
+    stores: StoresDep, token: Annotated[AccessToken, Depends(scoped(ADMIN_SCOPE))]
 ) -> User:
     """Demand the ``admin`` scope held by an active admin user (client tokens never qualify)."""
-    user = await token_user(session, token)
+    user = await token_user(stores.users, token)
     if user is None or not user.is_admin:
         raise InsufficientScopeError(
             "An administrator's access token is required.", scope=ADMIN_SCOPE
