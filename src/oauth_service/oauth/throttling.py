@@ -2,7 +2,7 @@
 
 Three places check a secret an attacker could guess: the password grant, the login form and client
 authentication. Each asks a ``Throttle`` before checking (``check``), reports the outcome (``failed`` /
-``succeeded``), and so never needs to know how failures are counted or where (``oauth_service.throttle``
+``succeeded``), and so never needs to know how failures are counted or where (``oauth_service.runtime.limits_throttle``
 counts them with the ``limits`` library, in Redis when configured so every replica sees the same counts).
 
 Policy: failures are counted per account (an email, or a client id) and per client IP. When an account reaches
