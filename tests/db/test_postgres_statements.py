@@ -54,6 +54,13 @@ class DriverUse:
     queries: list[str] = field(default_factory=list)
     in_transaction: list[bool] = field(default_factory=list)
 
+    async def reset(self) -> None:
+        """Forget what the test's set-up did."""
+        await asyncio.sleep(0)  # let asyncpg hand over the set-up's query records first
+        self.used.clear()
+        self.queries.clear()
+        self.in_transaction.clear()
+
 
 @pytest.fixture
 def driver_use(monkeypatch: pytest.MonkeyPatch) -> DriverUse:
@@ -105,6 +112,7 @@ async def test_rotate_is_one_statement_on_asyncpg(
     user, _ = await make_user(runtime)
     token = new_token(client.client_id, user.id)
     await stores.refresh_tokens.save(token)
+    await driver_use.reset()
     claim = refresh_claim(token)
     spent = await stores.refresh_tokens.rotate(claim)
     assert spent is not None
@@ -126,6 +134,7 @@ async def test_rotate_sends_nothing_through_sqlalchemy(
     client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
     token = new_token(client.client_id, None)
     await stores.refresh_tokens.save(token)
+    await driver_use.reset()
     sqlalchemy_statements.clear()
     assert await stores.refresh_tokens.rotate(refresh_claim(token)) is not None
     # A refused rotation is the same single statement.
@@ -206,3 +215,30 @@ async def test_a_statement_error_gives_the_connection_back(
     pool = database.pool
     assert isinstance(pool, QueuePool)
     assert pool.checkedout() == 0
+
+
+async def test_password_grant_statements_are_one_each_on_asyncpg(
+    runtime: Runtime,
+    stores: Stores,
+    observer: AsyncEngine,
+    driver_use: DriverUse,
+    sqlalchemy_statements: list[str],
+) -> None:
+    """The password grant's user read and refresh-token insert: one asyncpg statement each, no SQLAlchemy."""
+    client, _ = await make_client(runtime, grant_types=("password", "refresh_token"))
+    user, _ = await make_user(runtime, email="Alice@Example.com")
+    sqlalchemy_statements.clear()
+    found = await stores.users.get_by_email("  alice@EXAMPLE.com ")
+    assert found == user
+    assert await stores.users.get_by_email("nobody@example.com") is None
+    token = new_token(client.client_id, user.id)
+    await stores.refresh_tokens.save(token)
+    assert sqlalchemy_statements == []
+    assert driver_use.used == ["fetchrow", "fetchrow", "execute"]
+    assert await _logged(driver_use) == [
+        postgres.USER_BY_EMAIL,
+        postgres.USER_BY_EMAIL,
+        postgres.SAVE_REFRESH,
+    ]
+    assert driver_use.in_transaction == [False, False, False]
+    assert await count_refresh(observer) == 1

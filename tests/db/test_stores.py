@@ -13,6 +13,7 @@ from oauth_service.db.stores import build_stores
 from oauth_service.db.stores.postgres import (
     PostgresAuthorizationCodeStore,
     PostgresRefreshTokenStore,
+    PostgresUserStore,
 )
 from oauth_service.db.stores.sqlite import (
     SqliteAuthorizationCodeStore,
@@ -65,6 +66,7 @@ async def test_build_stores_picks_the_backend_once(database: AsyncEngine) -> Non
     if database.dialect.name == "postgresql":
         assert isinstance(stores.refresh_tokens, PostgresRefreshTokenStore)
         assert isinstance(stores.codes, PostgresAuthorizationCodeStore)
+        assert isinstance(stores.users, PostgresUserStore)
     else:
         assert isinstance(stores.refresh_tokens, SqliteRefreshTokenStore)
         assert isinstance(stores.codes, SqliteAuthorizationCodeStore)

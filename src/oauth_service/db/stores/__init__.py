@@ -16,6 +16,7 @@ from oauth_service.db.stores.common import (
 from oauth_service.db.stores.postgres import (
     PostgresAuthorizationCodeStore,
     PostgresRefreshTokenStore,
+    PostgresUserStore,
 )
 from oauth_service.db.stores.sqlite import (
     SqliteAuthorizationCodeStore,
@@ -31,6 +32,7 @@ from oauth_service.oauth.storage import (
     RefreshTokenStore,
     RevokedTokenStore,
     Stores,
+    UserStore,
 )
 
 
@@ -45,10 +47,13 @@ def build_stores(
     db = Database(engine)
     refresh_tokens: RefreshTokenStore
     codes: AuthorizationCodeStore
+    users: UserStore
     if db.dialect == "postgresql":
+        users = PostgresUserStore(db, clock=clock)
         refresh_tokens = PostgresRefreshTokenStore(db, revocations)
         codes = PostgresAuthorizationCodeStore(db, clock=clock, revocations=revocations)
     else:
+        users = SqlUserStore(db, clock=clock)
         refresh_tokens = SqliteRefreshTokenStore(db, revocations)
         codes = SqliteAuthorizationCodeStore(db, clock=clock, revocations=revocations)
     clients: ClientStore = SqlClientStore(db)
@@ -57,7 +62,7 @@ def build_stores(
         clients=CachedClientStore(clients, client_cache)
         if client_cache is not None
         else clients,
-        users=SqlUserStore(db, clock=clock),
+        users=users,
         scopes=SqlScopeStore(db),
         refresh_tokens=refresh_tokens,
         revoked_tokens=ListedRevokedTokenStore(revoked, revocations)

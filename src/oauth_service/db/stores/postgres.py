@@ -1,5 +1,7 @@
 """Postgres: spending a refresh token or a code is one statement, one round trip, run on asyncpg.
 
+The password grant's two statements (its user read, its refresh token's insert) run on asyncpg too.
+
 ``WITH spent AS (UPDATE ... WHERE <every check> RETURNING ...) INSERT INTO refresh_tokens ... SELECT ... FROM
 spent``: the conditional UPDATE is the gate, and the successor is inserted only when it matched, in the same
 statement, so the write is atomic on an autocommit connection. The row lock makes a concurrent spend wait and
@@ -18,14 +20,19 @@ import asyncpg  # type: ignore[import-untyped]
 from oauth_service.db.stores.common import (
     SqlAuthorizationCodeStore,
     SqlRefreshTokenStore,
+    SqlUserStore,
     code_from,
     refresh_from,
+    refresh_values,
     user_from,
 )
 from oauth_service.db.stores.units import Database
+from oauth_service.oauth.emails import canonical_email
+from oauth_service.oauth.models import User
 from oauth_service.oauth.storage import (
     CodeClaim,
     CodeRecord,
+    NewRefreshToken,
     RefreshClaim,
     RefreshRecord,
 )
@@ -80,6 +87,32 @@ WITH spent AS (
 SELECT * FROM spent
 """
 
+# The password grant's two statements: its user read and its new refresh token.
+USER_BY_EMAIL = """
+SELECT id, email, is_active, is_admin, password_hash FROM users WHERE email_normalized = $1
+"""
+SAVE_REFRESH = """
+INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, client_id, user_id, scope, auth_time,
+    issued_at, expires_at, family_expires_at, access_jti, access_expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+"""
+
+_COLUMNS = (
+    "id",
+    "token_hash",
+    "family_id",
+    "parent_id",
+    "client_id",
+    "user_id",
+    "scope",
+    "auth_time",
+    "issued_at",
+    "expires_at",
+    "family_expires_at",
+    "access_jti",
+    "access_expires_at",
+)
+
 # The connection is unusable after these: it leaves the pool instead of going back to it.
 _LOST = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError, TimeoutError)
 
@@ -96,8 +129,24 @@ async def _driver(db: Database) -> AsyncIterator[Any]:
             raise
 
 
+class PostgresUserStore(SqlUserStore):
+    """Users on Postgres: the password grant's read by email runs on asyncpg."""
+
+    async def get_by_email(self, email: str) -> User | None:
+        """Return the user by email (``USER_BY_EMAIL``), or None."""
+        async with _driver(self._db) as driver:
+            row = await driver.fetchrow(USER_BY_EMAIL, canonical_email(email))
+        return user_from(row)
+
+
 class PostgresRefreshTokenStore(SqlRefreshTokenStore):
     """Refresh tokens on Postgres."""
+
+    async def save(self, token: NewRefreshToken) -> None:
+        """Store a new refresh token (``SAVE_REFRESH``: the password grant's one write)."""
+        values = refresh_values(token)
+        async with _driver(self._db) as driver:
+            await driver.execute(SAVE_REFRESH, *(values[name] for name in _COLUMNS))
 
     async def rotate(self, claim: RefreshClaim) -> RefreshRecord | None:
         """Rotate and insert the successor in one statement (``ROTATE``)."""
