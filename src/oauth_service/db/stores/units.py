@@ -31,8 +31,14 @@ class Database:
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[AsyncConnection]:
         """A connection on which each statement commits as it runs: for an operation of one statement."""
-        async with self._autocommit.connect() as connection:
+        connection = await self._autocommit.connect()
+        try:
             yield connection
+        finally:
+            # Closed here, not by ``async with``: its exit closes in a task of its own, three turns of the
+            # event loop per operation. Nothing is pending on an autocommit connection: the close returns it
+            # to the pool without waiting on the database.
+            await connection.close()
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection in a transaction committed when the block ends (rolled back if it raises)."""
