@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+from oauth_service.oauth.models import User
 from oauth_service.oauth.storage import Stores
 from oauth_service.runtime import Runtime
 from tests.db.spending import (
@@ -47,10 +48,8 @@ class Steps:
         return result
 
 
-async def test_every_write_is_committed_when_it_returns(
-    runtime: Runtime, stores: Stores, pool: QueuePool, observer: AsyncEngine
-) -> None:
-    step = Steps(pool)
+async def _web_client_and_user(runtime: Runtime) -> User:
+    """The code client ``web`` and a user, as every test here starts."""
     user, _ = await make_user(runtime)
     await make_client(
         runtime,
@@ -58,6 +57,14 @@ async def test_every_write_is_committed_when_it_returns(
         grant_types=("authorization_code", "refresh_token"),
         redirect_uris=("https://app.example/cb",),
     )
+    return user
+
+
+async def test_every_write_is_committed_when_it_returns(
+    runtime: Runtime, stores: Stores, pool: QueuePool, observer: AsyncEngine
+) -> None:
+    step = Steps(pool)
+    user = await _web_client_and_user(runtime)
 
     await step(
         stores.users.update_password_hash(
@@ -131,13 +138,7 @@ async def test_refusals_and_failures_give_their_connection_back(
     runtime: Runtime, stores: Stores, pool: QueuePool, observer: AsyncEngine
 ) -> None:
     step = Steps(pool)
-    user, _ = await make_user(runtime)
-    await make_client(
-        runtime,
-        client_id="web",
-        grant_types=("authorization_code", "refresh_token"),
-        redirect_uris=("https://app.example/cb",),
-    )
+    user = await _web_client_and_user(runtime)
     token = new_token("web", user.id)
     await step(stores.refresh_tokens.save(token))
     # Refused after the token matched (SQLite rolls its transaction back), and refused by the match itself.

@@ -71,14 +71,19 @@ _REVOKE_LINK = (
 INSERT_REFRESH = insert(REFRESH)
 
 
+# The field names of each record type, looked up once: the spends run on the token hot path.
+_COLUMNS: dict[type[Any], tuple[str, ...]] = {
+    kind: tuple(field.name for field in fields(kind))
+    for kind in (RefreshRecord, CodeRecord)
+}
+
+
 def _record(kind: type[Record], row: Mapping[Any, Any], **given: Any) -> Record:
     """``kind`` from the row's columns of the same names (a Core mapping or an asyncpg record).
 
     ``scope`` is stored space-separated; fields in ``given`` (the record's user) are not columns.
     """
-    values = {
-        field.name: row[field.name] for field in fields(kind) if field.name not in given
-    }
+    values = {name: row[name] for name in _COLUMNS[kind] if name not in given}
     if "scope" in values:
         values["scope"] = split_set(values["scope"])
     return kind(**values, **given)

@@ -97,21 +97,6 @@ INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, client_id, use
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 """
 
-_COLUMNS = (
-    "id",
-    "token_hash",
-    "family_id",
-    "parent_id",
-    "client_id",
-    "user_id",
-    "scope",
-    "auth_time",
-    "issued_at",
-    "expires_at",
-    "family_expires_at",
-    "access_jti",
-    "access_expires_at",
-)
 
 # The connection is unusable after these: it leaves the pool instead of going back to it.
 _LOST = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError, TimeoutError)
@@ -144,9 +129,9 @@ class PostgresRefreshTokenStore(SqlRefreshTokenStore):
 
     async def save(self, token: NewRefreshToken) -> None:
         """Store a new refresh token (``SAVE_REFRESH``: the password grant's one write)."""
-        values = refresh_values(token)
+        # ``refresh_values`` lists the columns in ``SAVE_REFRESH``'s order.
         async with _driver(self._db) as driver:
-            await driver.execute(SAVE_REFRESH, *(values[name] for name in _COLUMNS))
+            await driver.execute(SAVE_REFRESH, *refresh_values(token).values())
 
     async def rotate(self, claim: RefreshClaim) -> RefreshRecord | None:
         """Rotate and insert the successor in one statement (``ROTATE``)."""
