@@ -29,6 +29,8 @@ ISSUER = "http://oauth.test"
 _CLEANED_TABLES = (
     "notes",
     "consents",
+    "login_session_clients",
+    "backchannel_logouts",
     "login_sessions",
     "authorization_requests",
     "authorization_codes",
@@ -38,7 +40,15 @@ _CLEANED_TABLES = (
     "clients",
     "users",
 )
-DEFAULT_SCOPES = ("read", "write", "admin")
+DEFAULT_SCOPES = (
+    "read",
+    "write",
+    "admin",
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+)
 
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("TEST_DATABASE_URL") else [])
 
@@ -134,7 +144,10 @@ async def database(migrated_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
         for table in _CLEANED_TABLES:
             await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed table names
         await conn.execute(
-            text("DELETE FROM scopes WHERE name NOT IN ('read', 'write', 'admin')")
+            text(
+                "DELETE FROM scopes WHERE name NOT IN "
+                "('read', 'write', 'admin', 'openid', 'profile', 'email', 'offline_access')"
+            )
         )
 
 

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     authorization_code_ttl: int = Field(default=60, ge=10, le=600)
     login_session_ttl: int = Field(default=8 * 3600, ge=60)
     refresh_grace_seconds: int = Field(default=0, ge=0, le=60)
+    id_token_ttl: int = Field(default=3600, ge=30, le=86_400)
+    # Back-channel logout (OpenID Connect Back-Channel Logout 1.0): per-attempt timeout (seconds) and how many
+    # attempts a logout token gets before it is given up (with an audit event and a metric).
+    backchannel_logout_timeout: float = Field(default=5.0, gt=0, le=60)
+    backchannel_logout_max_attempts: int = Field(default=5, ge=1, le=20)
+    # Outbound requests (back-channel logout, later metadata documents) go only to public addresses; this
+    # lets them reach loopback and private networks too (tests, or a receiver inside the cluster).
+    outbound_allow_private_networks: bool = False
 
     signing_alg: Literal["RS256", "ES256"] = "RS256"
     key_encryption_key: str | None = Field(default=None, repr=False)

@@ -33,6 +33,9 @@ EXPECTED_INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "ix_refresh_tokens_client_id": (("client_id",), False),
         # Deactivation and password change revoke by user_id; deleting a user cascades.
         "ix_refresh_tokens_user_id": (("user_id",), False),
+        # The end of a browser session revokes its tokens by sid (OpenID Connect logout). Partial (sid IS NOT
+        # NULL), so the tokens of other grants, which have no session, do not pay for it on insert.
+        "ix_refresh_tokens_sid": (("sid",), False),
     },
     "authorization_codes": {
         # Housekeeping deletes codes with expires_at <= now (the leading condition of its AND).

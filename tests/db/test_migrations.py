@@ -71,8 +71,16 @@ async def test_migrated_database_is_at_head_with_default_scopes(
             )
         ).all()
         names = await conn.run_sync(_table_names)
-    assert version == "0003"
-    assert [name for name, _ in scopes] == ["admin", "read", "write"]
+    assert version == "0004"
+    assert [name for name, _ in scopes] == [
+        "admin",
+        "email",
+        "offline_access",
+        "openid",
+        "profile",
+        "read",
+        "write",
+    ]
     assert all(description for _, description in scopes)
     assert set(SQLModel.metadata.tables) <= names
 
@@ -93,7 +101,7 @@ async def test_downgrade_to_base_and_upgrade_again(scratch_engine: AsyncEngine) 
     async with scratch_engine.connect() as conn:
         assert await conn.run_sync(_diffs) == []
         count = (await conn.execute(text("SELECT COUNT(*) FROM scopes"))).scalar_one()
-    assert count == 3
+    assert count == 7
 
 
 def _index_snapshot(connection: Connection) -> dict[str, list[tuple[object, ...]]]:

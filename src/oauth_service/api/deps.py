@@ -19,6 +19,8 @@ from oauth_service.oauth.dispatcher import TokenDispatcher
 from oauth_service.oauth.grants import GrantConfig, build_strategies
 from oauth_service.oauth.issuer import TokenIssuer
 from oauth_service.oauth.storage import Stores
+from oauth_service.oidc.id_tokens import IdTokenMinter
+from oauth_service.oidc.token_extension import IdTokenExtension
 from oauth_service.runtime import Runtime
 
 
@@ -113,5 +115,22 @@ def build_token_dispatcher(runtime: Runtime, issuer: TokenIssuer) -> TokenDispat
         throttle=runtime.throttle,
     )
     return TokenDispatcher(
-        strategies, runtime.stores.clients, throttle=runtime.throttle
+        strategies,
+        runtime.stores.clients,
+        throttle=runtime.throttle,
+        extensions=[IdTokenExtension(build_id_token_minter(runtime))],
+    )
+
+
+def build_id_token_minter(runtime: Runtime) -> IdTokenMinter:
+    """The ID-token minter; the key set and the clock are read from the runtime at each use."""
+
+    def now() -> datetime:
+        return runtime.clock()
+
+    return IdTokenMinter(
+        lambda: runtime.keys,
+        issuer=runtime.settings.issuer,
+        ttl=timedelta(seconds=runtime.settings.id_token_ttl),
+        clock=now,
     )

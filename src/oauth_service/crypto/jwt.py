@@ -272,12 +272,18 @@ def _check_typ(header: Mapping[str, Any], typ: str) -> None:
 
 
 def _check_claims(
-    claims: Mapping[str, Any], *, issuer: str, audience: str, now: float, leeway: int
+    claims: Mapping[str, Any],
+    *,
+    issuer: str,
+    audience: str | None,
+    now: float,
+    leeway: int,
+    expiry: bool = True,
 ) -> None:
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         raise TokenVerificationError("missing exp")
-    if now >= exp + leeway:
+    if expiry and now >= exp + leeway:
         raise TokenVerificationError("token expired")
     for name in ("nbf", "iat"):
         value = claims.get(name)
@@ -289,7 +295,10 @@ def _check_claims(
         raise TokenVerificationError("wrong issuer")
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]
-    if audience not in audiences:
+    if audience is None:
+        if not audiences or not all(isinstance(a, str) and a for a in audiences):
+            raise TokenVerificationError("wrong audience")
+    elif audience not in audiences:
         raise TokenVerificationError("wrong audience")
 
 
@@ -331,6 +340,11 @@ class KeySet:
         """Equal for two key sets exactly when the same keys (kid, algorithm, public key) verify."""
 
     @property
+    def alg(self) -> str:
+        """The active signing key's algorithm (an ID token's ``at_hash`` uses its hash)."""
+        return self.signing.alg
+
+    @property
     def kids(self) -> frozenset[str]:
         """Every kid that verifies."""
         return frozenset(self._keys)
@@ -357,12 +371,16 @@ class KeySet:
         token: str,
         *,
         issuer: str,
-        audience: str,
+        audience: str | None,
         typ: str = "at+jwt",
         leeway: int = DEFAULT_LEEWAY,
         now: float | None = None,
+        expiry: bool = True,
     ) -> dict[str, Any]:
         """Verify signature, header and registered claims; return the claims.
+
+        ``expiry=False`` accepts an expired token and ``audience=None`` any audience (an ``id_token_hint``,
+        OpenID Connect Core §3.1.2.1, whose caller then checks ``aud`` itself).
 
         Raises:
             TokenVerificationError: on any failure (the reason is for logs, not for clients).
@@ -396,7 +414,12 @@ class KeySet:
         claims = _decode_segment(claims_segment, "claims")
         current = time.time() if now is None else now
         _check_claims(
-            claims, issuer=issuer, audience=audience, now=current, leeway=leeway
+            claims,
+            issuer=issuer,
+            audience=audience,
+            now=current,
+            leeway=leeway,
+            expiry=expiry,
         )
         return claims
 

@@ -35,6 +35,9 @@ def client_from_row(row: ClientRow) -> Client:
         is_first_party=row.is_first_party,
         secret_hash=row.secret_hash,
         issued_at=row.created_at,
+        post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
+        backchannel_logout_uri=row.backchannel_logout_uri,
+        backchannel_logout_session_required=row.backchannel_logout_session_required,
     )
 
 

@@ -8,7 +8,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from oauth_service.db.types import UTCDateTime
@@ -45,6 +55,18 @@ class UserRow(SQLModel, table=True):
     is_admin: bool = False
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+    # OpenID Connect Core §5.1 standard claims (``updated_at`` above is the claim's too).
+    name: str | None = Field(default=None, max_length=255)
+    given_name: str | None = Field(default=None, max_length=255)
+    family_name: str | None = Field(default=None, max_length=255)
+    preferred_username: str | None = Field(default=None, max_length=255)
+    picture: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    locale: str | None = Field(default=None, max_length=35)
+    zoneinfo: str | None = Field(default=None, max_length=64)
+    email_verified: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=false()),
+    )
 
 
 class ClientRow(SQLModel, table=True):
@@ -67,6 +89,18 @@ class ClientRow(SQLModel, table=True):
     is_first_party: bool = False
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+    # OpenID Connect RP-Initiated Logout §3.1 and Back-Channel Logout §2.2.
+    post_logout_redirect_uris: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default="[]"),
+    )
+    backchannel_logout_uri: str | None = Field(
+        default=None, sa_column=Column(Text, nullable=True)
+    )
+    backchannel_logout_session_required: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=false()),
+    )
 
 
 class ScopeRow(SQLModel, table=True):
@@ -102,6 +136,9 @@ class AuthorizationCodeRow(SQLModel, table=True):
     family_id: uuid.UUID | None = None
     access_jti: str | None = Field(default=None, max_length=64)
     access_expires_at: datetime | None = _ts(nullable=True)
+    # OpenID Connect: the nonce the ID token echoes, and the browser session the code was issued in.
+    nonce: str | None = Field(default=None, max_length=512)
+    sid: str | None = Field(default=None, max_length=64)
 
 
 class RefreshTokenRow(SQLModel, table=True):
@@ -113,6 +150,13 @@ class RefreshTokenRow(SQLModel, table=True):
     # index of its own.
     __table_args__ = (
         Index("ix_refresh_tokens_family_live", "family_id", "revoked_at"),
+        # Partial: only tokens bound to a browser session (OpenID Connect) pay for it on insert.
+        Index(
+            "ix_refresh_tokens_sid",
+            "sid",
+            postgresql_where=text("sid IS NOT NULL"),
+            sqlite_where=text("sid IS NOT NULL"),
+        ),
     )
 
     id: uuid.UUID = Field(primary_key=True)
@@ -131,6 +175,8 @@ class RefreshTokenRow(SQLModel, table=True):
     # The access token minted together with this refresh token; revoked with the family.
     access_jti: str | None = Field(default=None, max_length=64)
     access_expires_at: datetime | None = _ts(nullable=True)
+    # The browser session of the sign-in that started the family (OpenID Connect ``sid``), if any.
+    sid: str | None = Field(default=None, max_length=64)
 
 
 class RevokedTokenRow(SQLModel, table=True):
@@ -210,6 +256,41 @@ class LoginSessionRow(SQLModel, table=True):
     auth_time: datetime = _ts()
     created_at: datetime = _ts()
     expires_at: datetime = _ts(index=True)
+    # The session's public id (OpenID Connect ``sid``); not the cookie's secret.
+    sid: str | None = Field(default=None, max_length=64, unique=True, index=True)
+
+
+class LoginSessionClientRow(SQLModel, table=True):
+    """A client that received a code or token in a browser session: told by back-channel logout when it ends."""
+
+    __tablename__ = "login_session_clients"
+
+    sid: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(
+        sa_column=Column(
+            String(255),
+            ForeignKey("clients.client_id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    user_id: str = Field(max_length=36, index=True)
+    created_at: datetime = _ts()
+
+
+class BackchannelLogoutRow(SQLModel, table=True):
+    """A logout token still to deliver (Back-Channel Logout 1.0): an outbox row, deleted once delivered."""
+
+    __tablename__ = "backchannel_logouts"
+
+    id: uuid.UUID = Field(primary_key=True)
+    client_id: str = _fk("clients.client_id", index=False)
+    subject: str = Field(max_length=255)
+    sid: str | None = Field(default=None, max_length=64)
+    reason: str = Field(max_length=32)
+    created_at: datetime = _ts()
+    next_attempt_at: datetime = _ts(index=True)
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_error: str | None = Field(default=None, max_length=255)
 
 
 class AuthorizationRequestRow(SQLModel, table=True):

@@ -5,8 +5,8 @@ with the strategy's public-client allowance; a client may only use grants it is 
 (``unauthorized_client``); the strategy validates the request, then issues.
 """
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from oauth_service.oauth.client_auth import authenticate_client
 from oauth_service.oauth.errors import (
@@ -14,10 +14,18 @@ from oauth_service.oauth.errors import (
     UnsupportedGrantTypeError,
 )
 from oauth_service.oauth.grants import GrantStrategy
-from oauth_service.oauth.models import TokenRequest, TokenSet
+from oauth_service.oauth.models import Client, TokenRequest, TokenSet
 from oauth_service.oauth.storage import ClientStore
 from oauth_service.oauth.throttling import NoThrottle, Throttle
 from oauth_service.observability.logs import bind_client_id
+
+
+class TokenSetExtension(Protocol):
+    """Adds to what a grant issued (an ID token, ...) without the grant knowing: one registered step each."""
+
+    def __call__(self, tokens: TokenSet, client: Client) -> TokenSet:
+        """Return ``tokens`` with this extension's members added."""
+        ...
 
 
 class TokenDispatcher:
@@ -29,10 +37,12 @@ class TokenDispatcher:
         clients: ClientStore,
         *,
         throttle: Throttle | None = None,
+        extensions: Sequence[TokenSetExtension] = (),
     ) -> None:
         self._strategies = dict(strategies)
         self._clients = clients
         self._throttle = throttle or NoThrottle()
+        self._extensions = tuple(extensions)
 
     @property
     def grant_types(self) -> frozenset[str]:
@@ -58,4 +68,7 @@ class TokenDispatcher:
                 "The client is not allowed to use this grant type."
             )
         outcome = await strategy.validate(request, client)
-        return await strategy.issue(outcome)
+        tokens = await strategy.issue(outcome)
+        for extend in self._extensions:
+            tokens = extend(tokens, client)
+        return tokens

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.ids import millis_of, time_ordered_uuid
-from oauth_service.oauth.models import Client, TokenSet
+from oauth_service.oauth.models import Authentication, Client, TokenSet
 from oauth_service.oauth.outcomes import Grant
 from oauth_service.oauth.scopes import format_scope
 from oauth_service.oauth.storage import (
@@ -184,9 +184,12 @@ class TokenIssuer:
 
     @staticmethod
     def token_set(
-        access: MintedToken, scope: frozenset[str], refresh_token: str | None = None
+        access: MintedToken,
+        scope: frozenset[str],
+        refresh_token: str | None = None,
+        authentication: Authentication | None = None,
     ) -> TokenSet:
-        """Build the RFC 6749 §5.1 response."""
+        """Build the RFC 6749 §5.1 response; ``authentication`` is the user's sign-in behind it, if any."""
         return TokenSet(
             access_token=access.token,
             expires_in=access.expires_in,
@@ -195,6 +198,7 @@ class TokenIssuer:
             jti=access.jti,
             subject=access.subject,
             client_id=access.client_id,
+            authentication=authentication,
         )
 
     async def issue(self, grant: Grant) -> TokenSet:
@@ -202,10 +206,15 @@ class TokenIssuer:
         access = self.mint_access_token(
             grant.client, grant.subject, grant.scope, grant.auth_time, grant.as_of
         )
+        authentication = (
+            Authentication(grant.subject, grant.auth_time)
+            if grant.subject is not None
+            else None
+        )
         if not grant.with_refresh:
-            return self.token_set(access, grant.scope)
+            return self.token_set(access, grant.scope, None, authentication)
         raw, record = self.new_refresh_token(
             grant.client, grant.subject, grant.scope, grant.auth_time, access
         )
         await self._refresh_tokens.save(record)
-        return self.token_set(access, grant.scope, raw)
+        return self.token_set(access, grant.scope, raw, authentication)

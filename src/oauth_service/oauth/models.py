@@ -40,6 +40,11 @@ class Client:
     # When the client_id was registered (RFC 7591 client_id_issued_at); None for clients built outside the
     # database. Not compared: two reads of one registration are the same client.
     issued_at: datetime | None = field(default=None, compare=False)
+    # OpenID Connect RP-Initiated Logout §3.1: where the end-session endpoint may send the browser back.
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    # OpenID Connect Back-Channel Logout §2.2: where logout tokens are POSTed, and whether they carry ``sid``.
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,21 @@ class TokenRequest:
         return value
 
 
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """A user's sign-in behind a token: who, when, how, in which browser session, for which request.
+
+    What an OpenID Connect ID token asserts (``oidc.id_tokens``); ``nonce`` only from the authorization request
+    a code answers, never on refresh (Core §12.2).
+    """
+
+    subject: str
+    auth_time: datetime | None
+    sid: str | None = None
+    nonce: str | None = field(default=None, repr=False)
+    amr: tuple[str, ...] = ("pwd",)
+
+
 # The RFC 6749 §5.1 members a ``TokenSet`` writes itself; ``extra`` may not replace them.
 _MEMBERS = frozenset(
     {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
@@ -142,6 +162,8 @@ class TokenSet:
     # For the ``token.issued`` audit event; not part of the JSON body.
     subject: str = ""
     client_id: str = ""
+    # The user's sign-in, when a user is behind the token: what an ID token is minted from (not serialized).
+    authentication: Authentication | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         clash = _MEMBERS.intersection(self.extra)

@@ -31,6 +31,9 @@ class CodeRecord:
     family_id: UUID | None = None
     access_jti: str | None = None
     access_expires_at: datetime | None = None
+    # OpenID Connect: the authorization request's ``nonce`` and the browser session (``sid``) it was issued in.
+    nonce: str | None = field(default=None, repr=False)
+    sid: str | None = None
     # The code's user, when the store read it in the same query (one round trip less per redemption); None
     # when not loaded, and then the grant reads the user itself.
     user: User | None = field(default=None, repr=False, compare=False)
@@ -119,6 +122,8 @@ class RefreshRecord:
     revoked_at: datetime | None = None
     access_jti: str | None = None
     access_expires_at: datetime | None = None
+    # The browser session of the sign-in that started the family (OpenID Connect ``sid``), if any.
+    sid: str | None = None
     # The token's user, when the store read it in the same query (one round trip less per refresh); None when
     # not loaded, and then the grant reads the user itself.
     user: User | None = field(default=None, repr=False, compare=False)
@@ -141,6 +146,7 @@ class NewRefreshToken:
     auth_time: datetime | None
     access_jti: str
     access_expires_at: datetime
+    sid: str | None = None
 
 
 class ClientStore(Protocol):

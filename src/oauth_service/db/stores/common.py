@@ -122,6 +122,7 @@ def refresh_values(token: NewRefreshToken) -> dict[str, Any]:
         "family_expires_at": token.family_expires_at,
         "access_jti": token.access_jti,
         "access_expires_at": token.access_expires_at,
+        "sid": token.sid,
     }
 
 
@@ -172,6 +173,11 @@ class SqlClientStore:
             is_first_party=m["is_first_party"],
             secret_hash=m["secret_hash"],
             issued_at=m["created_at"],
+            post_logout_redirect_uris=tuple(m["post_logout_redirect_uris"] or ()),
+            backchannel_logout_uri=m["backchannel_logout_uri"],
+            backchannel_logout_session_required=m[
+                "backchannel_logout_session_required"
+            ],
         )
 
     async def reload(self, client_id: str) -> Client | None:
@@ -361,6 +367,8 @@ class SqlAuthorizationCodeStore:
                     auth_time=code.auth_time,
                     created_at=self._clock(),
                     expires_at=code.expires_at,
+                    nonce=code.nonce,
+                    sid=code.sid,
                 )
             )
 

@@ -52,9 +52,9 @@ WITH spent AS (
     RETURNING t.*
 ), successor AS (
     INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, client_id, user_id, scope, auth_time,
-        issued_at, expires_at, family_expires_at, access_jti, access_expires_at)
+        issued_at, expires_at, family_expires_at, access_jti, access_expires_at, sid)
     SELECT $6, $7, s.family_id, s.id, s.client_id, s.user_id, s.scope, s.auth_time, $3,
-           LEAST($8::timestamptz, s.family_expires_at), s.family_expires_at, $9, $10
+           LEAST($8::timestamptz, s.family_expires_at), s.family_expires_at, $9, $10, s.sid
     FROM spent AS s
 )
 SELECT s.*, u.id AS u_id, u.email AS u_email, u.is_active AS u_is_active, u.is_admin AS u_is_admin,
@@ -80,8 +80,8 @@ WITH spent AS (
        u.password_hash AS u_password_hash
 ), refresh AS (
     INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, client_id, user_id, scope, auth_time,
-        issued_at, expires_at, family_expires_at, access_jti, access_expires_at)
-    SELECT $13::uuid, $14, $4, NULL, s.client_id, s.user_id, s.scope, s.auth_time, $3, $15, $16, $5, $6
+        issued_at, expires_at, family_expires_at, access_jti, access_expires_at, sid)
+    SELECT $13::uuid, $14, $4, NULL, s.client_id, s.user_id, s.scope, s.auth_time, $3, $15, $16, $5, $6, s.sid
     FROM spent AS s WHERE $13::uuid IS NOT NULL
 )
 SELECT * FROM spent
@@ -93,8 +93,8 @@ SELECT id, email, is_active, is_admin, password_hash FROM users WHERE email_norm
 """
 SAVE_REFRESH = """
 INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, client_id, user_id, scope, auth_time,
-    issued_at, expires_at, family_expires_at, access_jti, access_expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    issued_at, expires_at, family_expires_at, access_jti, access_expires_at, sid)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 """
 
 

@@ -76,6 +76,7 @@ def _successor_row(
         "family_expires_at": family_end,
         "access_jti": access.jti,
         "access_expires_at": access.expires_at,
+        "sid": spent["sid"],
     }
 
 

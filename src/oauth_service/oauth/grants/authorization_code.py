@@ -21,7 +21,12 @@ from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.errors import InvalidGrantError
 from oauth_service.oauth.ids import time_ordered_uuid
 from oauth_service.oauth.issuer import TokenIssuer
-from oauth_service.oauth.models import Client, TokenRequest, TokenSet
+from oauth_service.oauth.models import (
+    Authentication,
+    Client,
+    TokenRequest,
+    TokenSet,
+)
 from oauth_service.oauth.outcomes import CodeRedemption
 from oauth_service.oauth.storage import (
     AuthorizationCodeStore,
@@ -107,8 +112,12 @@ class AuthorizationCodeGrant:
         minted = self._issuer.sign(
             client, record.user_id, record.scope, record.auth_time, access
         )
+        # The sign-in the code was issued for: its nonce and browser session (OpenID Connect Core §3.1.3.6).
+        signed_in = Authentication(
+            record.user_id, record.auth_time, sid=record.sid, nonce=record.nonce
+        )
         return self._issuer.token_set(
-            minted, record.scope, plan.raw if plan is not None else None
+            minted, record.scope, plan.raw if plan is not None else None, signed_in
         )
 
     async def _refuse(self, redemption: CodeRedemption) -> None:

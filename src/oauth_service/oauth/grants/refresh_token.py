@@ -22,7 +22,12 @@ from oauth_service.crypto.tokens import token_hash
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.errors import InvalidGrantError
 from oauth_service.oauth.issuer import TokenIssuer
-from oauth_service.oauth.models import Client, TokenRequest, TokenSet
+from oauth_service.oauth.models import (
+    Authentication,
+    Client,
+    TokenRequest,
+    TokenSet,
+)
 from oauth_service.oauth.outcomes import RefreshRotation
 from oauth_service.oauth.scopes import ADMIN_SCOPE, narrow_scope
 from oauth_service.oauth.storage import (
@@ -89,7 +94,7 @@ class RefreshTokenGrant:
         minted = self._issuer.sign(
             client, record.user_id, scope, record.auth_time, access
         )
-        return self._issuer.token_set(minted, scope, plan.raw)
+        return self._issuer.token_set(minted, scope, plan.raw, _signed_in(record))
 
     async def _after_refusal(self, rotation: RefreshRotation) -> TokenSet:
         """Why the token was not rotated: raise the error, revoking the family on reuse; or a grace retry."""
@@ -151,7 +156,7 @@ class RefreshTokenGrant:
             raise InvalidGrantError(
                 INVALID, detail="refresh token rotated concurrently: family revoked"
             )
-        return self._issuer.token_set(minted, scope, raw)
+        return self._issuer.token_set(minted, scope, raw, _signed_in(record))
 
     async def _unused_successor(
         self, record: RefreshRecord, rotated_at: datetime, now: datetime
@@ -163,6 +168,13 @@ class RefreshTokenGrant:
         if successor is None or successor.rotated_at or successor.revoked_at:
             return None
         return successor.id
+
+
+def _signed_in(record: RefreshRecord) -> Authentication | None:
+    """The family's original sign-in: same ``auth_time`` and session, never a ``nonce`` (OIDC Core §12.2)."""
+    if record.user_id is None:
+        return None
+    return Authentication(record.user_id, record.auth_time, sid=record.sid)
 
 
 def _allowed(record: RefreshRecord, client: Client, is_admin: bool) -> frozenset[str]:

@@ -1,0 +1,80 @@
+"""Standard claims (OpenID Connect Core §5.1) and which scope releases which (§5.4).
+
+A pure mapping over a ``UserProfile``: UserInfo and the implicit ``id_token`` response use it alike, so the two
+can never disagree about what a scope releases. ``sub`` is always the user's id (public subject type).
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+OPENID_SCOPE = "openid"
+OFFLINE_ACCESS_SCOPE = "offline_access"
+
+# OpenID Connect Core §5.4: the claims each scope value requests. ``address`` and ``phone`` are not kept.
+SCOPE_CLAIMS: Mapping[str, tuple[str, ...]] = {
+    "profile": (
+        "name",
+        "family_name",
+        "given_name",
+        "preferred_username",
+        "picture",
+        "zoneinfo",
+        "locale",
+        "updated_at",
+    ),
+    "email": ("email", "email_verified"),
+}
+# What discovery lists as ``claims_supported``: the ID token's own claims and every standard claim above.
+ID_TOKEN_CLAIMS = (
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "azp",
+    "amr",
+    "sid",
+)
+CLAIMS_SUPPORTED: tuple[str, ...] = ID_TOKEN_CLAIMS + tuple(
+    claim for names in SCOPE_CLAIMS.values() for claim in names
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    """A user's standard claims as stored; None is an unset claim, never released."""
+
+    subject: str
+    email: str
+    email_verified: bool = False
+    name: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    preferred_username: str | None = None
+    picture: str | None = None
+    locale: str | None = None
+    zoneinfo: str | None = None
+    updated_at: datetime | None = None
+
+    def claim(self, name: str) -> Any:
+        """The claim's JSON value (``updated_at`` in seconds since the epoch, §5.1), or None when unset."""
+        value = getattr(self, name)
+        if isinstance(value, datetime):
+            return int(value.timestamp())
+        return value
+
+
+def released_claims(profile: UserProfile, scope: Iterable[str]) -> dict[str, Any]:
+    """``sub`` and the claims ``scope`` releases that are set (§5.3.2: unset claims are omitted)."""
+    claims: dict[str, Any] = {"sub": profile.subject}
+    for value in scope:
+        for name in SCOPE_CLAIMS.get(value, ()):
+            claim = profile.claim(name)
+            if claim is not None and claim != "":
+                claims[name] = claim
+    return claims
