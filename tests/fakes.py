@@ -19,6 +19,7 @@ from oauth_service.oauth.storage import (
     RefreshRecord,
     Stores,
 )
+from oauth_service.oidc.claims import UserProfile
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 ISSUER = "http://oauth.test"
@@ -50,8 +51,12 @@ class FakeClientStore:
 
 
 class FakeUserStore:
-    def __init__(self, users: Iterable[User] = ()) -> None:
+    def __init__(
+        self, users: Iterable[User] = (), profiles: Iterable[UserProfile] = ()
+    ) -> None:
         self.users = {u.id: u for u in users}
+        # Standard claims by user id; a user without one has only ``sub`` and ``email``.
+        self.profiles = {p.subject: p for p in profiles}
 
     async def get(self, user_id: str) -> User | None:
         return self.users.get(user_id)
@@ -67,6 +72,14 @@ class FakeUserStore:
             return
         self.users[user_id] = dataclasses.replace(
             self.users[user_id], password_hash=password_hash
+        )
+
+    async def profile(self, user_id: str) -> UserProfile | None:
+        user = self.users.get(user_id)
+        if user is None or not user.is_active:
+            return None
+        return self.profiles.get(
+            user_id, UserProfile(subject=user.id, email=user.email)
         )
 
 

@@ -12,6 +12,7 @@ from typing import Protocol
 from uuid import UUID
 
 from oauth_service.oauth.models import Client, User
+from oauth_service.oidc.claims import UserProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,13 @@ class UserStore(Protocol):
 
         ``replacing`` is the hash the password was verified against: a password change committed meanwhile
         is kept, not overwritten by the old password's new hash.
+        """
+        ...
+
+    async def profile(self, user_id: str) -> UserProfile | None:
+        """Return an active user's standard claims (OpenID Connect Core §5.1), or None if unknown or deactivated.
+
+        Only UserInfo and ID tokens without an access token read this; the grants read ``get`` alone.
         """
         ...
 

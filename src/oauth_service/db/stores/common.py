@@ -33,6 +33,7 @@ from oauth_service.oauth.emails import canonical_email
 from oauth_service.oauth.models import Client, User
 from oauth_service.oauth.revocation_list import RevocationList
 from oauth_service.oauth.storage import CodeRecord, NewRefreshToken, RefreshRecord
+from oauth_service.oidc.claims import UserProfile
 
 CLIENTS = ClientRow.__table__  # type: ignore[attr-defined]
 USERS = UserRow.__table__  # type: ignore[attr-defined]
@@ -47,6 +48,13 @@ _JOINED_USER = tuple(USERS.c[name].label(f"u_{name}") for name in USER_COLUMNS)
 _SELECT_USER = select(*(USERS.c[name] for name in USER_COLUMNS))
 USER_BY_ID = _SELECT_USER.where(USERS.c.id == bindparam("user_id"))
 _USER_BY_EMAIL = _SELECT_USER.where(USERS.c.email_normalized == bindparam("email"))
+# UserInfo's one read (by primary key): the standard claims of an active user (OpenID Connect Core §5.1).
+PROFILE_COLUMNS = tuple(
+    field.name for field in fields(UserProfile) if field.name != "subject"
+)
+_PROFILE_BY_ID = select(USERS.c.id, *(USERS.c[name] for name in PROFILE_COLUMNS)).where(
+    USERS.c.id == bindparam("user_id"), USERS.c.is_active.is_(True)
+)
 _CLIENT = select(CLIENTS).where(CLIENTS.c.client_id == bindparam("client_id"))
 # A token or code with its user (LEFT JOIN): spending one needs both, and one query saves a round trip.
 _REFRESH_BY_HASH = (
@@ -215,6 +223,17 @@ class SqlUserStore:
                 .where(USERS.c.id == user_id, USERS.c.password_hash == replacing)
                 .values(password_hash=password_hash, updated_at=self._clock())
             )
+
+    async def profile(self, user_id: str) -> UserProfile | None:
+        """Return an active user's standard claims, or None if unknown or deactivated."""
+        async with self._db.statement() as conn:
+            row = (await conn.execute(_PROFILE_BY_ID, {"user_id": user_id})).first()
+        if row is None:
+            return None
+        values = row._mapping
+        return UserProfile(
+            subject=values["id"], **{name: values[name] for name in PROFILE_COLUMNS}
+        )
 
 
 class SqlScopeStore:
