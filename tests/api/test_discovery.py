@@ -19,7 +19,15 @@ EXPECTED = {
     "jwks_uri": f"{ISSUER}/.well-known/jwks.json",
     "revocation_endpoint": f"{ISSUER}/oauth/revoke",
     "introspection_endpoint": f"{ISSUER}/oauth/introspect",
-    "scopes_supported": ["admin", "read", "write"],
+    "scopes_supported": [
+        "admin",
+        "email",
+        "offline_access",
+        "openid",
+        "profile",
+        "read",
+        "write",
+    ],
     "response_types_supported": ["code", "token"],
     "response_modes_supported": ["query", "fragment"],
     "grant_types_supported": [
@@ -45,6 +53,41 @@ EXPECTED = {
     ],
     "code_challenge_methods_supported": ["S256"],
     "authorization_response_iss_parameter_supported": True,
+    "userinfo_endpoint": f"{ISSUER}/oauth/userinfo",
+    "end_session_endpoint": f"{ISSUER}/oauth/logout",
+    "subject_types_supported": ["public"],
+    "id_token_signing_alg_values_supported": ["RS256"],
+    "claims_supported": [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "at_hash",
+        "amr",
+        "sid",
+        "name",
+        "family_name",
+        "given_name",
+        "preferred_username",
+        "picture",
+        "zoneinfo",
+        "locale",
+        "updated_at",
+        "email",
+        "email_verified",
+    ],
+    "claim_types_supported": ["normal"],
+    "claims_parameter_supported": False,
+    "request_parameter_supported": False,
+    "request_uri_parameter_supported": False,
+    "prompt_values_supported": ["none", "login", "consent", "select_account"],
+    "ui_locales_supported": ["en"],
+    "backchannel_logout_supported": True,
+    "backchannel_logout_session_supported": True,
+    "frontchannel_logout_supported": False,
 }
 ORIGIN = "https://spa.example"
 
@@ -104,7 +147,16 @@ async def test_discovery_scopes_come_from_the_scopes_table(
             )
         )
     body = (await client.get("/.well-known/oauth-authorization-server")).json()
-    assert body["scopes_supported"] == ["admin", "notes", "read", "write"]
+    assert body["scopes_supported"] == [
+        "admin",
+        "email",
+        "notes",
+        "offline_access",
+        "openid",
+        "profile",
+        "read",
+        "write",
+    ]
 
 
 async def test_jwks_publishes_public_members_only(client: httpx.AsyncClient) -> None:

@@ -21,6 +21,9 @@ CSP = (
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 SCOPES = {
+    "openid": "Sign in with OpenID Connect: an ID token, and GET /oauth/userinfo",
+    "profile": "Your name, username, picture, locale and time zone (UserInfo)",
+    "email": "Your email address and whether it is verified (UserInfo)",
     "read": "Read your data (GET /api/v1/notes)",
     "write": "Change your data (POST/DELETE /api/v1/notes)",
     "admin": "Administer clients, users and scopes (/admin; admin users only)",
@@ -100,7 +103,7 @@ async def test_docs_page_presets_the_public_docs_client_with_pkce(
         "initOAuth": {
             "clientId": "docs",
             "appName": "oauth-service API docs",
-            "scopes": "read write",
+            "scopes": "openid profile email read write",
             "usePkceWithAuthorizationCodeGrant": True,
         },
     }
@@ -191,7 +194,7 @@ async def test_docs_client_is_registered_at_startup(
         "password",
         "refresh_token",
     }
-    assert docs.scopes == {"read", "write", "admin"}
+    assert docs.scopes == {"openid", "profile", "email", "read", "write", "admin"}
 
 
 async def test_docs_client_follows_the_issuer_and_startup_is_idempotent(
@@ -237,3 +240,18 @@ async def test_docs_client_password_grant_from_request_body_works(
     )
     assert me.status_code == 200
     assert me.json()["client_id"] == "docs"
+
+
+async def test_openapi_offers_openid_connect_through_the_discovery_document(
+    docs_http: httpx.AsyncClient,
+) -> None:
+    schemes = (await docs_http.get("/openapi.json")).json()["components"][
+        "securitySchemes"
+    ]
+    assert schemes["OpenIdConnect"] == {
+        "type": "openIdConnect",
+        "openIdConnectUrl": f"{ISSUER}/.well-known/openid-configuration",
+        "description": "OpenID Connect sign-in with this server (the same tokens as OAuth2).",
+    }
+    discovery = await docs_http.get("/.well-known/openid-configuration")
+    assert discovery.status_code == 200

@@ -1,8 +1,10 @@
-"""Discovery: RFC 8414 authorization-server metadata (also served as ``openid-configuration``) and the JWKS.
+"""Discovery: RFC 8414 authorization-server metadata and OpenID Connect Discovery 1.0 §3, and the JWKS.
 
-``issuer`` is byte-identical to the configured issuer (RFC 8414 §3.3). ``grant_types_supported`` reads the
-dispatcher's registry, so the document cannot drift from what the token endpoint accepts. The JWK Set
-(RFC 7517 §5) has public members only and includes retired keys until their tokens have expired.
+One document is served at both paths, so the two can never disagree. ``issuer`` is byte-identical to the
+configured issuer (RFC 8414 §3.3). ``grant_types_supported`` reads the dispatcher's registry and
+``response_types_supported`` the authorization endpoint's, so the document cannot drift from what the endpoints
+accept. The JWK Set (RFC 7517 §5) has public members only and includes retired keys until their tokens have
+expired.
 """
 
 from typing import Any
@@ -12,6 +14,8 @@ from fastapi.responses import JSONResponse
 
 from oauth_service.api.deps import RuntimeDep, StoresDep
 from oauth_service.oauth.dispatcher import TokenDispatcher
+from oauth_service.oauth.response_types import enabled_response_types
+from oauth_service.oidc.claims import CLAIMS_SUPPORTED
 from oauth_service.settings import Settings
 
 router = APIRouter(tags=["discovery"])
@@ -27,9 +31,10 @@ def build_metadata(
     """Return the RFC 8414 §2 metadata document."""
     issuer = settings.issuer
     implicit = "implicit" in settings.enabled_grants
-    response_types = ["code"] if "authorization_code" in grant_types else []
-    if implicit:
-        response_types.append("token")
+    response_types = sorted(
+        enabled_response_types(settings.enabled_grants), key=_response_type_order
+    )
+    fragment = any(kind != "code" for kind in response_types)
     pkce_methods = ["S256", "plain"] if settings.allow_plain_pkce else ["S256"]
     return {
         "issuer": issuer,
@@ -40,7 +45,7 @@ def build_metadata(
         "introspection_endpoint": f"{issuer}/oauth/introspect",
         "scopes_supported": scopes,
         "response_types_supported": response_types,
-        "response_modes_supported": ["query", "fragment"] if implicit else ["query"],
+        "response_modes_supported": ["query", "fragment"] if fragment else ["query"],
         "grant_types_supported": sorted(
             grant_types | ({"implicit"} if implicit else set())
         ),
@@ -49,7 +54,27 @@ def build_metadata(
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
         "code_challenge_methods_supported": pkce_methods,
         "authorization_response_iss_parameter_supported": True,
+        # OpenID Connect Discovery 1.0 §3.
+        "userinfo_endpoint": f"{issuer}/oauth/userinfo",
+        "end_session_endpoint": f"{issuer}/oauth/logout",
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [settings.signing_alg],
+        "claims_supported": list(CLAIMS_SUPPORTED),
+        "claim_types_supported": ["normal"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "ui_locales_supported": ["en"],
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": False,
     }
+
+
+def _response_type_order(response_type: str) -> tuple[int, str]:
+    """``code`` first, then the implicit ones by length: the order clients' docs list them in."""
+    return (0 if response_type == "code" else len(response_type.split()), response_type)
 
 
 async def _metadata(

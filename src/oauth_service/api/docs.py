@@ -24,6 +24,9 @@ from oauth_service.settings import Settings
 SWAGGER_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 
 SCOPE_DESCRIPTIONS = {
+    "openid": "Sign in with OpenID Connect: an ID token, and GET /oauth/userinfo",
+    "profile": "Your name, username, picture, locale and time zone (UserInfo)",
+    "email": "Your email address and whether it is verified (UserInfo)",
     "read": "Read your data (GET /api/v1/notes)",
     "write": "Change your data (POST/DELETE /api/v1/notes)",
     "admin": "Administer clients, users and scopes (/admin; admin users only)",
@@ -96,6 +99,15 @@ def oauth2_scheme(settings: Settings) -> dict[str, Any]:
     return {"type": "oauth2", "description": description, "flows": flows}
 
 
+def openid_connect_scheme(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI ``openIdConnect`` security scheme: Swagger UI reads the flows from the discovery document."""
+    return {
+        "type": "openIdConnect",
+        "openIdConnectUrl": f"{settings.issuer}/.well-known/openid-configuration",
+        "description": "OpenID Connect sign-in with this server (the same tokens as OAuth2).",
+    }
+
+
 def _page_config(settings: Settings) -> str:
     config = {
         "openapiUrl": "/openapi.json",
@@ -103,7 +115,7 @@ def _page_config(settings: Settings) -> str:
         "initOAuth": {
             "clientId": settings.docs_client_id,
             "appName": "oauth-service API docs",
-            "scopes": "read write",
+            "scopes": "openid profile email read write",
             "usePkceWithAuthorizationCodeGrant": True,
         },
     }
@@ -124,9 +136,9 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
                 routes=app.routes,
             )
             components = schema.setdefault("components", {})
-            components.setdefault("securitySchemes", {})["OAuth2"] = oauth2_scheme(
-                settings
-            )
+            schemes = components.setdefault("securitySchemes", {})
+            schemes["OAuth2"] = oauth2_scheme(settings)
+            schemes["OpenIdConnect"] = openid_connect_scheme(settings)
             app.openapi_schema = schema
         return app.openapi_schema
 

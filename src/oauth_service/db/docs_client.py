@@ -11,12 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
-from oauth_service.db.mapping import join_set
+from oauth_service.db.mapping import join_set, split_set
 from oauth_service.db.tables import ClientRow, ScopeRow
 from oauth_service.oauth.clock import Clock, utcnow
 
 DOCS_GRANTS = ("authorization_code", "implicit", "password", "refresh_token")
-DOCS_SCOPES = ("read", "write", "admin")
+DOCS_SCOPES = ("openid", "profile", "email", "read", "write", "admin")
 
 
 def docs_redirect_uri(issuer: str) -> str:
@@ -50,12 +50,18 @@ async def _upsert(
                 updated_at=now,
             )
         )
-    elif row.redirect_uris != [redirect_uri] or not row.is_public:
-        # The issuer changed (or someone edited the client): the docs page must keep working, publicly.
+    elif (
+        row.redirect_uris != [redirect_uri]
+        or not row.is_public
+        or not scopes <= split_set(row.scopes)
+    ):
+        # The issuer changed, someone edited the client, or an upgrade added scopes (OpenID Connect's): the
+        # docs page must keep working, publicly, with every scope it offers.
         row.redirect_uris = [redirect_uri]
         row.is_public = True
         row.secret_hash = None
         row.token_endpoint_auth_method = "none"
+        row.scopes = join_set(split_set(row.scopes) | scopes)
         row.updated_at = now
     await session.commit()
 

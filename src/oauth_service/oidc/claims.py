@@ -27,6 +27,7 @@ SCOPE_CLAIMS: Mapping[str, tuple[str, ...]] = {
     "email": ("email", "email_verified"),
 }
 # What discovery lists as ``claims_supported``: the ID token's own claims and every standard claim above.
+# ``azp`` is absent: an ID token's ``aud`` is only ever its client, so it is never needed (Core §2).
 ID_TOKEN_CLAIMS = (
     "iss",
     "sub",
@@ -36,7 +37,6 @@ ID_TOKEN_CLAIMS = (
     "auth_time",
     "nonce",
     "at_hash",
-    "azp",
     "amr",
     "sid",
 )
