@@ -10,7 +10,7 @@ from oauth_service.crypto.jwt import KeySet, SigningKey, generate_key
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.crypto.tokens import token_hash
 from oauth_service.oauth.issuer import TokenIssuer
-from oauth_service.oauth.models import Client, User
+from oauth_service.oauth.models import Client, User, UserProfile
 from oauth_service.oauth.storage import (
     CodeClaim,
     CodeRecord,
@@ -19,7 +19,6 @@ from oauth_service.oauth.storage import (
     RefreshRecord,
     Stores,
 )
-from oauth_service.oidc.claims import UserProfile
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 ISSUER = "http://oauth.test"

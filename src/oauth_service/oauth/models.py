@@ -6,7 +6,7 @@ Secrets are excluded from ``repr`` so they never reach a log line by accident.
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from oauth_service.oauth.errors import InvalidRequestError
 from oauth_service.oauth.scopes import parse_scope
@@ -56,6 +56,30 @@ class User:
     is_active: bool = True
     is_admin: bool = False
     password_hash: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    """A user's standard claims (OpenID Connect Core §5.1) as stored; None is an unset claim, never released."""
+
+    subject: str
+    email: str
+    email_verified: bool = False
+    name: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    preferred_username: str | None = None
+    picture: str | None = None
+    locale: str | None = None
+    zoneinfo: str | None = None
+    updated_at: datetime | None = None
+
+    def claim(self, name: str) -> Any:
+        """The claim's JSON value (``updated_at`` in seconds since the epoch, §5.1), or None when unset."""
+        value = getattr(self, name)
+        if isinstance(value, datetime):
+            return int(value.timestamp())
+        return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from oauth_service.oauth.models import Client, User
-from oauth_service.oidc.claims import UserProfile
+from oauth_service.oauth.models import Client, User, UserProfile
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,19 @@ can never disagree about what a scope releases. ``sub`` is always the user's id 
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
+
+# The value object lives in the core (``oauth.models``): the ``UserStore`` protocol returns it.
+from oauth_service.oauth.models import UserProfile
+
+__all__ = [
+    "CLAIMS_SUPPORTED",
+    "OFFLINE_ACCESS_SCOPE",
+    "OPENID_SCOPE",
+    "SCOPE_CLAIMS",
+    "UserProfile",
+    "released_claims",
+]
 
 OPENID_SCOPE = "openid"
 OFFLINE_ACCESS_SCOPE = "offline_access"
@@ -43,30 +53,6 @@ ID_TOKEN_CLAIMS = (
 CLAIMS_SUPPORTED: tuple[str, ...] = ID_TOKEN_CLAIMS + tuple(
     claim for names in SCOPE_CLAIMS.values() for claim in names
 )
-
-
-@dataclass(frozen=True, slots=True)
-class UserProfile:
-    """A user's standard claims as stored; None is an unset claim, never released."""
-
-    subject: str
-    email: str
-    email_verified: bool = False
-    name: str | None = None
-    given_name: str | None = None
-    family_name: str | None = None
-    preferred_username: str | None = None
-    picture: str | None = None
-    locale: str | None = None
-    zoneinfo: str | None = None
-    updated_at: datetime | None = None
-
-    def claim(self, name: str) -> Any:
-        """The claim's JSON value (``updated_at`` in seconds since the epoch, §5.1), or None when unset."""
-        value = getattr(self, name)
-        if isinstance(value, datetime):
-            return int(value.timestamp())
-        return value
 
 
 def released_claims(profile: UserProfile, scope: Iterable[str]) -> dict[str, Any]:

@@ -30,10 +30,9 @@ from oauth_service.db.tables import (
 )
 from oauth_service.oauth.clock import Clock, utcnow
 from oauth_service.oauth.emails import canonical_email
-from oauth_service.oauth.models import Client, User
+from oauth_service.oauth.models import Client, User, UserProfile
 from oauth_service.oauth.revocation_list import RevocationList
 from oauth_service.oauth.storage import CodeRecord, NewRefreshToken, RefreshRecord
-from oauth_service.oidc.claims import UserProfile
 
 CLIENTS = ClientRow.__table__  # type: ignore[attr-defined]
 USERS = UserRow.__table__  # type: ignore[attr-defined]
