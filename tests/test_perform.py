@@ -309,3 +309,38 @@ async def test_perform_password_prompts_without_echo_when_missing(
     assert "Password:" in err.decode()
     assert PASSWORD not in out.decode() + err.decode()
     assert json.loads(out)["token_type"] == "Bearer"
+
+
+async def test_perform_password_with_openid_prints_the_id_token_claims(
+    server: str, runtime: Runtime, perform: Perform
+) -> None:
+    user, _ = await make_user(runtime, email=EMAIL, password=PASSWORD)
+    _, secret = await make_client(
+        runtime,
+        client_id="oidc-app",
+        grant_types=("password",),
+        scopes=("openid", "read"),
+    )
+    assert secret is not None
+    code, out, err = await perform(
+        "password",
+        "--client-id=oidc-app",
+        f"--client-secret={secret}",
+        f"--email={EMAIL}",
+        f"--password={PASSWORD}",
+        "--scope=openid read",
+        f"--endpoint={server}",
+    )
+    assert (code, err) == (0, "")
+    fields = report_fields(out)
+    assert fields["scope"] == "openid read"
+    claims = unverified_claims(fields["id_token"])
+    assert claims is not None
+    assert (claims["iss"], claims["sub"], claims["aud"], claims["amr"]) == (
+        server,
+        user.id,
+        "oidc-app",
+        ["pwd"],
+    )
+    assert "ID token claims (decoded, not verified):" in out
+    assert "  aud:       oidc-app\n" in out

@@ -24,6 +24,7 @@ from oauth_service.cli.authorization_server import (
     request_token,
 )
 from oauth_service.cli.loopback import Check, LoopbackAddress, LoopbackListener
+from oauth_service.cli.token_report import unverified_claims
 from oauth_service.oauth.pkce import S256, s256_challenge
 
 
@@ -37,6 +38,8 @@ class AuthorizationRequest:
 
     state: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     verifier: str = field(default_factory=lambda: secrets.token_urlsafe(64), repr=False)
+    # Sent when ``openid`` is asked for: the ID token must echo it (OpenID Connect Core §3.1.2.1, §15.5.2).
+    nonce: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
     def url(
         self, metadata: ServerMetadata, client_id: str, redirect_uri: str, scope: str
@@ -54,6 +57,8 @@ class AuthorizationRequest:
             "code_challenge": s256_challenge(self.verifier),
             "code_challenge_method": S256,
         } | ({"scope": scope} if scope else {})
+        if "openid" in scope.split():
+            params["nonce"] = self.nonce
         joiner = "&" if "?" in metadata.authorization_endpoint else "?"
         return f"{metadata.authorization_endpoint}{joiner}{urlencode(params)}"
 
@@ -139,4 +144,12 @@ def authorize_and_exchange(
         "redirect_uri": listener.redirect_uri,
         "code_verifier": request.verifier,
     }
-    return request_token(http, metadata, client, form)
+    tokens = request_token(http, metadata, client, form)
+    id_token = tokens.get("id_token")
+    if "openid" in scope.split() and isinstance(id_token, str):
+        claims = unverified_claims(id_token) or {}
+        if claims.get("nonce") != request.nonce:
+            raise AuthorizationFailedError(
+                "the ID token's nonce is not this request's (OpenID Connect Core §3.1.3.7): refused"
+            )
+    return tokens

@@ -1,7 +1,8 @@
-"""How ``perform`` prints a token response (RFC 6749 §5.1): aligned fields, then the access token's claims.
+"""How ``perform`` prints a token response (RFC 6749 §5.1): aligned fields, then the tokens' claims.
 
-The claims are decoded without verifying the signature, as a convenience for reading an RFC 9068 JWT; an API
-must verify the token (``oauth_service.resource_server``). An opaque token simply has no claims to show.
+The claims of the access token (and of the ID token, OpenID Connect Core §2) are decoded without verifying the
+signature, as a convenience for reading them; an API must verify the token (``oauth_service.resource_server``)
+and a relying party the ID token. An opaque token simply has no claims to show.
 """
 
 import base64
@@ -11,7 +12,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-_FIELDS = ("access_token", "token_type", "expires_in", "scope", "refresh_token")
+_FIELDS = (
+    "access_token",
+    "token_type",
+    "expires_in",
+    "scope",
+    "refresh_token",
+    "id_token",
+)
+_DECODED = (("access_token", "access token"), ("id_token", "ID token"))
 _TIMES = ("exp", "iat", "nbf", "auth_time")
 
 
@@ -41,12 +50,13 @@ def format_token_response(body: Mapping[str, Any]) -> str:
     names += sorted(name for name in body if name not in _FIELDS)
     width = max(len(name) for name in names) + 1
     lines = [f"{name + ':':<{width}} {_claim(name, body[name])}" for name in names]
-    claims = unverified_claims(str(body.get("access_token", "")))
-    if claims:
-        lines.append("access token claims (decoded, not verified):")
-        claim_width = max(len(name) for name in claims) + 1
-        lines += [
-            f"  {name + ':':<{claim_width}} {_claim(name, claims[name])}"
-            for name in sorted(claims)
-        ]
+    for member, label in _DECODED:
+        claims = unverified_claims(str(body.get(member, "")))
+        if claims:
+            lines.append(f"{label} claims (decoded, not verified):")
+            claim_width = max(len(name) for name in claims) + 1
+            lines += [
+                f"  {name + ':':<{claim_width}} {_claim(name, claims[name])}"
+                for name in sorted(claims)
+            ]
     return "\n".join(lines)
