@@ -3,6 +3,8 @@
 * ``oauth`` (the protocol core) imports only the standard library, ``oauth_service.oauth``, ``oauth_service.crypto``
   and ``oauth_service.observability.logs`` (stdlib-only structured logging, for audit events) — no web
   framework, ORM or JOSE.
+* ``oidc`` (OpenID Connect) is protocol core too, built on ``oauth``: the same allowance plus itself, so ID tokens,
+  claims and logout rules are testable without a web framework or a database.
 * ``observability`` (logs, metrics) is a leaf every layer reports through: no web framework, and nothing of the
   protocol core, the database layer, the API, the runtime or the app wiring.
 * ``crypto`` knows nothing of OAuth, the database or the web.
@@ -77,6 +79,20 @@ def test_core_module_imports_only_stdlib_core_and_crypto(path: Path) -> None:
         for name in _imports(path)
         if _third_party(name)
         or (name.startswith("oauth_service") and not name.startswith(CORE_ALLOWED))
+    }
+    assert offending == set()
+
+
+@pytest.mark.parametrize("path", _modules("oidc"), ids=lambda p: p.name)
+def test_oidc_module_imports_only_stdlib_core_and_crypto(path: Path) -> None:
+    offending = {
+        name
+        for name in _imports(path)
+        if _third_party(name)
+        or (
+            name.startswith("oauth_service")
+            and not name.startswith((*CORE_ALLOWED, "oauth_service.oidc"))
+        )
     }
     assert offending == set()
 
