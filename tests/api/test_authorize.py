@@ -128,7 +128,7 @@ async def test_authorize_unsupported_response_type_redirects_in_query(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     await code_client(runtime)
-    response = await client.get(code_url(response_type="id_token"))
+    response = await client.get(code_url(response_type="bogus"))
     assert response.status_code == 302
     location = response.headers["location"]
     assert location.startswith(CALLBACK + "?")

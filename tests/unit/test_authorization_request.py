@@ -7,6 +7,7 @@ import pytest
 
 from oauth_service.oauth.authorization import (
     AuthorizationRequest,
+    OpenIdPolicy,
     validate_authorization_request,
 )
 from oauth_service.oauth.consent import NextStep, next_step
@@ -51,6 +52,7 @@ async def validate(
         issuer=ISSUER,
         response_types=response_types,
         allow_plain_pkce=allow_plain,
+        openid=OpenIdPolicy(read_hint=lambda _token: None, max_nonce_length=512),
     )
 
 
@@ -205,7 +207,7 @@ IMPLICIT = make_client("imp", is_public=True, grant_types=frozenset({"implicit"}
             False,
         ),
         (
-            [("client_id", "web"), ("response_type", "id_token")],
+            [("client_id", "web"), ("response_type", "bogus")],
             "unsupported_response_type",
             "Unsupported response_type.",
             False,
@@ -275,7 +277,7 @@ IMPLICIT = make_client("imp", is_public=True, grant_types=frozenset({"implicit"}
             [
                 ("client_id", "web"),
                 ("response_type", "code"),
-                ("prompt", "select_account"),
+                ("prompt", "bogus"),
             ],
             "invalid_request",
             "Unsupported prompt value.",
@@ -302,8 +304,8 @@ IMPLICIT = make_client("imp", is_public=True, grant_types=frozenset({"implicit"}
             [
                 ("client_id", "web"),
                 ("response_type", "code"),
-                ("nonce", "1"),
-                ("nonce", "2"),
+                ("lang", "1"),
+                ("lang", "2"),
             ],
             "invalid_request",
             "A parameter is repeated.",  # not a name this endpoint reads: not echoed

@@ -15,7 +15,13 @@ from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oauth_service.api.deps import RuntimeDep, SessionDep, StoresDep, TokenIssuerDep
+from oauth_service.api.deps import (
+    RuntimeDep,
+    SessionDep,
+    StoresDep,
+    TokenIssuerDep,
+    build_id_token_minter,
+)
 from oauth_service.api.sessions import read_session_cookie, signing_key
 from oauth_service.db.authorization_stores import (
     LoginSession,
@@ -31,10 +37,12 @@ from oauth_service.oauth.errors import InvalidRequestError
 from oauth_service.oauth.models import Client, User
 from oauth_service.oauth.response_types import (
     ResponseTypeHandler,
+    SignIn,
     build_response_types,
 )
 from oauth_service.oauth.storage import ClientStore, ScopeStore, UserStore
 from oauth_service.observability.metrics import record_token_issued
+from oauth_service.oidc.implicit import openid_response_types
 from oauth_service.runtime import Runtime
 
 PENDING_TTL = timedelta(minutes=10)
@@ -90,6 +98,9 @@ async def get_flow(
         code_ttl=timedelta(seconds=settings.authorization_code_ttl),
         clock=runtime.clock,
         enabled_grants=settings.enabled_grants,
+        openid=openid_response_types(
+            build_id_token_minter(runtime), issuer, stores.users
+        ),
     )
     return BrowserFlow(
         runtime=runtime,
@@ -119,29 +130,37 @@ def redirect(location: str, *, status_code: int = 302) -> RedirectResponse:
     return RedirectResponse(location, status_code=status_code, headers=NO_STORE)
 
 
+def sign_in_of(user: User, login: LoginSession) -> SignIn:
+    """The sign-in a response answers for: the session's user, ``auth_time`` and ``sid``."""
+    return SignIn(user, login.auth_time, login.sid)
+
+
 async def respond(
     flow: BrowserFlow,
     request: AuthorizationRequest,
     client: Client,
-    user: User,
-    auth_time: datetime,
+    sign_in: SignIn,
     *,
     request_id: str | None,
     status_code: int,
 ) -> RedirectResponse:
     """Finish the pending request and commit the page's writes, then issue the response and redirect.
 
-    The page's session commits first: the code is stored by the core's store on a connection of its own,
-    and SQLite has one writer at a time, so the session must not hold the write lock meanwhile. A failure
-    after the commit leaves no code behind, only a finished request to start again.
+    The client is recorded against the session's ``sid`` in the same commit, before anything is issued, so
+    back-channel logout never misses a client that holds a code or token of this session. The page's session
+    commits first: the code is stored by the core's store on a connection of its own, and SQLite has one
+    writer at a time, so the session must not hold the write lock meanwhile. A failure after the commit
+    leaves no code behind, only a finished request to start again.
     """
     if request_id is not None:
         await flow.pending.delete(request_id)
+    if sign_in.sid is not None:
+        await flow.logins.add_client(
+            sign_in.sid, client.client_id, sign_in.user.id, flow.now()
+        )
     await flow.session.commit()
-    result = await flow.handlers[request.response_type](
-        request, client, user, auth_time
-    )
-    if request.response_type == "token":
+    result = await flow.handlers[request.response_type](request, client, sign_in)
+    if "token" in request.response_type.split():
         # The implicit grant issues its access token here, not at the token endpoint; counted after the
         # commit, as the token endpoint counts its grants.
         record_token_issued("implicit")
@@ -180,8 +199,7 @@ async def advance(
             flow,
             request,
             client,
-            user,
-            login.auth_time,
+            sign_in_of(user, login),
             request_id=request_id,
             status_code=status_code,
         )

@@ -17,6 +17,7 @@ from oauth_service.api.browser_flow import (
     read_form,
     redirect,
     respond,
+    sign_in_of,
 )
 from oauth_service.api.errors import redirect_location
 from oauth_service.api.pages import form_action_headers, render_page
@@ -93,8 +94,7 @@ async def consent_submit(request: Request, flow: FlowDep) -> Response:
         flow,
         auth_request,
         client,
-        user,
-        login.auth_time,
+        sign_in_of(user, login),
         request_id=request_id,
         status_code=303,
     )

@@ -77,10 +77,14 @@ async def login_page(request: Request, flow: FlowDep) -> Response:
     assert request_id is not None  # noqa: S101 - load_pending refused it otherwise
     secure = flow.runtime.settings.secure_cookies
     browser_id = read_browser_cookie(request, flow.key, secure=secure)
+    # OIDC Core §3.1.2.1: login_hint pre-fills the email (escaped by the template like any value).
+    email = pending.request.login_hint or ""
     if browser_id is not None:
-        return await _render(request, flow, pending, request_id, browser_id)
+        return await _render(
+            request, flow, pending, request_id, browser_id, email=email
+        )
     browser_id = new_opaque_token()
-    page = await _render(request, flow, pending, request_id, browser_id)
+    page = await _render(request, flow, pending, request_id, browser_id, email=email)
     set_browser_cookie(page, flow.key, browser_id, secure=secure)
     return page
 

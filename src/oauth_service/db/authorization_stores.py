@@ -1,13 +1,17 @@
 """SQL stores of the browser pages: consents, login sessions and pending authorization requests.
 
 They live in the page's session and commit with it. Session ids and pending-request ids are stored only as
-SHA-256 digests. Authorization codes are the core's (``db.stores``).
+SHA-256 digests. Authorization codes are the core's (``db.stores``). A login session also has a public id, the
+OpenID Connect ``sid`` that ID tokens and logout tokens carry, distinct from the cookie's secret; the clients
+answered in a session are recorded against it (``login_session_clients``) for back-channel logout.
 """
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -16,6 +20,7 @@ from oauth_service.db.mapping import join_set, split_set
 from oauth_service.db.tables import (
     AuthorizationRequestRow,
     ConsentRow,
+    LoginSessionClientRow,
     LoginSessionRow,
 )
 from oauth_service.oauth.authorization import AuthorizationRequest
@@ -52,12 +57,21 @@ class SqlConsentStore:
         await self._session.flush()
 
 
+_SESSION_CLIENTS = LoginSessionClientRow.__table__  # type: ignore[attr-defined]
+# 128 bits: unguessable, 22 url-safe characters (OIDC Front/Back-Channel Logout: ``sid`` is opaque).
+SID_BYTES = 16
+
+
 @dataclass(frozen=True, slots=True)
 class LoginSession:
-    """A signed-in browser: who, and when they last proved it (``auth_time``)."""
+    """A signed-in browser: who, when they last proved it (``auth_time``), and its public ``sid``.
+
+    ``sid`` is None only for a session started before sessions had one.
+    """
 
     user_id: str
     auth_time: datetime
+    sid: str | None = None
 
 
 class SqlLoginSessionStore:
@@ -69,7 +83,10 @@ class SqlLoginSessionStore:
     async def create(
         self, user_id: str, *, auth_time: datetime, expires_at: datetime
     ) -> str:
-        """Start a session and return its raw id (for the cookie); expired sessions are swept here."""
+        """Start a session and return its raw id (for the cookie); expired sessions are swept here.
+
+        The session gets a fresh random ``sid`` of its own, not derived from the cookie's secret.
+        """
         await self._session.execute(
             delete(LoginSessionRow).where(col(LoginSessionRow.expires_at) <= auth_time)
         )
@@ -81,6 +98,7 @@ class SqlLoginSessionStore:
                 auth_time=auth_time,
                 created_at=auth_time,
                 expires_at=expires_at,
+                sid=secrets.token_urlsafe(SID_BYTES),
             )
         )
         await self._session.flush()
@@ -91,7 +109,23 @@ class SqlLoginSessionStore:
         row = await self._session.get(LoginSessionRow, token_hash(raw_id))
         if row is None or row.expires_at <= now:
             return None
-        return LoginSession(user_id=row.user_id, auth_time=row.auth_time)
+        return LoginSession(user_id=row.user_id, auth_time=row.auth_time, sid=row.sid)
+
+    async def add_client(
+        self, sid: str, client_id: str, user_id: str, at: datetime
+    ) -> None:
+        """Record that ``client_id`` was answered in session ``sid`` (kept once per client, the first time)."""
+        dialect = (
+            postgresql
+            if self._session.get_bind().dialect.name == "postgresql"
+            else sqlite
+        )
+        # Insert-if-absent in one statement: two tabs answering the same client at once must not collide.
+        await self._session.execute(
+            dialect.insert(_SESSION_CLIENTS)
+            .values(sid=sid, client_id=client_id, user_id=user_id, created_at=at)
+            .on_conflict_do_nothing()
+        )
 
     async def delete(self, raw_id: str) -> None:
         """End a session (logout, or replaced by a fresh login)."""

@@ -13,6 +13,9 @@ RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 9207 (``iss`
     ├── AccessDeniedError              access_denied              redirect
     ├── LoginRequiredError             login_required             redirect (prompt=none)
     ├── ConsentRequiredError           consent_required           redirect (prompt=none)
+    ├── RequestNotSupportedError       request_not_supported      redirect (OIDC Core §3.1.2.6)
+    ├── RequestUriNotSupportedError    request_uri_not_supported  redirect (OIDC Core §3.1.2.6)
+    ├── RegistrationNotSupportedError  registration_not_supported redirect (OIDC Core §3.1.2.6)
     ├── ServerError                    server_error               500
     ├── TemporarilyUnavailableError    temporarily_unavailable    503
     └── BearerTokenError               (RFC 6750; WWW-Authenticate: Bearer)
@@ -174,6 +177,27 @@ class ConsentRequiredError(OAuthError):
     """``prompt=none`` but consent is needed (OpenID Connect Core §3.1.2.6)."""
 
     error = "consent_required"
+
+
+class RequestNotSupportedError(OAuthError):
+    """A request object (``request``) was sent; this server does not support them (OIDC Core §3.1.2.6)."""
+
+    error = "request_not_supported"
+    default_description = "The request parameter is not supported."
+
+
+class RequestUriNotSupportedError(OAuthError):
+    """A ``request_uri`` was sent; this server does not support it (OIDC Core §3.1.2.6)."""
+
+    error = "request_uri_not_supported"
+    default_description = "The request_uri parameter is not supported."
+
+
+class RegistrationNotSupportedError(OAuthError):
+    """The ``registration`` parameter was sent; this server does not support it (OIDC Core §3.1.2.6)."""
+
+    error = "registration_not_supported"
+    default_description = "The registration parameter is not supported."
 
 
 class ServerError(OAuthError):
