@@ -1,4 +1,4 @@
-"""CORS for the endpoints browsers call with ``fetch`` (token, revocation, discovery), and nowhere else.
+"""CORS for the endpoints browsers call with ``fetch`` (token, revocation, UserInfo, discovery), and nowhere else.
 
 The authorization endpoint and the login/consent pages are top-level navigations and must send no CORS headers,
 so Starlette's ``CORSMiddleware`` is applied per path rather than app-wide. Origins come from
@@ -14,6 +14,7 @@ CORS_PATHS = frozenset(
     {
         "/oauth/token",
         "/oauth/revoke",
+        "/oauth/userinfo",
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
         "/.well-known/jwks.json",

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import cast
 
 from oauth_service.db.tables import ClientRow, UserRow
-from oauth_service.oauth.models import AuthMethod, Client, User
+from oauth_service.oauth.models import AuthMethod, Client, User, UserProfile
 
 
 def split_set(value: str) -> frozenset[str]:
@@ -49,4 +49,21 @@ def user_from_row(row: UserRow) -> User:
         is_active=row.is_active,
         is_admin=row.is_admin,
         password_hash=row.password_hash,
+    )
+
+
+def profile_from_row(row: UserRow) -> UserProfile:
+    """Map a ``users`` row to its standard claims (OpenID Connect Core §5.1)."""
+    return UserProfile(
+        subject=row.id,
+        email=row.email,
+        email_verified=row.email_verified,
+        name=row.name,
+        given_name=row.given_name,
+        family_name=row.family_name,
+        preferred_username=row.preferred_username,
+        picture=row.picture,
+        locale=row.locale,
+        zoneinfo=row.zoneinfo,
+        updated_at=row.updated_at,
     )
