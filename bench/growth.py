@@ -142,9 +142,9 @@ def _run(
     level: int,
 ) -> Result:
     """One scenario on one state's service, left drained."""
-    picked = {
-        s.name: s for s in service(seeded.cc_basic, Pools(pool, pool, pool, pool))
-    }
+    # Only client_credentials and refresh_token run here: every pool is the refresh one.
+    pools = Pools(pool, pool, pool, pool, pool, (pool, pool), pool)
+    picked = {s.name: s for s in service(seeded.cc_basic, pools)}
     result = run_wrk(
         svc.base_url,
         picked[scenario].request,

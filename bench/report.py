@@ -81,7 +81,8 @@ def judge(doc: dict[str, Any]) -> None:
             bound = row["argon2_bound_rps"]
             row["ratio_to_cpu_bound"] = row["rps"] / (sum(bound) / len(bound))
         else:
-            # The baseline runs just before and just after the scenario (``bench.run.run_levels``).
+            # The runs of its reference, a baseline or another service scenario, just before and just after
+            # the scenario (``bench.run.run_level``).
             around = row["reference_runs_rps"]
         reference = sum(around) / len(around)
         row["reference_rps"] = reference
@@ -101,8 +102,12 @@ def judge(doc: dict[str, Any]) -> None:
 
 
 def clean(doc: dict[str, Any]) -> bool:
-    """No non-2xx answers and no socket errors anywhere (targets are reported, not enforced)."""
-    rows_clean = all(r["non_2xx"] == 0 and r["socket_errors"] == 0 for r in doc["rows"])
+    """No non-2xx answers and no socket errors anywhere (targets are reported, not enforced).
+
+    That includes the runs of a service scenario measured as another one's reference, which have no row.
+    """
+    runs = [run for row in doc["rows"] for run in [row, *row.get("reference_runs", [])]]
+    rows_clean = all(r["non_2xx"] == 0 and r["socket_errors"] == 0 for r in runs)
     if "growth_error" in doc:
         return False
     return rows_clean and ("growth" not in doc or growth_clean(doc["growth"]))
@@ -187,6 +192,13 @@ def render(doc: dict[str, Any]) -> str:
                 f"{'  /healthz during it':<28} {'':>3} {'':>8} {row['healthz']['p50_ms']:>7.1f}"
                 f" {row['healthz']['p99_ms']:>7.1f}  (limit p99 < {HEALTH_P99_LIMIT_MS:.0f} ms)"
             )
+        if "reference_runs" in row:
+            before, after = row["reference_runs"]
+            errors = sum(r["non_2xx"] + r["socket_errors"] for r in (before, after))
+            lines.append(
+                f"{'  ' + row['compare_to'] + ' around':<28} {'':>3} {before['rps']:>8.0f} /"
+                f" {after['rps']:.0f} req/s before / after (the reference; non-2xx and socket errors {errors})"
+            )
         if "p99_limit_ms" in row:
             lines.append(
                 f"{'  p99 limit':<28} {'':>3} {'':>8} {'':>7} {row['p99_limit_ms']:>7.1f}"
@@ -218,6 +230,18 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _compared_with(row: dict[str, Any]) -> str:
+    """The reference's name in the table: a baseline's short name, another scenario's whole name."""
+    name: str = row["compare_to"]
+    if name == "argon2":
+        return "bare argon2 on every CPU"
+    if "reference_runs" not in row:
+        # A baseline: "baseline POST (form + sign)" -> "baseline POST".
+        return name.split(" (")[0]
+    before, after = row["reference_runs_rps"]
+    return f"{name} around it ({before:.0f} / {after:.0f} req/s)"
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The README table of one run (``python -m bench.report bench/results/<file>.json``)."""
     lines = [
@@ -231,11 +255,7 @@ def markdown(doc: dict[str, Any]) -> str:
                 f" | {row['p99_ms']:.1f} | {row['non_2xx']} | | | | |"
             )
             continue
-        against = (
-            "bare argon2 on every CPU"
-            if row["compare_to"] == "argon2"
-            else row["compare_to"].split(" (")[0]
-        )
+        against = _compared_with(row)
         extra = ""
         if "p99_limit_ms" in row:
             extra = (

@@ -15,6 +15,7 @@ import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,12 +163,31 @@ async def seed_pools(
             for email in seeded.user_emails
         )
     )
+    userinfo = work / "userinfo_tokens.txt"
+    user_jwts = seed.access_tokens(
+        settings,
+        keys,
+        seeded,
+        args.access_tokens,
+        users=True,
+        scope=seed.USERINFO_SCOPE,
+    )
+    userinfo.write_text("".join(t + "\n" for t in user_jwts))
     pools: dict[int, Pools] = {}
     for level in args.levels:
         refresh, codes = work / f"refresh_c{level}.txt", work / f"codes_c{level}.txt"
         await seed.refresh_pool(dsn, seeded, per_run, refresh)
         await seed.code_pool(dsn, seeded, per_run, codes)
-        pools[level] = Pools(refresh, codes, passwords, tokens)
+        openid = work / f"codes_openid_c{level}.txt"
+        await seed.code_pool(dsn, seeded, per_run, openid, openid=True)
+        # The plain redemption's runs just before and just after the openid one: a pool each.
+        before = work / f"codes_before_openid_c{level}.txt"
+        after = work / f"codes_after_openid_c{level}.txt"
+        for path in (before, after):
+            await seed.code_pool(dsn, seeded, per_run, path)
+        pools[level] = Pools(
+            refresh, codes, passwords, tokens, openid, (before, after), userinfo
+        )
     return pools
 
 
@@ -258,36 +278,65 @@ def run_level(
     level: int,
     settings: Settings,
 ) -> list[dict[str, Any]]:
-    """One level's scenarios, each between two runs of its baseline; the baseline rows first.
+    """One level's scenarios, each between two runs of its reference; the baseline rows first.
 
     The machine's speed drifts (other tenants of the host): one baseline run before and one after a whole
-    level were up to a third apart here. A scenario is compared with the baseline runs just before and just
-    after it; the run after one scenario is the run before the next one compared with the same baseline.
+    level were up to a third apart here. A scenario is compared with the runs of its reference just before
+    and just after it; the run after one scenario is the run before the next one compared with the same
+    reference, when nothing else ran in between. A reference may be another service scenario (the plain
+    code redemption for the openid one): its runs around the scenario are extra runs, each on a fresh pool
+    of the scenario's ``reference_pools`` when single-use, recorded in the scenario's row, not as rows.
     """
     wanted = set(filter(None, args.only.split(",")))
     reference = {s.name: s for s in baselines()}
     runs: dict[str, list[Result]] = {name: [] for name in reference}
+    by_name = {s.name: s for s in scenarios}
+    # What ran last on either server: a reference run is reused only if nothing ran after it.
+    latest = ""
 
-    def baseline(name: str, reuse_latest: bool) -> Result:
-        if reuse_latest and runs[name]:
-            return runs[name][-1]
-        result = measure(reference[name], base.base_url, args, level)[0]
-        runs[name].append(result)
-        return result
+    def measured(name: str, row: dict[str, Any]) -> dict[str, Any]:
+        nonlocal latest
+        latest = name
+        return row
+
+    def baseline(name: str, reuse_latest: bool) -> dict[str, Any]:
+        if not (reuse_latest and latest == name):
+            runs[name].append(measure(reference[name], base.base_url, args, level)[0])
+        return measured(name, asdict(runs[name][-1]))
+
+    def service_reference(s: Scenario, run: int) -> dict[str, Any]:
+        plain = by_name[s.compare_to or ""]
+        if plain.single_use:
+            if run >= len(s.reference_pools):
+                raise ValueError(
+                    f"{s.name}: no fresh pool for run {run} of {plain.name}"
+                )
+            pool = s.reference_pools[run]
+            plain = replace(plain, request=replace(plain.request, pool=pool))
+        return measured(plain.name, measure_service(plain, svc, args, level, settings))
 
     own = []
     for s in scenarios:
         if wanted and s.name not in wanted:
             continue
-        name = s.compare_to
-        if name not in reference:
-            own.append(measure_service(s, svc, args, level, settings))
+        name = s.compare_to or ""
+        if name not in reference and name not in by_name:  # argon2, or no reference
+            own.append(measured(s.name, measure_service(s, svc, args, level, settings)))
             continue
-        before = baseline(name, reuse_latest=True)
-        row = measure_service(s, svc, args, level, settings)
-        after = baseline(name, reuse_latest=False)
-        row["reference_runs_rps"] = [before.rps, after.rps]
-        row["reference_runs_p99_ms"] = [before.p99_ms, after.p99_ms]
+        if name in reference:
+            before = baseline(name, reuse_latest=True)
+            row = measured(s.name, measure_service(s, svc, args, level, settings))
+            after = baseline(name, reuse_latest=False)
+        else:
+            before = service_reference(s, 0)
+            row = measured(s.name, measure_service(s, svc, args, level, settings))
+            after = service_reference(s, 1)
+            # Kept whole: their errors count too (``report.clean``).
+            row["reference_runs"] = [before, after]
+            # A reference run that presented a code twice is no fair reference either.
+            row["pool_exhausted"] |= before["pool_exhausted"] or after["pool_exhausted"]
+        row["reference_runs_rps"] = [before["rps"], after["rps"]]
+        row["reference_runs_p99_ms"] = [before["p99_ms"], after["p99_ms"]]
         own.append(row)
     baseline_rows = [
         report.baseline_row(name, level, results)

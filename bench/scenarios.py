@@ -16,7 +16,9 @@ class Scenario:
     name: str
     server: str  # "service" or "baseline"
     request: Request
-    # A baseline scenario, or "argon2": bare argon2 on every CPU, the password grant's practical ceiling.
+    # A baseline scenario; another service scenario, measured just before and just after this one (its own
+    # cost, e.g. an ID token's, apart from the machine's drift); or "argon2": bare argon2 on every CPU, the
+    # password grant's practical ceiling.
     compare_to: str | None = None
     target: float | None = None
     single_use: bool = (
@@ -24,6 +26,9 @@ class Scenario:
     )
     # p99 at most this many times the p99 of its baseline runs at the same concurrency, measured around it.
     p99_vs_baseline: float | None = None
+    # When ``compare_to`` names a single-use service scenario: one fresh pool for each of its runs around this
+    # one, in order (a pool is never shared between runs, nor does it wrap around).
+    reference_pools: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,10 @@ class Pools:
     codes: Path
     passwords: Path
     access_tokens: Path
+    openid_codes: Path  # codes of an OpenID Connect sign-in: scope "openid read", a nonce and a sid
+    # Plain codes for the runs of ``authorization_code`` just before and just after the openid one.
+    code_references: tuple[Path, Path]
+    userinfo_tokens: Path  # user access tokens with scope "openid profile email"
 
 
 def baselines() -> list[Scenario]:
@@ -48,8 +57,11 @@ def baselines() -> list[Scenario]:
     ]
 
 
+AUTHORIZATION_CODE = "authorization_code"
+
+
 def service(basic: str, pools: Pools) -> list[Scenario]:
-    """The service's scenarios (issue 7 §3 targets)."""
+    """The service's scenarios (issue 7 §3 targets; OpenID Connect's from issue 18)."""
     return [
         Scenario(
             "client_credentials",
@@ -72,12 +84,23 @@ def service(basic: str, pools: Pools) -> list[Scenario]:
             single_use=True,
         ),
         Scenario(
-            "authorization_code",
+            AUTHORIZATION_CODE,
             "service",
             Request("/oauth/token", auth=basic, pool=pools.codes),
             BASELINE_POST,
             0.30,
             single_use=True,
+        ),
+        # Two signatures per response (access token and ID token): judged against the plain redemption
+        # measured just before and just after it, which signs one.
+        Scenario(
+            "authorization_code (openid)",
+            "service",
+            Request("/oauth/token", auth=basic, pool=pools.openid_codes),
+            AUTHORIZATION_CODE,
+            0.85,
+            single_use=True,
+            reference_pools=pools.code_references,
         ),
         Scenario(
             "introspection",
@@ -97,6 +120,13 @@ def service(basic: str, pools: Pools) -> list[Scenario]:
             Request("/api/v1/me", method="GET", bearers=pools.access_tokens),
             BASELINE_GET,
             0.6,
+        ),
+        Scenario(
+            "userinfo",
+            "service",
+            Request("/oauth/userinfo", method="GET", bearers=pools.userinfo_tokens),
+            BASELINE_GET,
+            0.5,
         ),
         Scenario(
             "password",

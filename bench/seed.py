@@ -33,6 +33,8 @@ PASSWORD = "bench-password-123"
 REDIRECT_URI = "https://bench.example/callback"
 USERS = 8
 _NOW = datetime.now(UTC)
+USERINFO_SCOPE = "openid profile email"
+OPENID_CODE_SCOPE = "openid read"
 _COPY_BATCH = 50_000
 
 
@@ -80,7 +82,7 @@ async def seed_registrations(settings: Settings) -> Seeded:
                     "authorization_code",
                 ],
                 redirect_uris=[REDIRECT_URI],
-                scopes=["read", "write"],
+                scopes=["read", "write", *USERINFO_SCOPE.split(" ")],
                 is_first_party=True,
             )
             users = [
@@ -96,12 +98,38 @@ async def seed_registrations(settings: Settings) -> Seeded:
     finally:
         await engine.dispose()
     assert secret is not None
+    await _profiles(pg_dsn(settings), [u.id for u in users])
     return Seeded(
         cc_basic=_basic(client.client_id, secret),
         user_ids=tuple(u.id for u in users),
         user_emails=tuple(u.email for u in users),
         client_id=client.client_id,
     )
+
+
+async def _profiles(dsn: str, user_ids: list[str]) -> None:
+    """Give every user the standard claims UserInfo releases (OpenID Connect Core §5.1), each one set."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.executemany(
+            "UPDATE users SET name = $2, given_name = $3, family_name = $4, preferred_username = $5,"
+            " picture = $6, locale = $7, zoneinfo = $8, email_verified = true WHERE id = $1",
+            [
+                (
+                    user_id,
+                    f"Bench User {i}",
+                    "Bench",
+                    f"User {i}",
+                    f"bench{i}",
+                    f"https://bench.example/avatars/{i}.png",
+                    "en-GB",
+                    "Europe/Paris",
+                )
+                for i, user_id in enumerate(user_ids)
+            ],
+        )
+    finally:
+        await conn.close()
 
 
 async def load_keys(settings: Settings) -> KeySet:
@@ -221,9 +249,16 @@ def _challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-async def code_pool(dsn: str, seeded: Seeded, count: int, path: Path) -> None:
-    """Store ``count`` unused PKCE (S256) authorization codes and write one redemption body per code."""
+async def code_pool(
+    dsn: str, seeded: Seeded, count: int, path: Path, *, openid: bool = False
+) -> None:
+    """Store ``count`` unused PKCE (S256) authorization codes and write one redemption body per code.
+
+    ``openid``: codes of an OpenID Connect sign-in (scope ``openid read``, the request's nonce and the browser
+    session's sid), so each redemption's response carries an ID token too (OpenID Connect Core §3.1.3.3).
+    """
     bodies: list[str] = []
+    scope = OPENID_CODE_SCOPE if openid else "read write"
 
     def rows() -> Iterator[tuple[object, ...]]:
         expires = _NOW + timedelta(
@@ -247,12 +282,14 @@ async def code_pool(dsn: str, seeded: Seeded, count: int, path: Path) -> None:
                 seeded.client_id,
                 seeded.user_ids[i % len(seeded.user_ids)],
                 REDIRECT_URI,
-                "read write",
+                scope,
                 _challenge(verifier),
                 "S256",
                 _NOW,
                 _NOW,
                 expires,
+                secrets.token_urlsafe(16) if openid else None,  # nonce
+                secrets.token_urlsafe(24) if openid else None,  # sid
             )
 
     columns = [
@@ -266,6 +303,8 @@ async def code_pool(dsn: str, seeded: Seeded, count: int, path: Path) -> None:
         "auth_time",
         "created_at",
         "expires_at",
+        "nonce",
+        "sid",
     ]
     await _copy(dsn, "authorization_codes", columns, rows())
     await asyncio.to_thread(path.write_text, "".join(bodies))
@@ -317,7 +356,13 @@ async def client_filler(dsn: str, count: int) -> None:
 
 
 def access_tokens(
-    settings: Settings, keys: KeySet, seeded: Seeded, count: int, *, users: bool
+    settings: Settings,
+    keys: KeySet,
+    seeded: Seeded,
+    count: int,
+    *,
+    users: bool,
+    scope: str = "read write",
 ) -> list[str]:
     """Pre-issue ``count`` access tokens (distinct ``jti``), for users or for the client itself."""
     issuer = TokenIssuer(
@@ -335,12 +380,15 @@ def access_tokens(
         is_public=False,
         grant_types=frozenset(),
         redirect_uris=(),
-        scopes=frozenset({"read", "write"}),
+        scopes=frozenset({"read", "write", *USERINFO_SCOPE.split(" ")}),
     )
-    scope = frozenset({"read", "write"})
+    granted = frozenset(scope.split(" "))
     return [
         issuer.mint_access_token(
-            client, seeded.user_ids[i % len(seeded.user_ids)] if users else None, scope
+            client,
+            seeded.user_ids[i % len(seeded.user_ids)] if users else None,
+            granted,
+            _NOW if users else None,  # auth_time: when the user signed in
         ).token
         for i in range(count)
     ]

@@ -22,33 +22,37 @@ SCENARIOS = {
     "client_credentials",
     "refresh_token",
     "authorization_code",
+    "authorization_code (openid)",
     "introspection",
     "/api/v1/me (JWT)",
+    "userinfo",
     "password",
 }
 
 
 @pytest.fixture
-def admin_dsn() -> str:
+def admin_dsn() -> tuple[str, str]:
+    """The admin DSN, and a benchmark database named after the test database (runs side by side never share)."""
     url = os.environ["TEST_DATABASE_URL"]  # the postgres marker guarantees it
     if shutil.which("wrk") is None:
         if os.environ.get("CI"):
             pytest.fail("no wrk: `make tools` installs it (apt-get install wrk)")
         pytest.skip("no wrk: run `make tools` (apt-get install wrk)")
-    base = url.split("://", 1)[1].rsplit("/", 1)[0]
-    return f"postgresql://{base}/postgres"
+    base, database = url.split("://", 1)[1].rsplit("/", 1)
+    return f"postgresql://{base}/postgres", f"{database}_bench_smoke"
 
 
 def test_bench_smoke_measures_every_scenario_without_errors(
-    admin_dsn: str, tmp_path: Path
+    admin_dsn: tuple[str, str], tmp_path: Path
 ) -> None:
+    dsn, database = admin_dsn
     status = run.main(
         [
             "--smoke",
             "--admin-dsn",
-            admin_dsn,
+            dsn,
             "--database",
-            "oauth_bench_smoke",
+            database,
             "--port",
             str(free_port()),
             "--baseline-port",
@@ -71,3 +75,15 @@ def test_bench_smoke_measures_every_scenario_without_errors(
     assert doc["worker_malloc_arena_max"] == ["1", "1"]  # set by `oauth-service serve`
     password = next(row for row in rows if row["scenario"] == "password")
     assert password["healthz"]["samples"] > 0
+    # The openid redemption is judged against plain ones run just before and just after it, on their own pools.
+    openid = next(r for r in rows if r["scenario"] == "authorization_code (openid)")
+    assert [r["scenario"] for r in openid["reference_runs"]] == [
+        "authorization_code",
+        "authorization_code",
+    ]
+    for reference in openid["reference_runs"]:
+        assert reference["rps"] > 0
+        assert reference["non_2xx"] == 0
+        assert reference["socket_errors"] == 0
+        assert not reference["pool_exhausted"]
+    assert openid["reference_runs_rps"] == [r["rps"] for r in openid["reference_runs"]]

@@ -173,3 +173,88 @@ def test_baseline_rows_average_their_runs() -> None:
     row = report.baseline_row("baseline GET (no signing)", 16, runs)
     assert row["rps"] == 200.0
     assert len(row["runs"]) == 2
+
+
+def _plain_code(rps: float, **extra: Any) -> dict[str, Any]:
+    """A run of the plain code redemption measured as another scenario's reference (a row of its own)."""
+    return _row(
+        "authorization_code", rps, compare_to="baseline POST (form + sign)", **extra
+    )
+
+
+def _openid(rps: float, before: float, after: float) -> dict[str, Any]:
+    return _row(
+        "authorization_code (openid)",
+        rps,
+        compare_to="authorization_code",
+        target=0.85,
+        reference_runs=[_plain_code(before), _plain_code(after)],
+        reference_runs_rps=[before, after],
+        reference_runs_p99_ms=[10.0, 10.0],
+    )
+
+
+def test_a_scenario_compared_with_another_is_judged_against_its_runs_around_it() -> (
+    None
+):
+    # The plain redemption ran at 800 req/s just before and 700 just after: the reference is their mean.
+    doc: dict[str, Any] = {
+        "rows": [_openid(637.5, 800.0, 700.0), _openid(630.0, 800.0, 700.0)],
+        "worker_rss_mb": [120.0],
+    }
+    report.judge(doc)
+    met, short = doc["rows"]
+    assert met["reference_rps"] == 750.0
+    assert met["ratio"] == 0.85
+    assert met["ok"]
+    assert short["ratio"] == 0.84
+    assert not short["ok"]
+    assert report.markdown(doc).splitlines()[2:] == [
+        "| authorization_code (openid) | 64 | 638 | 5.0 | 10.0 | 0"
+        " | authorization_code around it (800 / 700 req/s) | 0.85 | ≥ 0.85 | yes |",
+        "| authorization_code (openid) | 64 | 630 | 5.0 | 10.0 | 0"
+        " | authorization_code around it (800 / 700 req/s) | 0.84 | ≥ 0.85 | no |",
+    ]
+    text = report.render(
+        {
+            **doc,
+            "machine": {"cpus": 2},
+            "settings": {"levels": [64]},
+            "argon2_verify_ms": 40.0,
+            "argon2_bound_rps": 50.0,
+            "argon2_parallel_rps": 50.0,
+        }
+    )
+    assert text.splitlines()[2:4] == [
+        "authorization_code (openid)   64      638     5.0    10.0      0   0.85  >=0.85  yes",
+        "  authorization_code around           800 / 700 req/s before / after"
+        " (the reference; non-2xx and socket errors 0)",
+    ]
+
+
+def test_a_baseline_keeps_its_short_name_in_the_table() -> None:
+    doc: dict[str, Any] = {
+        "rows": [
+            _row(
+                "userinfo",
+                3000.0,
+                compare_to="baseline GET (no signing)",
+                reference_runs_rps=[6000.0, 6000.0],
+                reference_runs_p99_ms=[5.0, 5.0],
+            )
+        ],
+        "worker_rss_mb": [120.0],
+    }
+    report.judge(doc)
+    assert report.markdown(doc).splitlines()[2] == (
+        "| userinfo | 64 | 3000 | 5.0 | 10.0 | 0 | baseline GET | 0.50 | ≥ 0.50 | yes |"
+    )
+
+
+def test_errors_in_a_reference_scenarios_runs_make_the_run_unclean() -> None:
+    row = _openid(700.0, 800.0, 700.0)
+    assert report.clean({"rows": [row]})
+    row["reference_runs"][1]["non_2xx"] = 2
+    assert not report.clean({"rows": [row]})
+    row["reference_runs"][1] |= {"non_2xx": 0, "socket_errors": 1}
+    assert not report.clean({"rows": [row]})
