@@ -43,10 +43,11 @@ demo: migrate ## Seed the demo user and clients; print ready-to-paste commands
 run: demo ## Migrate, seed demo data, print commands, serve on HOST:PORT (default 127.0.0.1:8000; make run PORT=7700)
 	OAUTH_ISSUER="$${OAUTH_ISSUER:-http://$(HOST):$(PORT)}" $(BIN)/oauth-service serve --host $(HOST) --port $(PORT)
 
-# Chromium, wrk and docker compose for the browser, benchmark-smoke and compose tests (scripts/provision-tools):
-# installed from Debian's packages as root, else Playwright's Chromium; otherwise one line per tool says what to
-# run. Outside CI a tool that is still missing fails only the tests that need it; under CI it stops here.
-tools: $(STAMP) ## Install what the tests drive besides Python (Chromium, wrk, docker compose)
+# Chromium, wrk, docker compose and Node.js for the browser, benchmark-smoke, compose and relying-party tests
+# (scripts/provision-tools): installed from Debian's packages as root, else Playwright's Chromium; otherwise one
+# line per tool says what to run; then `npm ci` for tests/rp/node when its lock changed. Outside CI a tool that
+# is still missing fails only the tests that need it; under CI it stops here.
+tools: $(STAMP) ## Install what the tests drive besides Python (Chromium, wrk, docker compose, Node.js)
 	@PYTHON=$(BIN)/python scripts/provision-tools || [ -z "$$CI" ]
 
 test: $(STAMP) tools ## Run the whole suite with branch coverage

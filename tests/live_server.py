@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 30.0
@@ -27,7 +27,7 @@ def free_port() -> int:
 
 @contextmanager
 def serve_in_thread(
-    app: FastAPI, port: int, *, name: str = "live-server"
+    app: ASGIApp, port: int, *, name: str = "live-server"
 ) -> Iterator[str]:
     """Serve ``app`` on ``127.0.0.1:port``; yield its base URL; stop it and wait for the thread on exit."""
     server = uvicorn.Server(
