@@ -19,6 +19,7 @@ from oauth_service.api.admin.models import (
     ScopeOut,
     UserIn,
     UserOut,
+    UserPatch,
 )
 
 REF = "#/components/schemas/"
@@ -95,6 +96,9 @@ async def test_openapi_client_bodies_use_rfc7591_names(
         "redirect_uris",
         "token_endpoint_auth_method",
         "first_party",
+        "post_logout_redirect_uris",
+        "backchannel_logout_uri",
+        "backchannel_logout_session_required",
         "client_id_issued_at",
     }
     assert set(schemas["ClientOut"]["properties"]) == registered
@@ -129,6 +133,7 @@ async def test_openapi_client_bodies_use_rfc7591_names(
         ClientCreated,
         ClientSecret,
         UserIn,
+        UserPatch,
         PasswordIn,
         UserOut,
         ScopeIn,

@@ -377,7 +377,7 @@ async def test_key_reload_loop_database_outage_is_logged_and_loop_recovers(
                 lambda: len(json_logs.by_logger("oauth_service.background")) >= 2
             )
             listener = stack.app.state.background.listener is not None  # Postgres
-            assert stack.app.state.background.running == 1 + listener
+            assert stack.app.state.background.running == 2 + listener  # + back-channel
         finally:
             stack.runtime.engine = healthy
             await broken.dispose()

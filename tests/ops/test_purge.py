@@ -316,7 +316,7 @@ async def test_purge_loop_runs_periodically_in_the_app(
     application: FastAPI = create_app(make_settings(db_url, purge_interval=1))
     async with application.router.lifespan_context(application):
         listener = application.state.background.listener is not None  # Postgres
-        assert application.state.background.running == 2 + listener
+        assert application.state.background.running == 3 + listener  # + back-channel
 
         async def count() -> int:
             async with database.connect() as conn:

@@ -28,7 +28,7 @@ from oauth_service.observability.metrics import record_oauth_error
 
 logger = logging.getLogger("oauth_service.errors")
 
-BROWSER_PATHS = ("/oauth/authorize", "/oauth/login", "/oauth/consent")
+BROWSER_PATHS = ("/oauth/authorize", "/oauth/login", "/oauth/consent", "/oauth/logout")
 
 
 def redirect_location(exc: OAuthError) -> str:

@@ -116,3 +116,14 @@ def set_session_cookie(
         httponly=True,
         samesite="lax",
     )
+
+
+def clear_session_cookie(response: Response, *, secure: bool) -> None:
+    """Tell the browser to drop the session cookie (logout): same name, path and flags as when it was set."""
+    response.delete_cookie(
+        cookie_name(COOKIE_NAME, secure=secure),
+        path=_path(secure),
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+    )

@@ -72,6 +72,27 @@ def create(
         str | None,
         typer.Option("--client-id", help="Fixed client_id (default: random)."),
     ] = None,
+    post_logout_redirect_uris: Annotated[
+        str,
+        typer.Option(
+            "--post-logout-redirect-uris",
+            help="Space-separated URIs the logout endpoint may redirect to (OpenID Connect).",
+        ),
+    ] = "",
+    backchannel_logout_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--backchannel-logout-uri",
+            help="https URI that receives logout tokens when a user's session ends.",
+        ),
+    ] = None,
+    backchannel_logout_session_required: Annotated[
+        bool,
+        typer.Option(
+            "--backchannel-logout-session-required",
+            help="The client needs sid in logout tokens.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a client; a confidential client's secret is printed once."""
@@ -86,6 +107,9 @@ def create(
             is_public=public,
             is_first_party=first_party,
             client_id=client_id,
+            post_logout_redirect_uris=split_words(post_logout_redirect_uris),
+            backchannel_logout_uri=backchannel_logout_uri,
+            backchannel_logout_session_required=backchannel_logout_session_required,
         )
 
     client, secret = run_in_transaction(work)

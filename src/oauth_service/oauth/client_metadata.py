@@ -2,7 +2,8 @@
 
 RFC 7591 §2 names the fields (``client_name``, ``scope`` as one space-separated string, ``grant_types``,
 ``redirect_uris``, ``token_endpoint_auth_method``) and §3.2.1 the server-issued ones (``client_id_issued_at``,
-``client_secret_expires_at``). ``first_party`` is this server's extension: consent is not asked. Speaking these
+``client_secret_expires_at``), OpenID Connect's logout registration adds ``post_logout_redirect_uris``,
+``backchannel_logout_uri`` and ``backchannel_logout_session_required``. ``first_party`` is this server's extension: consent is not asked. Speaking these
 names now means dynamic registration will not need a second vocabulary.
 
 Public or confidential is not a field of its own: it is ``token_endpoint_auth_method``, ``none`` for a public
@@ -59,6 +60,10 @@ def client_metadata(client: Client) -> dict[str, Any]:
         "redirect_uris": list(client.redirect_uris),
         "token_endpoint_auth_method": registered_auth_method(client),
         "first_party": client.is_first_party,
+        # OpenID Connect RP-Initiated Logout 1.0 §3.1 and Back-Channel Logout 1.0 §2.2 names.
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
     }
     if client.issued_at is not None:
         body["client_id_issued_at"] = int(client.issued_at.timestamp())

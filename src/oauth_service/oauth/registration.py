@@ -1,7 +1,8 @@
 """Registration rules: what a client registration, a user or a scope must satisfy before anything is stored.
 
 Redirect URIs follow RFC 6749 §3.1.2 (absolute, no fragment), RFC 9700 §2.1 / §4.1 (https, exact match) and
-RFC 8252 §7.1 and §7.3 (native apps: reverse-DNS private-use schemes, loopback http on any port). Scope tokens
+RFC 8252 §7.1 and §7.3 (native apps: reverse-DNS private-use schemes, loopback http on any port); logout URIs
+follow RP-Initiated Logout 1.0 §3.1 and Back-Channel Logout 1.0 §2.2. Scope tokens
 follow RFC 6749 §3.3. Every rule raises ``RegistrationError`` with one line fit for a terminal; ``db.admin``,
 which applies them, answers ``AdminError`` (a subclass) with the same line.
 """
@@ -87,6 +88,51 @@ def check_redirect_uri(uri: str) -> str:
     raise RegistrationError(
         f"redirect URI {uri!r} must be https, loopback http, or a reverse-DNS private-use scheme"
     )
+
+
+def check_post_logout_redirect_uris(uris: Iterable[str]) -> list[str]:
+    """Validate the URIs the end-session endpoint may redirect to (RP-Initiated Logout 1.0 §3.1).
+
+    The same rules as redirect URIs: absolute, no fragment, https, loopback http or a private-use scheme.
+    """
+    checked: list[str] = []
+    for uri in uris:
+        try:
+            check_redirect_uri(uri)
+        except RegistrationError as exc:
+            raise RegistrationError(
+                str(exc).replace("redirect URI", "post_logout_redirect_uri", 1)
+            ) from None
+        if uri not in checked:
+            checked.append(uri)
+    return checked
+
+
+def check_backchannel_logout_uri(uri: str) -> str:
+    """Validate a ``backchannel_logout_uri`` (Back-Channel Logout 1.0 §2.2): absolute https, no fragment.
+
+    Plain http only for a loopback host, as for redirect URIs (a receiver on the developer's machine).
+    """
+    what = f"backchannel_logout_uri {uri!r}"
+    if not uri or not _PRINTABLE.fullmatch(uri) or " " in uri:
+        raise RegistrationError(f"{what} is empty or contains whitespace")
+    if "#" in uri:
+        raise RegistrationError(f"{what} must not contain a fragment")
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise RegistrationError(f"{what} is not a valid URI") from None
+    scheme = parts.scheme.lower()
+    if scheme not in {"http", "https"} or not parts.hostname:
+        raise RegistrationError(f"{what} must be an absolute https URI")
+    if parts.username is not None:
+        raise RegistrationError(f"{what} must not contain userinfo")
+    if scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise RegistrationError(
+            f"{what} must use https (http only for 127.0.0.1, [::1] or localhost)"
+        )
+    return uri
 
 
 def check_redirect_uris(uris: Iterable[str], grants: frozenset[str]) -> list[str]:

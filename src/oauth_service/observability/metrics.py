@@ -1,7 +1,7 @@
 """Prometheus metrics of the service, safe with several worker processes.
 
 Metrics: HTTP requests by method, route template and status; request latency by route template; OAuth error
-responses by ``error`` code (RFC 6749 §5.2); tokens issued by grant type; database pool connections checked out
+responses by ``error`` code (RFC 6749 §5.2); tokens issued by grant type; back-channel logouts by outcome; database pool connections checked out
 and pool size. When ``PROMETHEUS_MULTIPROC_DIR`` is set (required with more than one worker), every process writes
 its samples to files there and a scrape aggregates them (prometheus-client's multiprocess mode); the directory
 must be emptied before the workers start (``prepare_multiprocess_dir()``).
@@ -42,6 +42,7 @@ class _Metrics:
     latency: Histogram
     oauth_errors: Counter
     tokens_issued: Counter
+    backchannel_logouts: Counter
     pool_checked_out: Gauge
     pool_size: Gauge
 
@@ -74,6 +75,12 @@ def _metrics() -> _Metrics:
             "oauth_tokens_issued",
             "Access tokens issued, by grant type.",
             ["grant_type"],
+            registry=registry,
+        ),
+        backchannel_logouts=Counter(
+            "oauth_backchannel_logout",
+            "Back-channel logout attempts, by outcome: delivered, retry (will be tried again), failed (given up).",
+            ["outcome"],
             registry=registry,
         ),
         pool_checked_out=Gauge(
@@ -133,6 +140,11 @@ def record_token_issued(grant_type: str) -> None:
     per grant type, as the request series are.
     """
     _tokens_issued_series(grant_type).inc()
+
+
+def record_backchannel_logout(outcome: str) -> None:
+    """Count one back-channel logout attempt: ``delivered``, ``retry`` or ``failed`` (given up)."""
+    _metrics().backchannel_logouts.labels(outcome).inc()
 
 
 def pool_checked_out(database: str, delta: int) -> None:

@@ -46,6 +46,8 @@ class Runtime:
     stores: Stores = field(init=False)
     # Set by a signing-key change notification: the key reload loop (``background``) reloads at once.
     keys_changed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    # Set after a commit that enqueued back-channel logouts: the delivery loop (``background``) runs at once.
+    backchannel_due: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         # Both read the runtime's clock at call time, so a test's injected clock ages them too.

@@ -6,6 +6,8 @@
   ``KeySet`` and swaps ``runtime.keys`` by reference. A rotation made by the CLI or another replica is picked
   up everywhere within a fraction of a second, and within one interval if its notification is lost.
 * **Purge** (every ``purge_interval`` seconds; 0 turns it off): ``db.housekeeping.purge_expired``.
+* **Back-channel logout** (at start-up, at once when ``runtime.backchannel_due`` is set, and every
+  ``backchannel.POLL_INTERVAL`` seconds): ``runtime.backchannel.deliver_all_due``.
 * **Change listener** (Postgres only): ``db.change_listener.ChangeListener``.
 
 A failure (database outage, bad key) is logged as one line, with no secrets, and the loop carries on with the
@@ -30,7 +32,9 @@ from oauth_service.db.key_rotation import (
     settle_keys,
 )
 from oauth_service.db.keys import NoSigningKeyError, load_keyset
+from oauth_service.outbound.http import outbound_client
 from oauth_service.runtime import Runtime
+from oauth_service.runtime.backchannel import POLL_INTERVAL, deliver_all_due
 
 log = logging.getLogger("oauth_service.background")
 
@@ -146,6 +150,18 @@ async def purge_loop(runtime: Runtime, stop: asyncio.Event) -> None:
         await _guarded("purge", purge)
 
 
+async def backchannel_loop(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Deliver back-channel logouts until ``stop`` is set (``runtime.backchannel``); the first pass at once."""
+    async with outbound_client() as http:
+
+        async def deliver() -> None:
+            await deliver_all_due(runtime, http)
+
+        await _guarded("back-channel logout", deliver)
+        while not await _paused(stop, POLL_INTERVAL, runtime.backchannel_due):
+            await _guarded("back-channel logout", deliver)
+
+
 class BackgroundTasks:
     """The running loops of one process."""
 
@@ -180,13 +196,16 @@ class BackgroundTasks:
 
 
 def start_background(runtime: Runtime) -> BackgroundTasks:
-    """Start the key-reload loop, the purge loop unless ``purge_interval`` is 0, and on Postgres the listener."""
+    """Start the key-reload, back-channel and (unless ``purge_interval`` is 0) purge loops; on Postgres the listener."""
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(key_reload_loop(runtime, stop), name="oauth-key-reload")
     ]
     if runtime.settings.purge_interval:
         tasks.append(asyncio.create_task(purge_loop(runtime, stop), name="oauth-purge"))
+    tasks.append(
+        asyncio.create_task(backchannel_loop(runtime, stop), name="oauth-backchannel")
+    )
     listener = None
     if runtime.engine.dialect.name == "postgresql":
         listener = ChangeListener(

@@ -58,6 +58,33 @@ FirstPartyField = Annotated[
         examples=[False],
     ),
 ]
+PostLogoutRedirectUrisField = Annotated[
+    list[str],
+    Field(
+        max_length=20,
+        description="Where the end-session endpoint may send the browser after logout (OpenID Connect "
+        "RP-Initiated Logout 1.0 §3.1), matched exactly; the same rules as redirect_uris.",
+        examples=[["https://app.example.com/signed-out"]],
+    ),
+]
+BackchannelLogoutUriField = Annotated[
+    str | None,
+    Field(
+        max_length=2048,
+        description="Where logout tokens are POSTed when a user's session ends (OpenID Connect "
+        "Back-Channel Logout 1.0 §2.2): absolute https (http only for a loopback host), no fragment. "
+        "In an update, an empty string removes it.",
+        examples=["https://app.example.com/backchannel-logout"],
+    ),
+]
+BackchannelSessionRequiredField = Annotated[
+    bool,
+    Field(
+        description="Whether the client needs `sid` in logout tokens (Back-Channel Logout 1.0 §2.2); "
+        "this server includes it whenever the session is known.",
+        examples=[False],
+    ),
+]
 AuthMethodIn = Annotated[
     RequestedAuthMethod,
     Field(

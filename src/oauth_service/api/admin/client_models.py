@@ -21,10 +21,13 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from oauth_service.api.admin.client_fields import (
     SECRET_EXAMPLE,
     AuthMethodIn,
+    BackchannelLogoutUriField,
+    BackchannelSessionRequiredField,
     ClientIdField,
     ClientNameField,
     FirstPartyField,
     GrantTypesField,
+    PostLogoutRedirectUrisField,
     RedirectUrisField,
     ScopeField,
     SecretExpiresField,
@@ -107,6 +110,9 @@ class ClientIn(_ClientBody):
     scope: ScopeField = ""
     token_endpoint_auth_method: AuthMethodIn = "client_secret_basic"
     first_party: FirstPartyField = False
+    post_logout_redirect_uris: PostLogoutRedirectUrisField = []
+    backchannel_logout_uri: BackchannelLogoutUriField = None
+    backchannel_logout_session_required: BackchannelSessionRequiredField = False
     client_id: Annotated[
         str | None,
         Field(
@@ -144,6 +150,9 @@ class ClientPatch(_ClientBody):
     scope: ScopeField | None = None
     token_endpoint_auth_method: AuthMethodIn | None = None
     first_party: FirstPartyField | None = None
+    post_logout_redirect_uris: PostLogoutRedirectUrisField | None = None
+    backchannel_logout_uri: BackchannelLogoutUriField = None
+    backchannel_logout_session_required: BackchannelSessionRequiredField | None = None
 
 
 _CLIENT_EXAMPLE: dict[str, Any] = {
@@ -154,6 +163,9 @@ _CLIENT_EXAMPLE: dict[str, Any] = {
     "redirect_uris": [],
     "token_endpoint_auth_method": "client_secret_basic",
     "first_party": False,
+    "post_logout_redirect_uris": [],
+    "backchannel_logout_uri": None,
+    "backchannel_logout_session_required": False,
     "client_id_issued_at": 1767225600,
 }
 
@@ -177,6 +189,9 @@ class ClientOut(BaseModel):
         ),
     ]
     first_party: FirstPartyField
+    post_logout_redirect_uris: PostLogoutRedirectUrisField
+    backchannel_logout_uri: BackchannelLogoutUriField
+    backchannel_logout_session_required: BackchannelSessionRequiredField
     client_id_issued_at: Annotated[
         int,
         Field(
@@ -206,7 +221,7 @@ class ClientCreated(ClientOut):
         }
     )
 
-    # Absent rather than null when no secret was issued (RFC 7591 §3.2.1); the route drops None values.
+    # Absent rather than null when no secret was issued (RFC 7591 §3.2.1): the route sends the fields set.
     client_secret: SecretField | SkipJsonSchema[None] = None
     client_secret_expires_at: SecretExpiresField | SkipJsonSchema[None] = None
 

@@ -62,7 +62,7 @@ async def list_clients(
     "/clients",
     status_code=status.HTTP_201_CREATED,
     response_model=ClientCreated,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
 )
 async def create_client(
     payload: ClientIn, response: Response, session: SessionDep, runtime: RuntimeDep
@@ -78,6 +78,9 @@ async def create_client(
             is_public=is_public_method(payload.token_endpoint_auth_method),
             is_first_party=payload.first_party,
             client_id=payload.client_id,
+            post_logout_redirect_uris=payload.post_logout_redirect_uris,
+            backchannel_logout_uri=payload.backchannel_logout_uri,
+            backchannel_logout_session_required=payload.backchannel_logout_session_required,
             clock=runtime.clock,
         )
     except AdminError as exc:
@@ -85,11 +88,13 @@ async def create_client(
     await session.commit()
     response.headers.update(NO_STORE)
     response.headers["Location"] = f"/admin/clients/{client.client_id}"
-    return ClientCreated(
-        **ClientOut.of(client).model_dump(),
-        client_secret=secret,
-        client_secret_expires_at=None if secret is None else SECRET_NEVER_EXPIRES,
+    # Only the fields set are sent: a public client's response has no secret fields at all.
+    issued = (
+        {}
+        if secret is None
+        else {"client_secret": secret, "client_secret_expires_at": SECRET_NEVER_EXPIRES}
     )
+    return ClientCreated(**ClientOut.of(client).model_dump(), **issued)
 
 
 @router.get("/clients/{client_id}", response_model=ClientOut)
@@ -121,6 +126,9 @@ def _changes(payload: ClientPatch, current: Client) -> dict[str, Any]:
         "redirect_uris": payload.redirect_uris,
         "scopes": None if payload.scope is None else split_scope_field(payload.scope),
         "is_first_party": payload.first_party,
+        "post_logout_redirect_uris": payload.post_logout_redirect_uris,
+        "backchannel_logout_uri": payload.backchannel_logout_uri,
+        "backchannel_logout_session_required": payload.backchannel_logout_session_required,
     }
 
 
