@@ -6,12 +6,12 @@ Authlib's ``CodeIDToken`` / ``ImplicitIDToken`` check the claims (OpenID Connect
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from authlib.oidc.core import CodeIDToken, ImplicitIDToken
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from tests.conftest import ISSUER
 
@@ -45,7 +45,9 @@ def validate_id_token(
 ) -> ValidIdToken:
     """Verify ``id_token`` as a relying party would; raise when any check fails."""
     token = jwt.decode(
-        id_token, KeySet.import_key_set(jwks), algorithms=["RS256", "ES256"]
+        id_token,
+        KeySet.import_key_set(cast(KeySetSerialization, jwks)),
+        algorithms=["RS256", "ES256"],
     )
     claims_class = ImplicitIDToken if implicit else CodeIDToken
     params: dict[str, Any] = {"client_id": client_id}
