@@ -19,6 +19,7 @@ from oauth_service.api import (
     admin,
     authorize,
     consent,
+    end_session,
     health,
     introspect,
     login,
@@ -201,5 +202,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(authorize.router)
     app.include_router(login.router)
     app.include_router(consent.router)
+    app.include_router(end_session.router)
     install_docs(app, settings)
     return app

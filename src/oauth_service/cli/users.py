@@ -1,4 +1,4 @@
-"""``oauth-service users``: create, list, deactivate and reset the password of resource owners."""
+"""``oauth-service users``: create, list, deactivate, log out and reset the password of resource owners."""
 
 import sys
 from typing import Annotated
@@ -113,3 +113,20 @@ def set_password(
         )
 
     _show(run_in_transaction(work), as_json, "updated password of")
+
+
+@app.command("logout")
+def logout(email: EmailOpt, as_json: JsonOpt = False) -> None:
+    """End every browser session of a user; their clients get back-channel logouts from the servers."""
+
+    async def work(ctx: Context) -> tuple[User, int]:
+        user = await admin.find_user(ctx.session, email=email)
+        return user, await admin.logout_user(ctx.session, user_id=user.id)
+
+    user, notified = run_in_transaction(work)
+    if as_json:
+        emit_json({"user_id": user.id, "backchannel_logouts": notified})
+    else:
+        typer.echo(
+            f"logged out user {user.email}: {notified} back-channel logout(s) queued"
+        )

@@ -24,6 +24,7 @@ from oauth_service.db.change_feed import ClientChanged, publish
 from oauth_service.db.cutoffs import cut_off
 from oauth_service.db.errors import AdminError
 from oauth_service.db.mapping import client_from_row, join_set, user_from_row
+from oauth_service.db.sessions_end import end_user_sessions, notify_user_logout
 from oauth_service.db.tables import (
     AuthorizationCodeRow,
     ClientRow,
@@ -48,6 +49,7 @@ __all__ = [
     "list_clients",
     "list_scopes",
     "list_users",
+    "logout_user",
     "rotate_client_secret",
     "set_user_password",
     "update_client",
@@ -75,6 +77,12 @@ check_grant_types = _answering_admin_error(registration.check_grant_types)
 check_name = _answering_admin_error(registration.check_name)
 check_password = _answering_admin_error(registration.check_password)
 check_redirect_uris = _answering_admin_error(registration.check_redirect_uris)
+check_post_logout_redirect_uris = _answering_admin_error(
+    registration.check_post_logout_redirect_uris
+)
+check_backchannel_logout_uri = _answering_admin_error(
+    registration.check_backchannel_logout_uri
+)
 check_scope_name = _answering_admin_error(registration.check_scope_name)
 normalize_email = _answering_admin_error(registration.normalize_email)
 
@@ -168,10 +176,14 @@ async def list_users(session: AsyncSession) -> list[User]:
     return [user_from_row(row) for row in rows]
 
 
-async def _end_user_grants(session: AsyncSession, user_id: str, clock: Clock) -> None:
+async def _end_user_grants(
+    session: AsyncSession, user_id: str, clock: Clock, *, reason: str
+) -> None:
     # Credentials changed or the account closed: refresh tokens, browser sessions and access tokens must stop
     # working now. The cut-off covers every access token, those no table records included.
     now = clock()
+    # The sessions' clients are told (Back-Channel Logout 1.0) in this transaction, before the sessions go.
+    await notify_user_logout(session, user_id, reason=reason, now=now)
     await session.execute(
         update(RefreshTokenRow)
         .where(
@@ -205,9 +217,25 @@ async def deactivate_user(
     row = await _user_row(session, user_id=user_id, email=email)
     row.is_active = False
     row.updated_at = clock()
-    await _end_user_grants(session, row.id, clock)
+    await _end_user_grants(session, row.id, clock, reason="user_deactivated")
     await session.flush()
     return user_from_row(row)
+
+
+async def logout_user(
+    session: AsyncSession,
+    *,
+    user_id: str | None = None,
+    email: str | None = None,
+    clock: Clock = utcnow,
+) -> int:
+    """End every browser session of a user, telling their clients; return the back-channel logouts enqueued.
+
+    Refresh tokens granted with ``offline_access`` survive, as with a logout from the browser
+    (``db.sessions_end``).
+    """
+    row = await _user_row(session, user_id=user_id, email=email)
+    return await end_user_sessions(session, row.id, reason="admin_logout", now=clock())
 
 
 async def set_user_password(
@@ -224,7 +252,7 @@ async def set_user_password(
     row = await _user_row(session, user_id=user_id, email=email)
     row.password_hash = await hasher.hash(password)
     row.updated_at = clock()
-    await _end_user_grants(session, row.id, clock)
+    await _end_user_grants(session, row.id, clock, reason="password_changed")
     await session.flush()
     return user_from_row(row)
 
@@ -281,12 +309,18 @@ async def create_client(
     is_public: bool = False,
     is_first_party: bool = False,
     client_id: str | None = None,
+    post_logout_redirect_uris: Iterable[str] = (),
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
     clock: Clock = utcnow,
 ) -> tuple[Client, str | None]:
     """Register a client; returns it with its plaintext secret (``None`` for public clients), shown once."""
     name = check_name(name)
     grants = check_grant_types(grant_types, is_public=is_public)
     uris = check_redirect_uris(redirect_uris, grants)
+    logout_uris = check_post_logout_redirect_uris(post_logout_redirect_uris)
+    if backchannel_logout_uri is not None:
+        check_backchannel_logout_uri(backchannel_logout_uri)
     scope_set = frozenset(scopes)
     await _check_scopes_exist(session, scope_set)
     client_id = check_client_id(client_id) if client_id else secrets.token_urlsafe(16)
@@ -304,6 +338,9 @@ async def create_client(
         scopes=join_set(scope_set),
         token_endpoint_auth_method="none" if is_public else "client_secret_basic",
         is_first_party=is_first_party,
+        post_logout_redirect_uris=logout_uris,
+        backchannel_logout_uri=backchannel_logout_uri,
+        backchannel_logout_session_required=backchannel_logout_session_required,
         created_at=now,
         updated_at=now,
     )
@@ -376,9 +413,15 @@ async def update_client(
     redirect_uris: Iterable[str] | None = None,
     scopes: Iterable[str] | None = None,
     is_first_party: bool | None = None,
+    post_logout_redirect_uris: Iterable[str] | None = None,
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool | None = None,
     clock: Clock = utcnow,
 ) -> Client:
-    """Change a client's registration; omitted fields keep their value and the result is re-validated whole."""
+    """Change a client's registration; omitted fields keep their value and the result is re-validated whole.
+
+    An empty ``backchannel_logout_uri`` removes it.
+    """
     row = await _client_row(session, client_id)
     current = client_from_row(row)
     new_name = check_name(name) if name is not None else current.name
@@ -391,6 +434,20 @@ async def update_client(
     )
     scope_set = current.scopes if scopes is None else frozenset(scopes)
     await _check_scopes_exist(session, scope_set)
+    logout_uris = check_post_logout_redirect_uris(
+        current.post_logout_redirect_uris
+        if post_logout_redirect_uris is None
+        else post_logout_redirect_uris
+    )
+    backchannel_uri = current.backchannel_logout_uri
+    if backchannel_logout_uri is not None:
+        backchannel_uri = backchannel_logout_uri or None
+        if backchannel_uri is not None:
+            check_backchannel_logout_uri(backchannel_uri)
+    row.post_logout_redirect_uris = logout_uris
+    row.backchannel_logout_uri = backchannel_uri
+    if backchannel_logout_session_required is not None:
+        row.backchannel_logout_session_required = backchannel_logout_session_required
     row.name = new_name
     row.grant_types = join_set(grants)
     row.redirect_uris = uris

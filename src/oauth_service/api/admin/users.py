@@ -1,7 +1,8 @@
-"""Admin API, users and scopes part: create, list, read, deactivate users and reset their passwords; scopes.
+"""Admin API, users and scopes part: create, list, read, deactivate, log out users and reset passwords; scopes.
 
 Same protection and error shapes as the clients part (``common``). Deactivating a user or resetting a password
-revokes their refresh tokens and login sessions (``db.admin``), and cuts off the access tokens issued until then:
+revokes their refresh tokens and login sessions (``db.admin``), telling the sessions' clients by back-channel
+logout, and cuts off the access tokens issued until then:
 every protected route and introspection refuse them from the next request on (``oauth.cutoffs``).
 """
 
@@ -89,7 +90,24 @@ async def deactivate_user(
         return bad_request(AdminError("you cannot deactivate your own account"))
     user = await admin.deactivate_user(session, user_id=user_id, clock=runtime.clock)
     await session.commit()
+    runtime.backchannel_due.set()  # the user's clients are told in the background
     return UserOut.of(user)
+
+
+@router.post("/users/{user_id}/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout_user(
+    user_id: UserIdPath, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """End every browser session of the user; their clients get back-channel logouts.
+
+    Refresh tokens granted with `offline_access` are kept; the others of those sessions are revoked.
+    """
+    if await admin_pages.get_user(session, user_id) is None:
+        return not_found("user")
+    await admin.logout_user(session, user_id=user_id, clock=runtime.clock)
+    await session.commit()
+    runtime.backchannel_due.set()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/users/{user_id}/password", response_model=UserOut)
@@ -110,6 +128,7 @@ async def reset_password(
     except AdminError as exc:
         return bad_request(exc)
     await session.commit()
+    runtime.backchannel_due.set()
     return UserOut.of(user)
 
 
