@@ -34,6 +34,8 @@ class RpLog:
     steps: dict[str, Any] = field(default_factory=dict)
     logout_tokens: list[dict[str, Any]] = field(default_factory=list)
     backchannel_errors: list[str] = field(default_factory=list)
+    # The ``sid`` of every session the RP signed in with: a logout token must name one of them (§2.6 step 6).
+    known_sids: set[str] = field(default_factory=set)
     # Set by the back-channel receiver (on the RP server's thread) when a request arrived.
     backchannel_called: threading.Event = field(default_factory=threading.Event)
 
@@ -87,7 +89,8 @@ def build_rp(
         id_claims = dict(token["userinfo"])
         log.steps["callback"] = {"token": token, "id_token_claims": id_claims}
         request.session["id_token"] = token["id_token"]
-        request.session["sid"] = id_claims.get("sid")
+        if "sid" in id_claims:
+            log.known_sids.add(id_claims["sid"])
         try:
             log.steps["userinfo"] = dict(await provider.userinfo(token=token))
         except Exception as exc:
@@ -144,7 +147,7 @@ def build_rp(
         return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
     async def _validate_logout_token(raw: str) -> dict[str, Any]:
-        """Back-Channel Logout 1.0 §2.6: signature, iss, aud, iat, jti, events, sub or sid, and no nonce."""
+        """Back-Channel Logout 1.0 §2.6: signature, iss, aud, iat, jti, events, a known sid, no nonce."""
         metadata = await provider.load_server_metadata()
         keys = KeySet.import_key_set(await provider.fetch_jwk_set(force=True))
         token = jwt.decode(
@@ -163,8 +166,8 @@ def build_rp(
             raise ValueError(f"events is {claims['events']!r}")
         if "nonce" in claims:
             raise ValueError("a logout token must not carry a nonce")
-        if "sub" not in claims and "sid" not in claims:
-            raise ValueError("neither sub nor sid")
+        if claims.get("sid") not in log.known_sids:
+            raise ValueError(f"sid {claims.get('sid')!r} names no session of this RP")
         return {"header": dict(token.header), "claims": claims}
 
     return Starlette(

@@ -260,6 +260,62 @@ async def test_every_client_authentication_method_listed_is_accepted(
         assert "id_token" in token, (method, token)
 
 
+async def test_every_code_challenge_method_and_response_mode_listed_works(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """RFC 7636 §4.2 methods at the token endpoint; OAuth 2.0 Multiple Response Types §2.1 modes for ``code``."""
+    metadata = await _metadata(client)
+    user = await make_end_user(runtime)
+    await _client_for(runtime, "modes", {"authorization_code"}, ["openid"], public=True)
+    cases = [("S256", "query")] + [
+        (method, mode)
+        for method in metadata["code_challenge_methods_supported"]
+        for mode in metadata["response_modes_supported"]
+    ]
+    for index, (method, mode) in enumerate(cases):
+        verifier, challenge = new_pkce()
+        if method == "plain":
+            challenge = verifier
+        response = await authorize_through_pages(
+            client,
+            authorize_url(
+                response_type="code",
+                response_mode=mode,
+                client_id="modes",
+                redirect_uri=CALLBACK,
+                scope="openid",
+                state=f"m-{index}",
+                nonce=f"n-{index}",
+                code_challenge=challenge,
+                code_challenge_method=method,
+            ),
+            email=user.email,
+            password=PASSWORD,
+        )
+        # The first request asks for consent (303 from the form), the later ones find it given (302).
+        assert response.status_code == (303 if index == 0 else 302), (
+            method,
+            mode,
+            response.text,
+        )
+        location = response.headers["location"]
+        params = fragment_of(location) if mode == "fragment" else query_of(location)
+        assert params.keys() == {"code", "state", "iss"}, (method, mode, location)
+        token = await client.post(
+            _path(metadata["token_endpoint"], metadata["issuer"]),
+            data={
+                "grant_type": "authorization_code",
+                "code": params["code"],
+                "redirect_uri": CALLBACK,
+                "client_id": "modes",
+                "code_verifier": verifier,
+            },
+        )
+        assert token.status_code == 200, (method, mode, token.text)
+        nonce = jwt.get_unverified_claims(token.json()["id_token"])["nonce"]
+        assert nonce == f"n-{index}"
+
+
 async def test_every_prompt_value_listed_is_honoured(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
