@@ -366,7 +366,8 @@ async def test_every_prompt_value_listed_is_honoured(
 async def test_what_is_listed_as_unsupported_is_refused(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    """``request``/``request_uri`` unsupported: OIDC Core §6.1/§6.2 errors at the redirect URI."""
+    """``request``, ``request_uri`` and ``claims`` listed as unsupported: refused at the redirect URI with the
+    OIDC Core §3.1.2.6 error for each, never silently ignored."""
     metadata = await _metadata(client)
     await _client_for(
         runtime, "unsupported", {"authorization_code"}, ["openid"], public=True
@@ -382,6 +383,11 @@ async def test_what_is_listed_as_unsupported_is_refused(
             metadata["request_uri_parameter_supported"],
             "request_uri_not_supported",
             "urn:example:request",
+        ),
+        "claims": (
+            metadata["claims_parameter_supported"],
+            "invalid_request",
+            '{"userinfo": {"name": null}}',
         ),
     }
     for parameter, (supported, error, value) in expected.items():
@@ -399,4 +405,9 @@ async def test_what_is_listed_as_unsupported_is_refused(
             )
         )
         assert response.status_code == 302, (parameter, response.text)
-        assert query_of(response.headers["location"])["error"] == error, parameter
+        assert query_of(response.headers["location"]) == {
+            "error": error,
+            "error_description": f"The {parameter} parameter is not supported.",
+            "state": "u",
+            "iss": metadata["issuer"],
+        }
