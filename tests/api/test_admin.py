@@ -124,6 +124,9 @@ async def test_admin_create_confidential_client_returns_secret_once(
         "redirect_uris": [],
         "token_endpoint_auth_method": "client_secret_basic",
         "first_party": False,
+        "post_logout_redirect_uris": [],
+        "backchannel_logout_uri": None,
+        "backchannel_logout_session_required": False,
         "client_id_issued_at": body["client_id_issued_at"],
         "client_secret_expires_at": 0,
     }
