@@ -11,11 +11,12 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.api.deps import build_id_token_minter
+from oauth_service.api.sessions import clear_session_cookie
 from oauth_service.app import create_app
 from oauth_service.db.tables import LoginSessionRow
 from oauth_service.oauth.models import Authentication, User
@@ -451,3 +452,26 @@ async def _eventually_async(runtime: Runtime) -> None:
             return
         assert time.monotonic() < deadline, "no retry was scheduled"
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("secure", "expected"),
+    [
+        (
+            True,
+            '__Host-oauth_session=""; HttpOnly; Max-Age=0; Path=/; SameSite=lax; Secure',
+        ),
+        (False, 'oauth_session=""; HttpOnly; Max-Age=0; Path=/oauth; SameSite=lax'),
+    ],
+    ids=["https-host-prefix", "http"],
+)
+def test_clearing_the_session_cookie_matches_how_it_was_set(
+    secure: bool, expected: str
+) -> None:
+    response = Response()
+    clear_session_cookie(response, secure=secure)
+    cookie = response.headers["set-cookie"]
+    # Starlette also sends an Expires date in the past; the rest must match the cookie that was set.
+    assert "; ".join(
+        sorted(part for part in cookie.split("; ") if not part.startswith("expires="))
+    ) == "; ".join(sorted(expected.split("; ")))

@@ -9,10 +9,12 @@ lease ends.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.db.tables import BackchannelLogoutRow
@@ -33,9 +35,9 @@ class ClaimedLogout:
     attempt: int
 
 
-def _claimed(rows: list[object]) -> list[ClaimedLogout]:
+def _claimed(rows: Sequence[Row[Any]]) -> list[ClaimedLogout]:
     return [
-        ClaimedLogout(r.id, r.client_id, r.subject, r.sid, r.reason, r.attempts)  # type: ignore[attr-defined]
+        ClaimedLogout(r.id, r.client_id, r.subject, r.sid, r.reason, r.attempts)
         for r in rows
     ]
 
@@ -79,7 +81,7 @@ async def claim_due(
                     OUTBOX.c.next_attempt_at <= now,
                 ).returning(*columns)
             )
-        return _claimed(list(result.all()))
+        return _claimed(result.all())
 
 
 async def finish(engine: AsyncEngine, row_id: uuid.UUID) -> None:

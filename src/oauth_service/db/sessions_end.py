@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, literal, select, update
+from sqlalchemy import ColumnElement, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -30,7 +30,6 @@ from oauth_service.db.tables import (
 )
 from oauth_service.oidc.claims import OFFLINE_ACCESS_SCOPE
 
-REFRESH = RefreshTokenRow.__table__  # type: ignore[attr-defined]
 REVOKED = RevokedTokenRow.__table__  # type: ignore[attr-defined]
 
 
@@ -53,7 +52,7 @@ async def find_browser_session(
     return BrowserSession(row.id_hash, row.user_id, row.sid)
 
 
-def _online_only() -> object:
+def _online_only() -> ColumnElement[bool]:
     # Scopes are stored space-separated and sorted: pad both ends so the test matches whole tokens only.
     padded = literal(" ") + col(RefreshTokenRow.scope) + literal(" ")
     return padded.not_like(f"% {OFFLINE_ACCESS_SCOPE} %")
@@ -72,7 +71,7 @@ async def _revoke_session_tokens(
         select(
             col(RefreshTokenRow.access_jti), col(RefreshTokenRow.access_expires_at)
         ).where(
-            *live,  # type: ignore[arg-type]
+            *live,
             col(RefreshTokenRow.access_jti).is_not(None),
             col(RefreshTokenRow.access_expires_at) > now,
         )
@@ -80,9 +79,7 @@ async def _revoke_session_tokens(
     entries: list[tuple[str, datetime]] = [
         (jti, expires_at) for jti, expires_at in result.all() if jti and expires_at
     ]
-    await session.execute(
-        update(RefreshTokenRow).where(*live).values(revoked_at=now)  # type: ignore[arg-type]
-    )
+    await session.execute(update(RefreshTokenRow).where(*live).values(revoked_at=now))
     if not entries:
         return
     dialect = session.get_bind().dialect.name
@@ -96,7 +93,7 @@ async def _revoke_session_tokens(
 
 
 async def _enqueue(
-    session: AsyncSession, *where: object, reason: str, now: datetime
+    session: AsyncSession, *where: ColumnElement[bool], reason: str, now: datetime
 ) -> int:
     """Add one outbox row per (session, client) row matching ``where`` whose client takes back-channel logouts."""
     rows = await session.execute(
@@ -108,7 +105,7 @@ async def _enqueue(
         .join(
             ClientRow, col(ClientRow.client_id) == col(LoginSessionClientRow.client_id)
         )
-        .where(*where, col(ClientRow.backchannel_logout_uri).is_not(None))  # type: ignore[arg-type]
+        .where(*where, col(ClientRow.backchannel_logout_uri).is_not(None))
         .order_by(col(LoginSessionClientRow.client_id))
     )
     count = 0
@@ -126,7 +123,7 @@ async def _enqueue(
             )
         )
         count += 1
-    await session.execute(delete(LoginSessionClientRow).where(*where))  # type: ignore[arg-type]
+    await session.execute(delete(LoginSessionClientRow).where(*where))
     return count
 
 
