@@ -28,7 +28,7 @@ EXPECTED = {
         "read",
         "write",
     ],
-    "response_types_supported": ["code", "token"],
+    "response_types_supported": ["code", "id_token", "token", "id_token token"],
     "response_modes_supported": ["query", "fragment"],
     "grant_types_supported": [
         "authorization_code",
@@ -135,6 +135,14 @@ async def test_discovery_follows_settings(db_url: str, database: AsyncEngine) ->
     assert body["response_types_supported"] == ["code"]
     assert body["response_modes_supported"] == ["query"]
     assert body["code_challenge_methods_supported"] == ["S256", "plain"]
+
+
+async def test_discovery_names_the_configured_id_token_algorithm(
+    db_url: str, database: AsyncEngine
+) -> None:
+    async with _client_for(db_url, signing_alg="ES256") as http:
+        body = (await http.get("/.well-known/openid-configuration")).json()
+    assert body["id_token_signing_alg_values_supported"] == ["ES256"]
 
 
 async def test_discovery_scopes_come_from_the_scopes_table(
