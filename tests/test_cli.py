@@ -11,6 +11,7 @@ import socket
 import stat
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import anyio.to_thread
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import func, select, table
+from sqlalchemy import column, func, select, table, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
@@ -90,9 +91,14 @@ async def test_users_create_json_prints_user_without_hash(cli: Cli) -> None:
     )
     assert (code, err) == (0, "")
     body = json.loads(out)
-    assert set(body) == {"id", "email", "is_active", "is_admin"}
-    assert body["email"] == "Ann@Example.com"
-    assert (body["is_active"], body["is_admin"]) == (True, False)
+    assert body == {
+        "id": body["id"],
+        "email": "Ann@Example.com",
+        "is_active": True,
+        "is_admin": False,
+        **NO_CLAIMS,
+        "updated_at": body["updated_at"],
+    }
 
 
 async def test_users_create_admin_text_output(cli: Cli) -> None:
@@ -153,6 +159,196 @@ async def test_users_list_json_and_deactivate(cli: Cli) -> None:
         ("a@example.com", True),
         ("b@example.com", False),
     ]
+
+
+NO_CLAIMS: dict[str, Any] = {
+    "name": None,
+    "given_name": None,
+    "family_name": None,
+    "preferred_username": None,
+    "picture": None,
+    "locale": None,
+    "zoneinfo": None,
+    "email_verified": False,
+}
+CLAIM_OPTIONS = (
+    "--name",
+    "Ann Smith",
+    "--given-name",
+    "Ann",
+    "--family-name",
+    "Smith",
+    "--preferred-username",
+    "ann",
+    "--picture",
+    "https://img.example/ann.png",
+    "--locale",
+    "en-US",
+    "--zoneinfo",
+    "America/New_York",
+    "--email-verified",
+)
+CLAIMS = {
+    "name": "Ann Smith",
+    "given_name": "Ann",
+    "family_name": "Smith",
+    "preferred_username": "ann",
+    "picture": "https://img.example/ann.png",
+    "locale": "en-US",
+    "zoneinfo": "America/New_York",
+    "email_verified": True,
+}
+
+
+async def _create_ann(cli: Cli, *options: str) -> dict[str, Any]:
+    code, out, err = await cli(
+        "users",
+        "create",
+        "--email",
+        "ann@example.com",
+        "--password",
+        "s3cret-pass",
+        *options,
+        "--json",
+    )
+    assert (code, err) == (0, "")
+    body: dict[str, Any] = json.loads(out)
+    return body
+
+
+async def test_users_create_with_claims_json_and_text(cli: Cli) -> None:
+    body = await _create_ann(cli, *CLAIM_OPTIONS)
+    assert body == {
+        "id": body["id"],
+        "email": "ann@example.com",
+        "is_active": True,
+        "is_admin": False,
+        **CLAIMS,
+        "updated_at": body["updated_at"],
+    }
+    code, out, _ = await cli("users", "list")
+    assert (code, out) == (0, f"{body['id']}  ann@example.com  active  Ann Smith\n")
+    code, out, _ = await cli(
+        "users", "update", "--email", "ann@example.com", "--name", "Ann B. Smith"
+    )
+    assert code == 0
+    assert out == (
+        f"updated user ann@example.com (id {body['id']})\n"
+        "  name: Ann B. Smith\n  given_name: Ann\n  family_name: Smith\n"
+        "  preferred_username: ann\n  picture: https://img.example/ann.png\n"
+        "  locale: en-US\n  zoneinfo: America/New_York\n  email_verified: true\n"
+    )
+
+
+async def test_users_update_changes_only_given_claims_and_bumps_updated_at(
+    cli: Cli, database: AsyncEngine
+) -> None:
+    created = await _create_ann(cli, *CLAIM_OPTIONS)
+    async with (
+        database.begin() as conn
+    ):  # an hour ago, so the bump shows within the second
+        await conn.execute(
+            update(table("users", column("updated_at"))).values(
+                updated_at=datetime.now(UTC) - timedelta(hours=1)
+            )
+        )
+    before_update = int(datetime.now(UTC).timestamp())
+    code, out, err = await cli(
+        "users",
+        "update",
+        "--email",
+        "ANN@example.com",
+        "--locale",
+        "fr",
+        "--picture",
+        "",
+        "--no-email-verified",
+        "--json",
+    )
+    assert (code, err) == (0, "")
+    body = json.loads(out)
+    assert body == {
+        **created,
+        "picture": None,
+        "locale": "fr",
+        "email_verified": False,
+        "updated_at": body["updated_at"],
+    }
+    assert body["updated_at"] >= before_update  # not the hour-old value
+    code, out, _ = await cli("users", "list", "--json")
+    assert json.loads(out) == [body]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ("--picture", "ftp://img.example/a.png"),
+            "error: picture must be an http or https URL, not 'ftp://img.example/a.png'",
+        ),
+        (
+            ("--picture", "not a url"),
+            "error: picture must be an http or https URL, not 'not a url'",
+        ),
+        (
+            ("--locale", "en_US"),
+            "error: locale must be a BCP 47 language tag such as 'en' or 'en-US', "
+            "not 'en_US'",
+        ),
+        (
+            ("--zoneinfo", "Mars/Olympus"),
+            "error: zoneinfo must be a time zone name such as 'Europe/Paris', "
+            "not 'Mars/Olympus'",
+        ),
+        (("--name", "x" * 256), "error: name must be at most 255 characters"),
+        (
+            ("--given-name", "a\u0007b"),
+            "error: given_name must not contain control characters",
+        ),
+    ],
+    ids=[
+        "picture-scheme",
+        "picture-not-url",
+        "locale",
+        "zoneinfo",
+        "long-name",
+        "control",
+    ],
+)
+@pytest.mark.parametrize("command", ["create", "update"])
+async def test_users_bad_claim_is_one_line_exit_2_and_writes_nothing(
+    cli: Cli,
+    database: AsyncEngine,
+    command: str,
+    options: tuple[str, ...],
+    message: str,
+) -> None:
+    created = await _create_ann(cli)
+    if command == "create":
+        argv = ("create", "--email", "bob@example.com", "--password", "s3cret-pass")
+    else:
+        argv = ("update", "--email", "ann@example.com")
+    code, out, err = await cli("users", *argv, *options)
+    assert (code, out) == (2, "")
+    assert _one_error_line(err) == message
+    assert await _count(database, "users") == 1
+    code, out, _ = await cli("users", "list", "--json")
+    assert json.loads(out) == [created]
+
+
+async def test_users_update_without_claims_or_unknown_user_is_one_line_exit_2(
+    cli: Cli,
+) -> None:
+    code, out, err = await cli("users", "update", "--email", "ann@example.com")
+    assert (code, out) == (2, "")
+    assert _one_error_line(err) == (
+        "error: nothing to update: pass at least one claim option (see --help)"
+    )
+    code, out, err = await cli(
+        "users", "update", "--email", "nobody@example.com", "--name", "X"
+    )
+    assert (code, out) == (2, "")
+    assert _one_error_line(err) == "error: no such user: 'nobody@example.com'"
 
 
 @pytest.mark.parametrize("command", ["create", "set-password"])
@@ -429,9 +625,14 @@ async def test_scopes_create_and_list_json(cli: Cli) -> None:
     assert code == 0
     assert json.loads(out) == {"name": "notes:read", "description": "Read notes"}
     code, out, _ = await cli("scopes", "list", "--json")
+    # With the OpenID Connect scopes migration 0004 seeds.
     assert [s["name"] for s in json.loads(out)] == [
         "admin",
+        "email",
         "notes:read",
+        "offline_access",
+        "openid",
+        "profile",
         "read",
         "write",
     ]
@@ -445,7 +646,8 @@ async def test_scopes_create_invalid_token_exits_2(
     assert _one_error_line(err).startswith(
         "error: scope 'bad\"scope' is not a valid scope token"
     )
-    assert await _count(database, "scopes") == 3
+    # The seeded scopes, OpenID Connect's included; nothing added.
+    assert await _count(database, "scopes") == 7
 
 
 # --- settings, usage, database errors ----------------------------------------------------------------------
@@ -622,6 +824,67 @@ async def test_demo_second_run_reuses_credentials(cli: Cli, tmp_path: Path) -> N
     second = json.loads((await cli("demo", "--json", "--file", str(path)))[1])
     assert second["user"] == first["user"]
     assert second["clients"] == first["clients"]
+
+
+async def _client_scopes(database: AsyncEngine) -> dict[str, str]:
+    async with database.connect() as conn:
+        rows = await conn.execute(
+            select(col(ClientRow.client_id), col(ClientRow.scopes))
+        )
+        return {str(client_id): str(scopes) for client_id, scopes in rows.all()}
+
+
+DEMO_CLAIMS = {
+    "name": "Demo User",
+    "given_name": "Demo",
+    "family_name": "User",
+    "preferred_username": "demo",
+    "picture": None,
+    "locale": "en",
+    "zoneinfo": "UTC",
+    "email_verified": True,
+}
+OIDC_CLIENT_SCOPES = "email offline_access openid profile read write"
+
+
+async def test_demo_user_has_claims_and_browser_clients_openid_scopes(
+    cli: Cli, database: AsyncEngine, tmp_path: Path
+) -> None:
+    await cli("demo", "--json", "--file", str(tmp_path / "demo.json"))
+    (user,) = json.loads((await cli("users", "list", "--json"))[1])
+    assert {name: user[name] for name in DEMO_CLAIMS} == DEMO_CLAIMS
+    assert await _client_scopes(database) == {
+        "demo-service": "read write",
+        "demo-password": "read write",
+        "demo-web": OIDC_CLIENT_SCOPES,
+        "demo-spa": OIDC_CLIENT_SCOPES,
+        "demo-implicit": OIDC_CLIENT_SCOPES,
+    }
+
+
+async def test_demo_fills_in_claims_and_scopes_of_an_older_seed(
+    cli: Cli, database: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "demo.json"
+    first = json.loads((await cli("demo", "--json", "--file", str(path)))[1])
+    async with database.begin() as conn:  # as seeded before OpenID Connect
+        await conn.execute(update(table("users", column("name"))).values(name=None))
+        await conn.execute(
+            update(table("clients", column("scopes"))).values(scopes="read write")
+        )
+    code, out, err = await cli("demo", "--json", "--file", str(path))
+    assert code == 0
+    assert json.loads(out)["user"] == first["user"]  # the kept password still works
+    assert err.splitlines() == [
+        "note: the demo filled in the OpenID Connect claims of demo@example.com",
+        "note: the demo added the scopes email offline_access openid profile to demo-web",
+        "note: the demo added the scopes email offline_access openid profile to demo-spa",
+        "note: the demo added the scopes email offline_access openid profile to "
+        "demo-implicit",
+    ]
+    (user,) = json.loads((await cli("users", "list", "--json"))[1])
+    assert {name: user[name] for name in DEMO_CLAIMS} == DEMO_CLAIMS
+    assert (await _client_scopes(database))["demo-web"] == OIDC_CLIENT_SCOPES
 
 
 async def test_demo_with_lost_file_heals_credentials(

@@ -40,6 +40,7 @@ from oauth_service.api.startup_failure import (
     startup_problem,
 )
 from oauth_service.api.token import routes as token_routes
+from oauth_service.api.userinfo import routes as userinfo_routes
 from oauth_service.crypto.jwt import KeySet
 from oauth_service.crypto.key_encryption import PrivateKeyCipher
 from oauth_service.crypto.passwords import PasswordHasher
@@ -192,7 +193,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The health routes too (/healthz, /readyz): gateways probe them often, even while logins saturate
     # the CPUs.
     add_routes_first(
-        app, token_routes, introspect.routes, resources.routes, health.routes
+        app,
+        token_routes,
+        introspect.routes,
+        userinfo_routes,
+        resources.routes,
+        health.routes,
     )
     install_metrics(app, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -11,6 +11,17 @@ from tests.bearer import access_token, bearer
 from tests.factories import make_client, make_user
 
 NO_STORE = "no-store"
+# A user created without standard claims (tests/api/test_admin_user_claims.py sets them).
+UNSET_CLAIMS = {
+    "name": None,
+    "given_name": None,
+    "family_name": None,
+    "preferred_username": None,
+    "picture": None,
+    "locale": None,
+    "zoneinfo": None,
+    "email_verified": False,
+}
 
 
 @pytest.fixture
@@ -592,6 +603,8 @@ async def test_admin_create_user_returns_user_without_password(
         "email": "Bob@Example.com",
         "is_active": True,
         "is_admin": False,
+        **UNSET_CLAIMS,
+        "updated_at": body["updated_at"],
     }
     assert response.headers["location"] == f"/admin/users/{body['id']}"
     assert (
@@ -639,11 +652,14 @@ async def test_admin_deactivate_user(
         f"/admin/users/{user.id}/deactivate", headers=admin_headers
     )
     assert response.status_code == 200
-    assert response.json() == {
+    body = response.json()
+    assert body == {
         "id": user.id,
         "email": "alice@example.com",
         "is_active": False,
         "is_admin": False,
+        **UNSET_CLAIMS,
+        "updated_at": body["updated_at"],
     }
     token = access_token(runtime, subject=user.id)
     assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 401
@@ -733,9 +749,14 @@ async def test_admin_scopes_list_and_create(
     assert created.status_code == 201
     assert created.json() == {"name": "notes:read", "description": "Read notes"}
     listed = (await client.get("/admin/scopes", headers=admin_headers)).json()
+    # With the OpenID Connect scopes migration 0004 seeds.
     assert [s["name"] for s in listed["items"]] == [
         "admin",
+        "email",
         "notes:read",
+        "offline_access",
+        "openid",
+        "profile",
         "read",
         "write",
     ]

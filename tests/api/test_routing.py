@@ -1,6 +1,6 @@
 """Route registration: the hot routes sit first on the app itself, documented and overridable as before.
 
-``app.add_routes_first`` adds the routes the token, introspection, /api/v1 and health (/healthz, /readyz)
+``app.add_routes_first`` adds the routes the token, introspection, UserInfo, /api/v1 and health (/healthz, /readyz)
 modules declare in a ``RouteTable`` to the app's own router with ``add_api_route``, ahead of everything else,
 instead of including routers (see its docstring).
 """
@@ -16,10 +16,17 @@ from oauth_service.api import health, introspect, resources
 from oauth_service.api.bearer import ReadTokenDep
 from oauth_service.api.request_route import RequestRoute
 from oauth_service.api.token import routes as token_routes
+from oauth_service.api.userinfo import routes as userinfo_routes
 from oauth_service.app import create_app
 from tests.conftest import make_settings
 
-HOT_TABLES = (token_routes, introspect.routes, resources.routes, health.routes)
+HOT_TABLES = (
+    token_routes,
+    introspect.routes,
+    userinfo_routes,
+    resources.routes,
+    health.routes,
+)
 HOT_SPECS = [spec for table in HOT_TABLES for spec in table.specs]
 
 
@@ -41,7 +48,13 @@ def test_the_busiest_endpoints_skip_fastapis_request_handler(tmp_path: Path) -> 
         if isinstance(route, APIRoute)
     }
     # /healthz too: gateways probe it often, also while logins saturate the CPUs.
-    for path in ("/oauth/token", "/oauth/introspect", "/api/v1/me", "/healthz"):
+    for path in (
+        "/oauth/token",
+        "/oauth/introspect",
+        "/oauth/userinfo",
+        "/api/v1/me",
+        "/healthz",
+    ):
         assert kinds[path] is RequestRoute, path
     assert (
         kinds["/api/v1/notes"] is APIRoute

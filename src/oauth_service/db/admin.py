@@ -8,7 +8,7 @@ RFC 6749 §2.3.1), returned once and stored only as SHA-256; passwords are hashe
 import functools
 import secrets
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import ParamSpec, TypeVar
@@ -23,7 +23,12 @@ from oauth_service.crypto.tokens import new_opaque_token, token_hash
 from oauth_service.db.change_feed import ClientChanged, publish
 from oauth_service.db.cutoffs import cut_off
 from oauth_service.db.errors import AdminError
-from oauth_service.db.mapping import client_from_row, join_set, user_from_row
+from oauth_service.db.mapping import (
+    client_from_row,
+    join_set,
+    profile_from_row,
+    user_from_row,
+)
 from oauth_service.db.sessions_end import end_user_sessions, notify_user_logout
 from oauth_service.db.tables import (
     AuthorizationCodeRow,
@@ -35,7 +40,8 @@ from oauth_service.db.tables import (
 )
 from oauth_service.oauth import registration
 from oauth_service.oauth.clock import Clock, utcnow
-from oauth_service.oauth.models import Client, User
+from oauth_service.oauth.models import Client, User, UserProfile
+from oauth_service.oidc.profile_rules import ProfileError, ProfileValue, check_profile
 
 __all__ = [
     "AdminError",
@@ -53,6 +59,8 @@ __all__ = [
     "rotate_client_secret",
     "set_user_password",
     "update_client",
+    "update_user",
+    "user_profile",
 ]
 
 P = ParamSpec("P")
@@ -111,6 +119,13 @@ async def _flush(session: AsyncSession, conflict: str) -> None:
 # --- users -------------------------------------------------------------------------------------------------
 
 
+def _checked_profile(changes: Mapping[str, ProfileValue]) -> dict[str, ProfileValue]:
+    try:
+        return check_profile(changes)
+    except ProfileError as exc:
+        raise AdminError(*exc.args) from exc
+
+
 async def create_user(
     session: AsyncSession,
     *,
@@ -118,11 +133,16 @@ async def create_user(
     password: str,
     hasher: PasswordHasher,
     is_admin: bool = False,
+    profile: Mapping[str, ProfileValue] | None = None,
     clock: Clock = utcnow,
 ) -> User:
-    """Create a user; emails are unique case-insensitively."""
+    """Create a user; emails are unique case-insensitively.
+
+    ``profile`` holds standard claims by name (``oidc.profile_rules``: name, locale, email_verified, ...).
+    """
     normalized = normalize_email(email)
     check_password(password)
+    claims = _checked_profile(profile or {})
     taken = await session.scalar(
         select(col(UserRow.id)).where(col(UserRow.email_normalized) == normalized)
     )
@@ -138,6 +158,8 @@ async def create_user(
         created_at=now,
         updated_at=now,
     )
+    for name, value in claims.items():
+        setattr(row, name, value)
     session.add(row)
     await _flush(session, f"a user with email {normalized!r} already exists")
     return user_from_row(row)
@@ -166,6 +188,34 @@ async def find_user(
 ) -> User:
     """Return a user by id or email (case-insensitive)."""
     return user_from_row(await _user_row(session, user_id=user_id, email=email))
+
+
+async def update_user(
+    session: AsyncSession,
+    *,
+    changes: Mapping[str, ProfileValue],
+    user_id: str | None = None,
+    email: str | None = None,
+    clock: Clock = utcnow,
+) -> User:
+    """Change a user's standard claims: only those in ``changes``, an empty string or None clears one.
+
+    ``updated_at`` (the claim of OpenID Connect Core §5.1) moves to now. Grants and sessions are kept.
+    """
+    claims = _checked_profile(changes)
+    if not claims:
+        raise AdminError("nothing to update: give at least one claim")
+    row = await _user_row(session, user_id=user_id, email=email)
+    for name, value in claims.items():
+        setattr(row, name, value)
+    row.updated_at = clock()
+    await session.flush()
+    return user_from_row(row)
+
+
+async def user_profile(session: AsyncSession, user_id: str) -> UserProfile:
+    """Return a user's standard claims, active or not (a user just read or written costs no query)."""
+    return profile_from_row(await _user_row(session, user_id=user_id, email=None))
 
 
 async def list_users(session: AsyncSession) -> list[User]:

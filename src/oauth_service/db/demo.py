@@ -22,11 +22,26 @@ from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.crypto.tokens import verify_token_hash
 from oauth_service.db import admin
 from oauth_service.db.change_feed import ClientChanged, publish
+from oauth_service.db.mapping import join_set, split_set
 from oauth_service.db.tables import ClientRow, UserRow
 from oauth_service.oauth.registration import normalize_email
 
 DEMO_FILE = Path(".oauth-demo.json")
 DEMO_EMAIL = "demo@example.com"
+# The demo user's standard claims (OpenID Connect Core §5.1), released by UserInfo and ID tokens per scope.
+DEMO_PROFILE: dict[str, str | bool | None] = {
+    "name": "Demo User",
+    "given_name": "Demo",
+    "family_name": "User",
+    "preferred_username": "demo",
+    "locale": "en",
+    "zoneinfo": "UTC",
+    "email_verified": True,
+}
+API_SCOPES = ("read", "write")
+# What the browser-flow clients may also ask for: sign-in with OpenID Connect, and refresh tokens that outlive
+# the browser session (offline_access).
+OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 # A loopback IP literal without a port: any port is accepted (RFC 8252 §7.3), as `perform` listens on a free one.
 CALLBACK_REDIRECT = "http://127.0.0.1/callback"
 
@@ -45,6 +60,7 @@ class DemoClient:
     grant_types: tuple[str, ...]
     redirect_uris: tuple[str, ...] = ()
     is_public: bool = False
+    scopes: tuple[str, ...] = API_SCOPES
 
 
 def demo_clients(issuer: str) -> tuple[DemoClient, ...]:
@@ -62,6 +78,7 @@ def demo_clients(issuer: str) -> tuple[DemoClient, ...]:
             "Demo web app (authorization code)",
             ("authorization_code", "refresh_token"),
             (docs, CALLBACK_REDIRECT),
+            scopes=API_SCOPES + OIDC_SCOPES,
         ),
         DemoClient(
             "demo-spa",
@@ -69,6 +86,7 @@ def demo_clients(issuer: str) -> tuple[DemoClient, ...]:
             ("authorization_code", "refresh_token"),
             (docs, CALLBACK_REDIRECT),
             is_public=True,
+            scopes=API_SCOPES + OIDC_SCOPES,
         ),
         DemoClient(
             "demo-implicit",
@@ -76,6 +94,7 @@ def demo_clients(issuer: str) -> tuple[DemoClient, ...]:
             ("implicit",),
             (docs,),
             is_public=True,
+            scopes=API_SCOPES + OIDC_SCOPES,
         ),
     )
 
@@ -151,6 +170,10 @@ async def _ensure_user(
             col(UserRow.email_normalized) == normalize_email(DEMO_EMAIL)
         )
     )
+    if row is not None and row.name is None:
+        # Seeded before users had standard claims: filled in once, never over an operator's own values.
+        await admin.update_user(session, user_id=row.id, changes=DEMO_PROFILE)
+        changes.append(f"filled in the OpenID Connect claims of {DEMO_EMAIL}")
     if (
         row is not None
         and known.password
@@ -160,7 +183,11 @@ async def _ensure_user(
     password = secrets.token_urlsafe(12)
     if row is None:
         await admin.create_user(
-            session, email=DEMO_EMAIL, password=password, hasher=hasher
+            session,
+            email=DEMO_EMAIL,
+            password=password,
+            hasher=hasher,
+            profile=DEMO_PROFILE,
         )
     else:
         await admin.set_user_password(
@@ -187,7 +214,7 @@ async def _ensure_client(
             grant_types=spec.grant_types,
             # Registered through the rules with the loopback URI; the issuer's own are set below.
             redirect_uris=(CALLBACK_REDIRECT,) if spec.redirect_uris else (),
-            scopes=("read", "write"),
+            scopes=spec.scopes,
             is_public=spec.is_public,
             is_first_party=False,
         )
@@ -204,6 +231,15 @@ async def _ensure_client(
             )
             changes.append(
                 f"issued a new secret for {spec.client_id} (not the one kept)"
+            )
+    missing = set(spec.scopes) - set(split_set(row.scopes))
+    if missing:
+        # Seeded before the OpenID Connect scopes existed: added, never taken away.
+        row.scopes = join_set({*split_set(row.scopes), *missing})
+        await publish(session, ClientChanged(spec.client_id))
+        if not created:
+            changes.append(
+                f"added the scopes {' '.join(sorted(missing))} to {spec.client_id}"
             )
     if row.redirect_uris != list(spec.redirect_uris):
         # The docs redirect comes from the issuer, operator configuration trusted as is (plain http on a

@@ -1,4 +1,4 @@
-"""Admin API, users and scopes part: create, list, read, deactivate, log out users and reset passwords; scopes.
+"""Admin API, users and scopes part: create, list, read, update, deactivate, log out users, reset passwords; scopes.
 
 Same protection and error shapes as the clients part (``common``). Deactivating a user or resetting a password
 revokes their refresh tokens and login sessions (``db.admin``), telling the sessions' clients by back-channel
@@ -26,15 +26,22 @@ from oauth_service.api.admin.models import (
     ScopeOut,
     UserIn,
     UserOut,
+    UserPatch,
 )
 from oauth_service.api.bearer import AdminDep
 from oauth_service.api.deps import RuntimeDep, SessionDep
 from oauth_service.db import admin, admin_pages
 from oauth_service.db.admin import AdminError
+from oauth_service.oauth.models import User
 
 UserIdPath = Annotated[str, Path(max_length=36)]
 
 router = admin_router()
+
+
+async def _out(session: SessionDep, user: User) -> UserOut:
+    # The user's row is in the session already (just read or written): its claims cost no query.
+    return UserOut.of(user, await admin.user_profile(session, user.id))
 
 
 @router.get("/users")
@@ -48,7 +55,7 @@ async def list_users(
     after = decode_cursor(key, "users", cursor)
     page = await admin_pages.page_users(session, after=after, limit=limit)
     return PageOut[UserOut](
-        items=[UserOut.of(u) for u in page.items],
+        items=[await _out(session, u) for u in page.items],
         next_cursor=encode_cursor(key, "users", page.next_after),
     )
 
@@ -61,22 +68,44 @@ async def create_user(
     try:
         user = await admin.create_user(
             session,
-            **payload.model_dump(),
+            email=payload.email,
+            password=payload.password,
+            is_admin=payload.is_admin,
+            profile=payload.claims(),
             hasher=runtime.passwords,
             clock=runtime.clock,
         )
     except AdminError as exc:
         return bad_request(exc)
+    out = await _out(session, user)
     await session.commit()
     response.headers["Location"] = f"/admin/users/{user.id}"
-    return UserOut.of(user)
+    return out
 
 
 @router.get("/users/{user_id}", response_model=UserOut)
 async def get_user(user_id: UserIdPath, session: SessionDep) -> UserOut | JSONResponse:
     """Return one user."""
     user = await admin_pages.get_user(session, user_id)
-    return UserOut.of(user) if user is not None else not_found("user")
+    return await _out(session, user) if user is not None else not_found("user")
+
+
+@router.patch("/users/{user_id}", response_model=UserOut)
+async def update_user(
+    user_id: UserIdPath, payload: UserPatch, session: SessionDep, runtime: RuntimeDep
+) -> UserOut | JSONResponse:
+    """Change a user's standard claims (OpenID Connect Core §5.1); `updated_at` moves to now."""
+    if await admin_pages.get_user(session, user_id) is None:
+        return not_found("user")
+    try:
+        user = await admin.update_user(
+            session, user_id=user_id, changes=payload.changes(), clock=runtime.clock
+        )
+    except AdminError as exc:
+        return bad_request(exc)
+    out = await _out(session, user)
+    await session.commit()
+    return out
 
 
 @router.post("/users/{user_id}/deactivate", response_model=UserOut)
@@ -91,7 +120,7 @@ async def deactivate_user(
     user = await admin.deactivate_user(session, user_id=user_id, clock=runtime.clock)
     await session.commit()
     runtime.backchannel_due.set()  # the user's clients are told in the background
-    return UserOut.of(user)
+    return await _out(session, user)
 
 
 @router.post("/users/{user_id}/logout", status_code=status.HTTP_204_NO_CONTENT)
@@ -129,7 +158,7 @@ async def reset_password(
         return bad_request(exc)
     await session.commit()
     runtime.backchannel_due.set()
-    return UserOut.of(user)
+    return await _out(session, user)
 
 
 @router.get("/scopes")
