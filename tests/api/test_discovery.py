@@ -138,7 +138,7 @@ async def test_discovery_follows_settings(db_url: str, database: AsyncEngine) ->
 
 
 async def test_discovery_names_the_configured_id_token_algorithm(
-    db_url: str, database: AsyncEngine
+    db_url: str, database: AsyncEngine, es256_keys: None
 ) -> None:
     async with _client_for(db_url, signing_alg="ES256") as http:
         body = (await http.get("/.well-known/openid-configuration")).json()

@@ -246,7 +246,9 @@ async def test_refresh_returns_id_token_with_same_auth_time_and_sid_and_no_nonce
 
 
 @pytest.fixture
-async def es256_app(db_url: str, database: AsyncEngine) -> AsyncIterator[FastAPI]:
+async def es256_app(
+    db_url: str, database: AsyncEngine, es256_keys: None
+) -> AsyncIterator[FastAPI]:
     app = create_app(make_settings(db_url, signing_alg="ES256"))
     async with app.router.lifespan_context(app):
         yield app
