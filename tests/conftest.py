@@ -153,36 +153,14 @@ async def database(migrated_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def es256_keys(database: AsyncEngine) -> AsyncIterator[None]:
-    """For a test that starts the app with ``signing_alg="ES256"``: the RS256 key is signing again afterwards.
+    """For a test that starts the app with ``signing_alg="ES256"``: the keys are put back as they were.
 
-    The signing keys outlive a test (every app of the session shares them), and an ES256 start-up retires the
-    RS256 key; later tests expect RS256.
+    An ES256 start-up retires the RS256 key, and the keys outlive a test (every app of the session shares them).
     """
-    yield
-    async with database.begin() as conn:
-        await conn.execute(text("DELETE FROM signing_keys WHERE alg = 'ES256'"))
-        active = (
-            await conn.execute(
-                text("SELECT COUNT(*) FROM signing_keys WHERE state = 'active'")
-            )
-        ).scalar_one()
-        if not active:
-            newest = (
-                await conn.execute(
-                    text(
-                        "SELECT kid FROM signing_keys WHERE alg = 'RS256' "
-                        "ORDER BY created_at DESC LIMIT 1"
-                    )
-                )
-            ).scalar_one_or_none()
-            if newest is not None:
-                await conn.execute(
-                    text(
-                        "UPDATE signing_keys SET state = 'active', retired_at = NULL, "
-                        "expires_at = NULL WHERE kid = :kid"
-                    ),
-                    {"kid": newest},
-                )
+    from tests.ops.signing_keys import preserved_signing_keys
+
+    async with preserved_signing_keys(database):
+        yield
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from oauth_service.db.key_rotation import retire_after
 from oauth_service.db.tables import (
     AuthorizationCodeRow,
     AuthorizationRequestRow,
+    LoginSessionClientRow,
     LoginSessionRow,
     RefreshTokenRow,
     RevokedTokenRow,
@@ -49,6 +50,7 @@ CODES = _t(AuthorizationCodeRow)
 REFRESH = _t(RefreshTokenRow)
 REVOKED = _t(RevokedTokenRow)
 SESSIONS = _t(LoginSessionRow)
+SESSION_CLIENTS = _t(LoginSessionClientRow)
 CUTOFFS = _t(SubjectCutoffRow)
 REQUESTS = _t(AuthorizationRequestRow)
 KEYS = _t(SigningKeyRow)
@@ -149,8 +151,17 @@ async def _seed(engine: AsyncEngine, client_id: str, user_id: str) -> None:
         await conn.execute(
             insert(SESSIONS),
             [
-                {"id_hash": name, "user_id": u, "auth_time": PAST, "created_at": PAST, "expires_at": at}
+                {"id_hash": name, "user_id": u, "auth_time": PAST, "created_at": PAST, "expires_at": at,
+                 "sid": f"{name}-sid"}
                 for name, at in (("dead-session", PAST), ("live-session", FUTURE))
+            ],
+        )  # fmt: skip
+        # The clients answered in each session: they go with their session.
+        await conn.execute(
+            insert(SESSION_CLIENTS),
+            [
+                {"sid": f"{name}-sid", "client_id": c, "user_id": u, "created_at": PAST}
+                for name in ("dead-session", "live-session")
             ],
         )  # fmt: skip
         await conn.execute(
@@ -177,6 +188,7 @@ async def _names(engine: AsyncEngine) -> dict[str, list[str]]:
         "login_sessions": SESSIONS.c.id_hash,
         "authorization_requests": REQUESTS.c.id_hash,
         "subject_cutoffs": CUTOFFS.c.subject_id,
+        "login_session_clients": SESSION_CLIENTS.c.sid,
     }
     async with engine.connect() as conn:
         return {
@@ -198,6 +210,7 @@ async def test_purge_expired_rows_go_live_rows_stay(
         "authorization_requests": 1,
         "signing_keys": 0,
         "subject_cutoffs": 1,
+        "login_session_clients": 1,
     }
     assert await _names(database) == {
         "authorization_codes": ["live-unused", "live-used"],
@@ -206,6 +219,7 @@ async def test_purge_expired_rows_go_live_rows_stay(
         "login_sessions": ["live-session"],
         "authorization_requests": ["live-request"],
         "subject_cutoffs": ["live-cutoff"],
+        "login_session_clients": ["live-session-sid"],
     }
     again = await purge_expired(database, retire_after=RETIRE, clock=lambda: NOW)
     assert again.total == 0
@@ -288,6 +302,7 @@ async def test_purge_cli_json_reports_counts_by_table(
         "authorization_requests": 0,
         "signing_keys": 0,
         "subject_cutoffs": 0,
+        "login_session_clients": 0,
     }
     code, out, _ = await cli("purge")
     assert code == 0

@@ -9,7 +9,8 @@ What goes (each only once it is dead for every purpose the server still has for 
   since presenting one is how reuse is detected (RFC 9700 §4.14.2);
 * revocation-list entries past ``expires_at`` (the token would fail its ``exp`` check anyway, RFC 7009 §2.2),
   and subject cut-offs past theirs (every token they refuse has expired);
-* expired login sessions and pending authorization requests;
+* expired login sessions and pending authorization requests, and the record of which clients were answered in
+  a session once that session is gone (back-channel logout has no one left to tell);
 * retired signing keys past ``expires_at`` (see ``db.key_rotation``).
 
 Deletes run in batches of ``batch_size`` rows, one short transaction each, so a large backlog never holds long
@@ -28,6 +29,7 @@ from oauth_service.db.key_rotation import settle_keys
 from oauth_service.db.tables import (
     AuthorizationCodeRow,
     AuthorizationRequestRow,
+    LoginSessionClientRow,
     LoginSessionRow,
     RefreshTokenRow,
     RevokedTokenRow,
@@ -50,6 +52,7 @@ class PurgeReport:
     authorization_requests: int
     signing_keys: int
     subject_cutoffs: int
+    login_session_clients: int = 0
 
     @property
     def total(self) -> int:
@@ -152,6 +155,7 @@ async def purge_expired(
             ),
         ),
         subject_cutoffs=await _purge_cutoffs(engine, now),
+        login_session_clients=await _purge_session_clients(engine),
     )
 
 
@@ -161,5 +165,18 @@ async def _purge_cutoffs(engine: AsyncEngine, now: datetime) -> int:
     async with engine.begin() as conn:
         result = await conn.execute(
             delete(SubjectCutoffRow).where(col(SubjectCutoffRow.expires_at) <= now)
+        )
+    return int(result.rowcount)
+
+
+async def _purge_session_clients(engine: AsyncEngine) -> int:
+    # After the sessions: rows whose session expired (an ended one took its rows with it). One statement, like
+    # the cut-offs: a two-column key, and a row per client a user signed in to.
+    live = select(col(LoginSessionRow.sid)).where(col(LoginSessionRow.sid).is_not(None))
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            delete(LoginSessionClientRow).where(
+                col(LoginSessionClientRow.sid).not_in(live)
+            )
         )
     return int(result.rowcount)
