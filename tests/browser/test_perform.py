@@ -11,6 +11,7 @@ import shlex
 import sys
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page
 
@@ -192,3 +193,43 @@ async def test_perform_authorization_code_refuses_forged_redirect(
     await page.goto(f"{request['redirect_uri']}?{urlencode(params | forged)}")
     assert await page.inner_text("h1") == "Sign-in failed"
     assert (await run.finish()) == (1, "", [line.format(issuer=live_server.url)])
+
+
+async def test_perform_openid_demo_command_prints_an_id_token_and_userinfo_answers(
+    live_server: LiveServer, runtime: Runtime, browser_context: BrowserContext
+) -> None:
+    creds = await seed_demo_data(runtime)
+    commands = demo_commands(live_server.url, creds)
+    run = await PerformRun.start(commands["openid"], live_server.url)
+    url = await run.authorization_url()
+    nonce = parse_qs(urlsplit(url).query)["nonce"]
+    page = await browser_context.new_page()
+    await page.goto(url)
+    await _sign_in(page, creds, "Allow")
+    await page.wait_for_selector("text=You can close this tab")
+    code, out, err = await run.finish()
+    assert (code, err) == (0, [])
+    fields = report_fields(out)
+    assert fields["scope"] == "email openid profile"
+    claims = unverified_claims(fields["id_token"])
+    assert claims is not None
+    assert [claims["nonce"]] == nonce
+    assert (claims["aud"], claims["iss"], claims["amr"]) == (
+        "demo-web",
+        live_server.url,
+        ["pwd"],
+    )
+    assert "ID token claims (decoded, not verified):" in out
+    _, _, userinfo_url = commands["userinfo"].rpartition(" ")
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(
+            userinfo_url,
+            headers={"Authorization": f"Bearer {fields['access_token']}"},
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["sub"], body["email"], body["email_verified"]) == (
+        claims["sub"],
+        creds.email,
+        True,
+    )
