@@ -103,7 +103,7 @@ async def test_docs_page_presets_the_public_docs_client_with_pkce(
         "initOAuth": {
             "clientId": "docs",
             "appName": "oauth-service API docs",
-            "scopes": "openid profile email read write",
+            "scopes": "read write",
             "usePkceWithAuthorizationCodeGrant": True,
         },
     }
@@ -158,6 +158,10 @@ async def test_openapi_marks_protected_operations_with_their_scopes(
 ) -> None:
     paths = (await docs_http.get("/openapi.json")).json()["paths"]
     assert paths["/api/v1/me"]["get"]["security"] == [{"OAuth2": []}]
+    # UserInfo can be tried from /docs after an OpenID Connect sign-in, through either scheme.
+    userinfo = [{"OAuth2": ["openid"]}, {"OpenIdConnect": ["openid"]}]
+    assert paths["/oauth/userinfo"]["get"]["security"] == userinfo
+    assert paths["/oauth/userinfo"]["post"]["security"] == userinfo
     assert paths["/api/v1/notes"]["get"]["security"] == [{"OAuth2": ["read"]}]
     assert paths["/api/v1/notes"]["post"]["security"] == [{"OAuth2": ["write"]}]
     assert paths["/admin/clients"]["get"]["security"] == [{"OAuth2": ["admin"]}]

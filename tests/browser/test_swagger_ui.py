@@ -5,6 +5,7 @@ server's own (Swagger UI's assets are local), so any CDN dependency or CSP viola
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.async_api import BrowserContext, ConsoleMessage, Locator, Page
@@ -87,7 +88,8 @@ async def _try(
 
 def _flow(page: Page, name: str) -> Locator:
     """The Authorize dialog's section of one OAuth2 flow."""
-    return page.locator(".auth-container", has_text=f"Flow: {name}")
+    # The OAuth2 scheme's section: the OpenID Connect scheme, listed after it, repeats the flows it discovers.
+    return page.locator(".auth-container", has_text=f"Flow: {name}").first
 
 
 async def _assert_clean(watch: PageWatch) -> None:
@@ -223,4 +225,47 @@ async def test_swagger_client_credentials_flow_then_try_me(
     body = await _try(page, artifacts, "swagger-client-credentials-me")
     assert '"type": "client"' in body
     assert '"client_id": "demo-service"' in body
+    await _assert_clean(watch)
+
+
+async def test_swagger_openid_connect_sign_in_then_try_userinfo(
+    docs_server: LiveServer,
+    runtime: Runtime,
+    browser_context: BrowserContext,
+    artifacts: Path,
+) -> None:
+    user, _ = await make_user(runtime, email=EMAIL, password=PASSWORD)
+    page, watch = await _open_docs(browser_context, docs_server)
+    await page.click("button.authorize")
+    # The OpenID Connect scheme's code flow, read by Swagger UI from the discovery document.
+    flow = page.locator(
+        ".auth-container", has_text="OpenIdConnect (OAuth2, authorization_code"
+    )
+    for scope in ("openid", "profile", "email"):
+        await flow.locator(
+            f"label[for='{scope}-authorization_code-checkbox-OpenIdConnect']"
+        ).click()
+    authorize_requests: list[str] = []
+    browser_context.on(
+        "request",
+        lambda request: (
+            authorize_requests.append(request.url)
+            if "/oauth/authorize" in request.url
+            else None
+        ),
+    )
+    async with page.expect_popup() as popup_info:
+        await flow.locator("button.authorize").click()
+    await _login_and_allow(await popup_info.value)
+    await flow.locator("button[aria-label='Remove authorization']").wait_for()
+    query = parse_qs(urlsplit(authorize_requests[0]).query)
+    assert set(query["scope"][0].split()) >= {"openid", "profile", "email"}
+    body = await _try(
+        page,
+        artifacts,
+        "swagger-openid-userinfo",
+        "operations-OpenID_Connect-userinfo_oauth_userinfo_get",
+    )
+    assert f'"sub": "{user.id}"' in body
+    assert f'"email": "{EMAIL}"' in body
     await _assert_clean(watch)

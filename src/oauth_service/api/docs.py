@@ -115,7 +115,7 @@ def _page_config(settings: Settings) -> str:
         "initOAuth": {
             "clientId": settings.docs_client_id,
             "appName": "oauth-service API docs",
-            "scopes": "openid profile email read write",
+            "scopes": "read write",
             "usePkceWithAuthorizationCodeGrant": True,
         },
     }

@@ -118,7 +118,13 @@ _FORM_BODY = {
         }
     },
 }
-_SECURITY = {"security": [{OAUTH2_SCHEME.scheme_name: ["openid"]}]}
+# Either scheme of /docs: the OAuth2 flows with openid ticked, or the OpenID Connect one (``api.docs``).
+_SECURITY = {
+    "security": [
+        {OAUTH2_SCHEME.scheme_name: ["openid"]},
+        {"OpenIdConnect": ["openid"]},
+    ]
+}
 
 routes.add_api_route(
     "/oauth/userinfo",
