@@ -994,10 +994,12 @@ async def test_demo_text_prints_docs_url_and_one_perform_line_per_grant(
             "refresh",
             "authorization-code",
             "authorization-code",
+            "authorization-code",
         )
     ]
     assert " --email=demo@example.com --password=" in performs[1]
-    assert out.count("curl ") == 2
+    assert performs[5].endswith("--scope 'openid profile email'")
+    assert out.count("curl ") == 3
 
 
 @pytest.mark.slow

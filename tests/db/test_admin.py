@@ -275,7 +275,16 @@ async def test_scopes_default_seeded_and_create_adds(runtime: Runtime) -> None:
         await session.commit()
         scopes = await admin.list_scopes(session)
     assert created == admin.Scope(name="notes:read", description="Read your notes")
-    assert [s.name for s in scopes] == ["admin", "notes:read", "read", "write"]
+    assert [s.name for s in scopes] == [
+        "admin",
+        "email",
+        "notes:read",
+        "offline_access",
+        "openid",
+        "profile",
+        "read",
+        "write",
+    ]
     assert all(s.description for s in scopes)
 
 
@@ -290,4 +299,4 @@ async def test_create_scope_bad_input_writes_nothing(
     async with runtime.sessionmaker() as session:
         with pytest.raises(admin.AdminError, match=message):
             await admin.create_scope(session, name=name, description="x")
-    assert await _count(database, "scopes") == 3
+    assert await _count(database, "scopes") == 7

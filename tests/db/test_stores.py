@@ -122,7 +122,15 @@ async def test_user_store_rehash_does_not_overwrite_a_password_changed_meanwhile
 
 
 async def test_scope_store_all_lists_seeded_scopes(stores: Stores) -> None:
-    assert set(await stores.scopes.all()) == {"read", "write", "admin"}
+    assert set(await stores.scopes.all()) == {
+        "read",
+        "write",
+        "admin",
+        "openid",
+        "profile",
+        "email",
+        "offline_access",
+    }
 
 
 async def test_refresh_store_save_and_get_round_trip(

@@ -127,7 +127,15 @@ async def test_reads_give_their_connection_back(
     assert await step(stores.clients.reload(client.client_id)) == client
     assert await step(stores.users.get(user.id)) == user
     assert await step(stores.users.get_by_email(user.email)) == user
-    assert set(await step(stores.scopes.all())) == {"read", "write", "admin"}
+    assert set(await step(stores.scopes.all())) == {
+        "read",
+        "write",
+        "admin",
+        "openid",
+        "profile",
+        "email",
+        "offline_access",
+    }
     assert await step(stores.refresh_tokens.get(token.token_hash)) is not None
     assert await step(stores.refresh_tokens.get_successor(token.id)) is None
     assert await step(stores.codes.get(code.code_hash)) is not None

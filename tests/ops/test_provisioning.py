@@ -51,7 +51,7 @@ def test_no_chromium_fails_with_one_line_saying_what_to_run(tmp_path: Path) -> N
 
 
 def test_provisioning_without_root_names_each_missing_tool(tmp_path: Path) -> None:
-    """A laptop without root, apt, wrk, compose or any Chromium: one line per tool, non-zero exit."""
+    """A laptop without root, apt, wrk, compose, Node or any Chromium: one line per tool, non-zero exit."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake_id = bin_dir / "id"
@@ -71,12 +71,14 @@ def test_provisioning_without_root_names_each_missing_tool(tmp_path: Path) -> No
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 3, result.stderr
+    assert len(lines) == 4, result.stderr
     assert "no Chromium" in lines[0]
     assert "apt-get install chromium" in lines[0]
     assert "playwright install chromium" in lines[0]
     assert "apt-get install wrk" in lines[1]
     assert "apt-get install docker-compose" in lines[2]
+    assert "no Node.js" in lines[3]
+    assert "apt-get install nodejs npm" in lines[3]
 
 
 def test_provisioning_after_make_tools_is_a_quiet_no_op() -> None:
