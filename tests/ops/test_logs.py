@@ -99,6 +99,18 @@ def test_log_message_with_secret_pairs_is_scrubbed(json_logs: LogCapture) -> Non
     )
 
 
+def test_log_message_with_oidc_token_pairs_is_scrubbed(json_logs: LogCapture) -> None:
+    logger.info(
+        "GET /oauth/logout?id_token_hint=eyJhint.a.b&state=s1 "
+        "POST body logout_token=eyJlogout.c.d id_token=eyJid.e.f"
+    )
+    (line,) = json_logs.by_logger("oauth_service.test")
+    assert line["msg"] == (
+        f"GET /oauth/logout?id_token_hint={REDACTED}&state=s1 "
+        f"POST body logout_token={REDACTED} id_token={REDACTED}"
+    )
+
+
 def test_log_traceback_with_secret_is_scrubbed(json_logs: LogCapture) -> None:
     try:
         raise ValueError("bad request code=abc123")

@@ -50,8 +50,8 @@ _SAFE_NAMES = frozenset(
 )
 
 _SECRET_TEXT = re.compile(
-    r"(?i)\b(password|client_secret|secret|code_verifier|code|refresh_token|access_token|id_token"
-    r"|token|assertion)=([^&\s\"']+)"
+    r"(?i)\b(password|client_secret|secret|code_verifier|code|refresh_token|access_token|id_token_hint"
+    r"|id_token|logout_token|token|assertion)=([^&\s\"']+)"
     r"|\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=-]+"
 )
 
