@@ -291,6 +291,14 @@ async def test_users_update_changes_only_given_claims_and_bumps_updated_at(
             "error: picture must be an http or https URL, not 'not a url'",
         ),
         (
+            ("--picture", "http://[::1"),
+            "error: picture must be an http or https URL, not 'http://[::1'",
+        ),
+        (
+            ("--picture", "https://[zz]/"),
+            "error: picture must be an http or https URL, not 'https://[zz]/'",
+        ),
+        (
             ("--locale", "en_US"),
             "error: locale must be a BCP 47 language tag such as 'en' or 'en-US', "
             "not 'en_US'",
@@ -309,6 +317,8 @@ async def test_users_update_changes_only_given_claims_and_bumps_updated_at(
     ids=[
         "picture-scheme",
         "picture-not-url",
+        "picture-unclosed-ipv6",
+        "picture-bad-ipv6",
         "locale",
         "zoneinfo",
         "long-name",

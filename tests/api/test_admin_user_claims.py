@@ -108,8 +108,16 @@ async def test_patch_changes_only_given_claims_clears_and_bumps_updated_at(
             "zoneinfo must be a time zone name such as 'Europe/Paris', not 'UTC+2'",
         ),
         ({"name": "a\nb"}, "name must not contain control characters"),
+        (
+            {"picture": "http://[::1"},
+            "picture must be an http or https URL, not 'http://[::1'",
+        ),
+        (
+            {"picture": "https://[zz]/"},
+            "picture must be an http or https URL, not 'https://[zz]/'",
+        ),
     ],
-    ids=["picture", "locale", "zoneinfo", "control"],
+    ids=["picture", "locale", "zoneinfo", "control", "unclosed-ipv6", "bad-ipv6"],
 )
 async def test_claim_breaking_a_rule_is_400_on_create_and_patch(
     client: httpx.AsyncClient,

@@ -48,6 +48,15 @@ def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+def _is_web_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # a broken bracketed host: "http://[::1", "https://[zz]/"
+        return False
+    return parts.scheme in ("http", "https") and bool(host) and " " not in value
+
+
 def _check_text(name: str, value: str) -> str | None:
     value = value.strip()
     if not value:
@@ -57,8 +66,7 @@ def _check_text(name: str, value: str) -> str | None:
     if _CONTROL.search(value):
         raise ProfileError(f"{name} must not contain control characters")
     if name == "picture":
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        if not _is_web_url(value):
             raise ProfileError(f"picture must be an http or https URL, not {value!r}")
     elif name == "locale" and not _LOCALE.fullmatch(value):
         raise ProfileError(
