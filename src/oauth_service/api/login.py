@@ -5,7 +5,7 @@ time (``PasswordHasher.verify(None, ...)``). Success replaces any previous sessi
 cookie and answers 303, so a reload never re-posts the password.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -28,6 +28,7 @@ from oauth_service.api.sessions import (
 )
 from oauth_service.crypto.tokens import new_opaque_token
 from oauth_service.db.authorization_stores import PendingRequest
+from oauth_service.db.sessions_end import end_browser_session, find_browser_session
 from oauth_service.oauth.emails import canonical_email
 from oauth_service.oauth.errors import InvalidRequestError
 from oauth_service.oauth.models import User
@@ -121,6 +122,30 @@ async def _authenticate(
     return user
 
 
+async def _replace_session(
+    flow: FlowDep, user: User, now: datetime
+) -> tuple[str | None, int]:
+    """End the browser's previous session before a new one starts (no fixation: the cookie's secret is new).
+
+    The same user signing in again (``prompt=login``, ``max_age``) continues the session: same ``sid``, so
+    the clients answered in it stay bound to it (Back-Channel Logout §2.5). Another user replaces it: it ends
+    as a logout does, and its clients are told. Returns the ``sid`` to continue and the notifications queued.
+    """
+    if flow.session_id is None:
+        return None, 0
+    previous = await find_browser_session(flow.session, flow.session_id, now)
+    if previous is None:
+        await flow.logins.delete(flow.session_id)
+        return None, 0
+    if previous.user_id == user.id:
+        await flow.logins.delete(flow.session_id)
+        return previous.sid, 0
+    notified = await end_browser_session(
+        flow.session, previous, reason="session_replaced", now=now
+    )
+    return None, notified
+
+
 @router.post("/oauth/login")
 async def login_submit(request: Request, flow: FlowDep) -> Response:
     """Check the credentials; on success start a session and continue to consent with a 303."""
@@ -163,14 +188,15 @@ async def login_submit(request: Request, flow: FlowDep) -> Response:
             email=email,
             error=LOGIN_FAILED,
         )
-    if flow.session_id is not None:
-        await flow.logins.delete(flow.session_id)
     now = flow.now()
+    sid, notified = await _replace_session(flow, user, now)
     ttl = flow.runtime.settings.login_session_ttl
     raw = await flow.logins.create(
-        user.id, auth_time=now, expires_at=now + timedelta(seconds=ttl)
+        user.id, auth_time=now, expires_at=now + timedelta(seconds=ttl), sid=sid
     )
     await flow.session.commit()
+    if notified:
+        flow.runtime.backchannel_due.set()  # delivered in the background
     response = redirect(page_url("/oauth/consent", request_id), status_code=303)
     set_session_cookie(
         response,

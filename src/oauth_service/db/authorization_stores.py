@@ -81,11 +81,17 @@ class SqlLoginSessionStore:
         self._session = session
 
     async def create(
-        self, user_id: str, *, auth_time: datetime, expires_at: datetime
+        self,
+        user_id: str,
+        *,
+        auth_time: datetime,
+        expires_at: datetime,
+        sid: str | None = None,
     ) -> str:
         """Start a session and return its raw id (for the cookie); expired sessions are swept here.
 
-        The session gets a fresh random ``sid`` of its own, not derived from the cookie's secret.
+        The session gets a fresh random ``sid`` of its own, not derived from the cookie's secret, unless it
+        continues one (``sid``: the same user signed in again in this browser, a new secret for the cookie).
         """
         await self._session.execute(
             delete(LoginSessionRow).where(col(LoginSessionRow.expires_at) <= auth_time)
@@ -98,7 +104,7 @@ class SqlLoginSessionStore:
                 auth_time=auth_time,
                 created_at=auth_time,
                 expires_at=expires_at,
-                sid=secrets.token_urlsafe(SID_BYTES),
+                sid=sid or secrets.token_urlsafe(SID_BYTES),
             )
         )
         await self._session.flush()
