@@ -32,6 +32,14 @@ from oauth_service.outbound.http import (
         ("240.0.0.1", "240.0.0.1 is a reserved address"),
         ("100.64.0.1", "100.64.0.1 is not globally routable"),
         ("::ffff:127.0.0.1", "127.0.0.1 is a loopback address"),
+        ("fec0::1", "fec0::1 is a site-local address"),
+        # 6to4 (2002::/16) wrapping the metadata address and a private one; a public one passes.
+        ("2002:a9fe:a9fe::", "169.254.169.254 is a link-local address"),
+        ("2002:a00:1::1", "10.0.0.1 is a private address"),
+        ("2002:808:808::1", None),
+        # Teredo: the client address is stored inverted in the last 32 bits (here 10.0.0.1, 127.0.0.1).
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "10.0.0.1 is a private address"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1 is a loopback address"),
         ("93.184.215.14", None),
         ("2606:4700::1111", None),
     ],

@@ -36,13 +36,31 @@ class PinnedTarget:
 
 
 def refusal(address: IPAddress) -> str | None:
-    """Why ``address`` is not a public destination, or None when it is."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return refusal(address.ipv4_mapped)
+    """Why ``address`` is not a public destination, or None when it is.
+
+    An IPv6 address that carries an IPv4 one (mapped ``::ffff:a.b.c.d``, 6to4 ``2002::/16``, Teredo's client
+    in ``2001::/32``) is judged by the IPv4 address too: a relay or a dual stack delivers it there.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = (
+            address.ipv4_mapped,
+            address.sixtofour,
+            address.teredo[1] if address.teredo else None,
+        )
+        for inner in embedded:
+            if inner is not None and (reason := refusal(inner)) is not None:
+                return reason
+        if address.ipv4_mapped is not None:
+            return None
     checks = (
         ("the unspecified address", address.is_unspecified),
         ("a loopback address", address.is_loopback),
         ("a link-local address", address.is_link_local),
+        # fec0::/10, deprecated (RFC 3879) but still routed inside some networks.
+        (
+            "a site-local address",
+            isinstance(address, ipaddress.IPv6Address) and address.is_site_local,
+        ),
         ("a multicast address", address.is_multicast),
         ("a reserved address", address.is_reserved),
         ("a private address", address.is_private),
