@@ -65,7 +65,7 @@ async def _signing_keys(engine: AsyncEngine, settings: Settings) -> KeySet:
     await ensure_signing_key(
         engine,
         settings.signing_alg,
-        retire_after=retire_after(settings.access_token_ttl),
+        retire_after=retire_after(settings.signed_token_ttl),
         cipher=cipher,
     )
     return await load_keyset(engine, cipher=cipher)

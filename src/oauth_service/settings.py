@@ -288,6 +288,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def signed_token_ttl(self) -> int:
+        """The longest a JWT this server signs stays valid: how long a superseded key must stay published."""
+        return max(self.access_token_ttl, self.id_token_ttl)
+
+    @property
     def resource_audience(self) -> str:
         """The ``aud`` of access tokens: the configured audience, else the issuer."""
         return self.audience or self.issuer

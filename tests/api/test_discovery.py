@@ -133,7 +133,7 @@ async def test_discovery_follows_settings(db_url: str, database: AsyncEngine) ->
         body = (await http.get("/.well-known/oauth-authorization-server")).json()
     assert body["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert body["response_types_supported"] == ["code"]
-    assert body["response_modes_supported"] == ["query"]
+    assert body["response_modes_supported"] == ["query", "fragment"]
     assert body["code_challenge_methods_supported"] == ["S256", "plain"]
 
 

@@ -47,7 +47,7 @@ from tests.ops.signing_keys import (
 T0 = datetime(2031, 1, 1, tzinfo=UTC)
 TTL = 600
 DELAY = 300
-RETIRE = retire_after(TTL)  # the access-token lifetime plus 60 s of leeway
+RETIRE = retire_after(TTL)  # the signed tokens' lifetime plus 60 s of leeway
 PLAIN = PrivateKeyCipher(None)
 
 
@@ -70,6 +70,7 @@ async def running_app(
     """A fresh key set (restored afterwards), an app on it, and a clock starting now."""
     values: dict[str, object] = {
         "access_token_ttl": TTL,
+        "id_token_ttl": TTL,
         "key_publish_delay": DELAY,
         "key_reload_interval": 3600,  # the test drives reloads itself
         "purge_interval": 0,
@@ -439,3 +440,23 @@ async def test_keys_cli_rotate_then_list_shows_pending_key_with_times(
         assert len(lines) == 2
         assert lines[1].startswith(f"{rotated['kid']}  RS256  pending  created=")
         assert "retired=-  expires=-" in lines[1]
+
+
+async def test_a_superseded_key_stays_published_as_long_as_the_id_tokens_it_signed(
+    cli: Cli, database: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ID tokens (an hour by default) outlive access tokens: a relying party checks one, or sends it back as
+    # id_token_hint, until it expires, so the key that signed it stays in the JWKS that long.
+    monkeypatch.setenv("OAUTH_ACCESS_TOKEN_TTL", "600")
+    monkeypatch.setenv("OAUTH_ID_TOKEN_TTL", "3600")
+    async with preserved_signing_keys(database):
+        await wipe_signing_keys(database)
+        first = await ensure_signing_key(database, "RS256", retire_after=RETIRE)
+        code, _, err = await cli("keys", "rotate", "--delay", "0", "--json")
+        assert (code, err) == (0, "")
+        code, out, _ = await cli("keys", "list", "--json")
+        assert code == 0
+        old = next(key for key in json.loads(out) if key["kid"] == first)
+        retired = datetime.fromisoformat(old["retired_at"])
+        expires = datetime.fromisoformat(old["expires_at"])
+        assert expires - retired == timedelta(seconds=3600 + 60)

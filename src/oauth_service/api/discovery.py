@@ -34,7 +34,6 @@ def build_metadata(
     response_types = sorted(
         enabled_response_types(settings.enabled_grants), key=_response_type_order
     )
-    fragment = any(kind != "code" for kind in response_types)
     pkce_methods = ["S256", "plain"] if settings.allow_plain_pkce else ["S256"]
     return {
         "issuer": issuer,
@@ -45,7 +44,8 @@ def build_metadata(
         "introspection_endpoint": f"{issuer}/oauth/introspect",
         "scopes_supported": scopes,
         "response_types_supported": response_types,
-        "response_modes_supported": ["query", "fragment"] if fragment else ["query"],
+        # Any response may be asked in the fragment (response_mode=fragment); query never carries tokens.
+        "response_modes_supported": ["query", "fragment"],
         "grant_types_supported": sorted(
             grant_types | ({"implicit"} if implicit else set())
         ),

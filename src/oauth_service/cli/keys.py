@@ -64,7 +64,7 @@ def list_(as_json: JsonOpt = False) -> None:
         settings: Settings, engine: AsyncEngine, _cipher: PrivateKeyCipher
     ) -> list[KeyView]:
         return await list_keys(
-            engine, retire_after=retire_after(settings.access_token_ttl)
+            engine, retire_after=retire_after(settings.signed_token_ttl)
         )
 
     views = _run(work)
@@ -99,7 +99,7 @@ def rotate(
             engine,
             settings.signing_alg,
             publish_delay=timedelta(seconds=seconds),
-            retire_after=retire_after(settings.access_token_ttl),
+            retire_after=retire_after(settings.signed_token_ttl),
             cipher=cipher,
         )
 
@@ -123,7 +123,7 @@ def ensure(as_json: JsonOpt = False) -> None:
         kid = await ensure_signing_key(
             engine,
             settings.signing_alg,
-            retire_after=retire_after(settings.access_token_ttl),
+            retire_after=retire_after(settings.signed_token_ttl),
             cipher=cipher,
         )
         resealed = await reseal_keys(engine, cipher=cipher)

@@ -30,7 +30,7 @@ def purge(
     async def work(settings: Settings, engine: AsyncEngine) -> PurgeReport:
         return await purge_expired(
             engine,
-            retire_after=retire_after(settings.access_token_ttl),
+            retire_after=retire_after(settings.signed_token_ttl),
             batch_size=batch_size or settings.purge_batch_size,
         )
 

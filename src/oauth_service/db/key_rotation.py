@@ -40,9 +40,13 @@ _COLUMNS = (
 )
 
 
-def retire_after(access_token_ttl: int) -> timedelta:
-    """How long a superseded key stays published: the longest a token it signed can remain valid."""
-    return timedelta(seconds=access_token_ttl) + RETIRE_LEEWAY
+def retire_after(token_ttl: int) -> timedelta:
+    """How long a superseded key stays published: the longest a token it signed can remain valid.
+
+    ``token_ttl`` is ``Settings.signed_token_ttl``: ID tokens usually outlive access tokens, and a relying party
+    checks one (or sends it back as ``id_token_hint``) until it expires.
+    """
+    return timedelta(seconds=token_ttl) + RETIRE_LEEWAY
 
 
 @dataclass(frozen=True, slots=True)

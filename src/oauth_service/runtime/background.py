@@ -49,7 +49,7 @@ _EVENT_MARGIN = 0.05
 async def refresh_keys(runtime: Runtime, cipher: PrivateKeyCipher) -> datetime | None:
     """Rotate if due, settle states, swap in a fresh key set; return when the key set next changes by itself."""
     settings = runtime.settings
-    grace = retire_after(settings.access_token_ttl)
+    grace = retire_after(settings.signed_token_ttl)
     if settings.key_rotation_interval:
         rotated = await rotate_if_due(
             runtime.engine,
@@ -126,7 +126,7 @@ async def purge_once(runtime: Runtime) -> PurgeReport:
     settings = runtime.settings
     report = await purge_expired(
         runtime.engine,
-        retire_after=retire_after(settings.access_token_ttl),
+        retire_after=retire_after(settings.signed_token_ttl),
         clock=runtime.clock,
         batch_size=settings.purge_batch_size,
     )
