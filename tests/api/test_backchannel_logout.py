@@ -8,16 +8,20 @@ import asyncio
 import base64
 import json
 import logging
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import build_runtime, close_runtime
 from oauth_service.db import admin
 from oauth_service.observability.metrics import scrape_registry
+from oauth_service.outbound import http as outbound_http
 from oauth_service.outbound.http import outbound_client
 from oauth_service.runtime import Runtime
 from oauth_service.runtime.backchannel import DeliveryResult, deliver_due
@@ -296,3 +300,83 @@ def _unverified_aud(token: str) -> str:
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     aud: str = claims["aud"]
     return aud
+
+
+async def test_an_internationalized_host_is_delivered_with_its_idna_name(
+    worker: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+
+    async def resolve(
+        self: Any, host: str, port: int, **kwargs: Any
+    ) -> list[tuple[Any, ...]]:
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+
+    monkeypatch.setattr("asyncio.base_events.BaseEventLoop.getaddrinfo", resolve)
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    await _one_session_logged_out(worker, ["rp"], "https://bücher.example/bc")
+    async with outbound_client(transport=httpx.MockTransport(answer)) as http:
+        results = await deliver_due(worker, http)
+    assert results == [DeliveryResult("rp", "delivered", 1)]
+    assert asked == ["xn--bcher-kva.example"]
+    (request,) = seen
+    assert str(request.url) == "https://93.184.215.14/bc"
+    assert request.headers["host"] == "xn--bcher-kva.example"
+    assert request.extensions["sni_hostname"] == "xn--bcher-kva.example"
+    assert await outbox(worker) == []
+
+
+async def test_an_unexpected_error_gives_its_row_up_and_the_pass_goes_on(
+    worker: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    failed = _count("failed")
+
+    async def post_form(
+        http: httpx.AsyncClient, url: str, form: Mapping[str, str], **kwargs: Any
+    ) -> int:
+        if "broken" in url:
+            raise RuntimeError(f"bug while sending {form['logout_token']}")
+        return await outbound_http.post_form(http, url, form, **kwargs)
+
+    monkeypatch.setattr("oauth_service.runtime.backchannel.post_form", post_form)
+    with running_receiver() as receiver:
+        await _one_session_logged_out(worker, ["good", "bad"], receiver.url)
+        async with worker.sessionmaker() as session:
+            await admin.update_client(
+                session,
+                client_id="bad",
+                backchannel_logout_uri=receiver.url + "?broken",
+            )
+            await session.commit()
+        results = await _pass(worker)
+    assert sorted(results, key=lambda r: r.client_id) == [
+        DeliveryResult("bad", "failed", 1, "unexpected error (RuntimeError)"),
+        DeliveryResult("good", "delivered", 1),
+    ]
+    assert len(receiver.received) == 1
+    assert await outbox(worker) == []
+    assert _count("failed") == failed + 1
+    assert {
+        "client_id": "bad",
+        "outcome": "failed",
+        "attempt": 1,
+        "reason": "admin_logout",
+        "error": "unexpected error (RuntimeError)",
+    } in _audit_events(caplog)
+    logged = [r for r in caplog.records if r.name == "oauth_service.backchannel"]
+    assert [(r.levelname, r.getMessage().split(" at ")[0]) for r in logged] == [
+        (
+            "ERROR",
+            "back-channel logout to bad failed unexpectedly: RuntimeError",
+        )
+    ]
+    assert "bug while sending" not in caplog.text

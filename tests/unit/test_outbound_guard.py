@@ -138,6 +138,34 @@ async def test_pin_connects_to_the_checked_address_with_the_name_as_host_and_sni
     )
 
 
+async def test_pin_sends_an_internationalized_name_in_idna_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked = _resolving_to(monkeypatch, "93.184.215.14")
+    target = await pin("https://Bücher.example:8443/bc", allow_private=False)
+    assert (target.url, target.host_header, target.sni_hostname) == (
+        "https://93.184.215.14:8443/bc",
+        "xn--bcher-kva.example:8443",
+        "xn--bcher-kva.example",
+    )
+    assert asked == ["xn--bcher-kva.example"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://a..example/bc", f"https://{'ü' * 64}.example/bc"],
+    ids=["empty-label", "long-label"],
+)
+async def test_pin_refuses_a_name_without_an_idna_form(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    asked = _resolving_to(monkeypatch, "93.184.215.14")
+    with pytest.raises(OutboundRefusedError) as refused:
+        await pin(url, allow_private=False)
+    assert str(refused.value) == "the host is not a valid domain name"
+    assert asked == []
+
+
 async def test_pin_brackets_an_ipv6_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     _resolving_to(monkeypatch, "2606:4700::1111")
     target = await pin("https://rp.example/bc", allow_private=False)
@@ -173,6 +201,30 @@ async def test_post_form_sends_to_the_pinned_address_and_follows_no_redirect(
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     assert request.extensions["sni_hostname"] == "rp.example"
     assert request.content == b"logout_token=t"
+
+
+async def test_post_form_to_an_internationalized_name_sends_ascii_host_and_sni(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _resolving_to(monkeypatch, "93.184.215.14")
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    async with outbound_client(transport=httpx.MockTransport(answer)) as http:
+        status = await post_form(
+            http,
+            "https://bücher.example/bc",
+            {"logout_token": "t"},
+            deadline=2,
+            allow_private=False,
+        )
+    assert status == 200
+    (request,) = seen
+    assert request.headers["host"] == "xn--bcher-kva.example"
+    assert request.extensions["sni_hostname"] == "xn--bcher-kva.example"
 
 
 async def test_post_form_with_private_networks_allowed_reaches_loopback_http() -> None:

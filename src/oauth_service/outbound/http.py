@@ -72,6 +72,26 @@ def refusal(address: IPAddress) -> str | None:
     return None
 
 
+def _ascii_host(host: str) -> str:
+    """``host`` as it goes on the wire: an IP literal unchanged, a name in IDNA form (RFC 5891 §4.4).
+
+    A ``Host`` header and a TLS server name are ASCII only; httpx raises UnicodeEncodeError on "bücher.example".
+
+    Raises:
+        OutboundRefusedError: the name has no IDNA form (an empty label, one longer than 63 characters).
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise OutboundRefusedError("the host is not a valid domain name") from None
+
+
 async def _resolve(host: str, port: int) -> list[IPAddress]:
     try:
         return [ipaddress.ip_address(host)]
@@ -97,8 +117,8 @@ async def pin(url: str, *, allow_private: bool) -> PinnedTarget:
     """Check ``url`` and resolve its host; return the request target pinned to a checked address.
 
     Raises:
-        OutboundRefusedError: not an absolute https URL (http only with ``allow_private``), or the host
-            resolves to an address that is not public and ``allow_private`` is off. Every answer must pass:
+        OutboundRefusedError: not an absolute https URL (http only with ``allow_private``), a host name with
+            no IDNA form, or the host resolves to an address that is not public and ``allow_private`` is off. Every answer must pass:
             one private address among public ones is refused too.
     """
     try:
@@ -107,11 +127,11 @@ async def pin(url: str, *, allow_private: bool) -> PinnedTarget:
     except ValueError:
         raise OutboundRefusedError("not a valid URL") from None
     scheme = parts.scheme.lower()
-    host = parts.hostname
-    if scheme not in {"https", "http"} or not host:
+    if scheme not in {"https", "http"} or not parts.hostname:
         raise OutboundRefusedError("not an absolute http(s) URL")
     if scheme == "http" and not allow_private:
         raise OutboundRefusedError("plain http is not allowed for outbound requests")
+    host = _ascii_host(parts.hostname)
     default_port = 443 if scheme == "https" else 80
     addresses = await _resolve(host, port or default_port)
     if not allow_private:

@@ -5,7 +5,7 @@ token for each and POSTs it as ``logout_token=<jwt>`` (``application/x-www-form-
 guard (``outbound.http``). 200 or 204 is delivered and the row goes. Anything else, a timeout or a failed
 connection is retried with exponential backoff until ``backchannel_logout_max_attempts`` attempts, then given
 up. A URL the guard refuses, or a client that no longer has a ``backchannel_logout_uri``, is given up at once:
-trying again would change nothing. Every attempt ends in an audit event (``logout.backchannel``: client,
+trying again would change nothing; so is an unexpected exception (logged once, by type and place). Every attempt ends in an audit event (``logout.backchannel``: client,
 outcome, attempt, never the token) and the ``oauth_backchannel_logout_total`` metric.
 
 The background loop (``runtime.background``) runs a pass at start-up (rows left by a restart), whenever a
@@ -15,8 +15,10 @@ retries and for rows other processes (the CLI) enqueued. The user's request neve
 
 import asyncio
 import logging
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import PurePath
 from typing import Final, Literal
 
 import httpx
@@ -91,6 +93,18 @@ async def _attempt(
         return True, f"no answer within {settings.backchannel_logout_timeout:g} s"
     except httpx.HTTPError as exc:
         return True, f"request failed ({type(exc).__name__})"
+    except Exception as exc:
+        # One bad row must never stop a pass, and a bug here would repeat on every retry: give the row up. The message may quote the request (the
+        # token), so only the type and the place are logged.
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error(
+            "back-channel logout to %s failed unexpectedly: %s at %s:%d",
+            row.client_id,
+            type(exc).__name__,
+            PurePath(where.filename).name,
+            where.lineno or 0,
+        )
+        return False, f"unexpected error ({type(exc).__name__})"
     if status in _DELIVERED_STATUSES:
         return False, None
     return True, f"answered HTTP {status}"
