@@ -24,7 +24,7 @@ from oauth_service.observability.metrics import scrape_registry
 from oauth_service.outbound import http as outbound_http
 from oauth_service.outbound.http import outbound_client
 from oauth_service.runtime import Runtime
-from oauth_service.runtime.backchannel import DeliveryResult, deliver_due
+from oauth_service.runtime.backchannel import DeliveryResult, deliver_due, lease_for
 from oauth_service.settings import Settings
 from tests.backchannel_receiver import running_receiver, verified_logout_token
 from tests.conftest import ISSUER, make_settings
@@ -380,3 +380,30 @@ async def test_an_unexpected_error_gives_its_row_up_and_the_pass_goes_on(
         )
     ]
     assert "bug while sending" not in caplog.text
+
+
+def test_the_lease_covers_every_wave_of_a_batch() -> None:
+    # 50 rows, 10 at a time: the fifth wave may start after four full timeouts, then takes one itself.
+    assert lease_for(60) == timedelta(seconds=5 * 60 + 30)
+    assert lease_for(0.5) == timedelta(seconds=32.5)
+
+
+async def test_claimed_rows_are_leased_for_the_whole_batch(
+    db_url: str, database: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = await build_runtime(_settings(db_url, backchannel_logout_timeout=60))
+    leased: list[datetime] = []
+
+    async def post_form(*args: Any, **kwargs: Any) -> int:
+        leased.extend(row.next_attempt_at for row in await outbox(runtime))
+        return 204
+
+    monkeypatch.setattr("oauth_service.runtime.backchannel.post_form", post_form)
+    try:
+        await _one_session_logged_out(runtime, ["rp"], "https://rp.example/bc")
+        now = runtime.clock()
+        results = await _pass(runtime, now=now)
+    finally:
+        await close_runtime(runtime)
+    assert results == [DeliveryResult("rp", "delivered", 1)]
+    assert leased == [now + timedelta(seconds=330)]

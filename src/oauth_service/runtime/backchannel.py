@@ -15,6 +15,7 @@ retries and for rows other processes (the CLI) enqueued. The user's request neve
 
 import asyncio
 import logging
+import math
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +49,8 @@ RETRY_BASE: Final = timedelta(seconds=2)
 RETRY_MAX: Final = timedelta(minutes=10)
 # A claimed row is not due again before its delivery has certainly ended (then it is retried).
 LEASE_MARGIN: Final = timedelta(seconds=30)
+# A pass sends its batch in waves of CONCURRENCY: the last wave may start only after the others timed out.
+_WAVES: Final = math.ceil(BATCH_SIZE / CONCURRENCY)
 _DELIVERED_STATUSES = frozenset({200, 204})
 
 
@@ -59,6 +62,14 @@ class DeliveryResult:
     outcome: Outcome
     attempt: int
     error: str | None = None
+
+
+def lease_for(timeout: float) -> timedelta:
+    """How long a pass holds the rows it claimed: until its last wave of deliveries has certainly ended.
+
+    Shorter, and another replica could claim a row still waiting for its turn and send a second logout token.
+    """
+    return timedelta(seconds=timeout) * _WAVES + LEASE_MARGIN
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -144,9 +155,7 @@ async def deliver_due(
 ) -> list[DeliveryResult]:
     """Run one pass: claim the rows due at ``now`` (default: the runtime's clock) and deliver them."""
     now = now or runtime.clock()
-    lease = (
-        timedelta(seconds=runtime.settings.backchannel_logout_timeout) + LEASE_MARGIN
-    )
+    lease = lease_for(runtime.settings.backchannel_logout_timeout)
     rows = await claim_due(
         runtime.engine, now=now, lease_until=now + lease, limit=BATCH_SIZE
     )
