@@ -261,6 +261,30 @@ async def test_logout_with_hint_for_another_user_asks_first(
     assert await _sessions(runtime) == 1
 
 
+async def test_logout_with_hint_from_another_session_of_the_user_asks_first(
+    client: httpx.AsyncClient, runtime: Runtime, rp: str
+) -> None:
+    user, _ = await _sign_in(client, runtime)
+    stale = await client.get(
+        "/oauth/logout",
+        params={
+            "id_token_hint": _hint(runtime, user.id, "an-earlier-session-sid"),
+            "post_logout_redirect_uri": SIGNED_OUT,
+        },
+    )
+    assert stale.status_code == 200
+    assert "<h1>Sign out of http://oauth.test?</h1>" in stale.text
+    assert "set-cookie" not in stale.headers
+    assert await _sessions(runtime) == 1
+    # The same user's hint without a sid still proves the request, as one for this session does.
+    done = await client.get(
+        "/oauth/logout", params={"id_token_hint": _hint(runtime, user.id, None)}
+    )
+    assert done.status_code == 200
+    assert _cookie_cleared(done)
+    assert await _sessions(runtime) == 0
+
+
 @pytest.mark.parametrize(
     "csrf", ["", "forged", "x" * 43], ids=["missing", "forged", "wrong"]
 )

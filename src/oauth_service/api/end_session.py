@@ -75,7 +75,7 @@ async def end_session(
     if (
         browser is not None
         and raw_id is not None
-        and not logout.proves(browser.user_id)
+        and not logout.proves(browser.user_id, browser.sid)
     ):
         if not (is_post and params.get("confirm") == "yes"):
             return await _confirmation(

@@ -3,7 +3,7 @@
 ``validate_logout_request`` checks the parameters before anything ends: an ``id_token_hint`` must be an ID
 token we issued (expired ones too, §2), a ``client_id`` sent with it must be among its audiences, and a
 ``post_logout_redirect_uri`` needs a client (named, or the hint's only audience) that registered exactly that
-URI (§3.1): the browser is never sent anywhere else. A valid hint for the signed-in user (or when nobody is
+URI (§3.1): the browser is never sent anywhere else. A valid hint for the signed-in user and session (or when nobody is
 signed in) proves the request came from that user's relying party, so it logs out at once; otherwise the user
 is asked first (§2, ``proves``). ``logout_hint`` is accepted and ignored: the session is the browser's.
 """
@@ -37,11 +37,17 @@ class LogoutRequest:
     state: str | None
     carried: tuple[tuple[str, str], ...]
 
-    def proves(self, user_id: str | None) -> bool:
-        """Whether the request may log ``user_id`` (None: nobody signed in) out without asking (§2)."""
+    def proves(self, user_id: str | None, sid: str | None) -> bool:
+        """Whether the request may end the session ``sid`` of ``user_id`` (None: nobody signed in) without asking.
+
+        The hint must name the user and, when it and the session both carry a ``sid``, this very session: a
+        hint from an earlier session of the same user is stale, and the user is asked (§2).
+        """
         if user_id is None:
             return True
-        return self.hint is not None and self.hint.subject == user_id
+        if self.hint is None or self.hint.subject != user_id:
+            return False
+        return self.hint.sid is None or sid is None or self.hint.sid == sid
 
     def redirect_location(self) -> str | None:
         """Where to send the browser afterwards: the registered URI with ``state`` added (§3), else None."""
