@@ -334,6 +334,7 @@ async def test_users_bad_claim_is_one_line_exit_2_and_writes_nothing(
     message: str,
 ) -> None:
     created = await _create_ann(cli)
+    argv: tuple[str, ...]
     if command == "create":
         argv = ("create", "--email", "bob@example.com", "--password", "s3cret-pass")
     else:

@@ -1,6 +1,6 @@
 """UserInfo (OpenID Connect Core §5.3): claims by scope, RFC 6750 token transport and challenges, CORS."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ INVALID = {
     "error": "invalid_token",
     "error_description": "The access token is invalid.",
 }
-PROFILE = {
+PROFILE: dict[str, str | bool | None] = {
     "name": "Alice Liddell",
     "given_name": "Alice",
     "family_name": "Liddell",
@@ -58,7 +58,7 @@ ALL_CLAIMS = {
 
 async def _user(
     runtime: Runtime,
-    profile: dict[str, str | bool] | None = None,
+    profile: Mapping[str, str | bool | None] | None = None,
     email: str = "Alice@Example.com",
 ) -> User:
     async with runtime.sessionmaker() as session:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import create_app
 from oauth_service.runtime import Runtime
+from oauth_service.settings import Settings
 from tests.conftest import make_settings
 from tests.factories import make_client, make_user
 from tests.security.conftest import http_client
@@ -66,7 +67,7 @@ async def proxied(
 
 def settings_pool_bound(app: FastAPI) -> int:
     """Connections one process may have had open when the cut came: its pool and overflow, plus the first try."""
-    settings = app.state.runtime.settings
+    settings: Settings = app.state.runtime.settings
     return settings.db_pool_size + settings.db_max_overflow + 1
 
 

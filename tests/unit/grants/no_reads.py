@@ -1,6 +1,6 @@
 """A user store for grants whose store step loads the user itself: any separate user read fails the test."""
 
-from oauth_service.oauth.models import User
+from oauth_service.oauth.models import User, UserProfile
 
 
 class NoUserReads:
@@ -18,3 +18,6 @@ class NoUserReads:
         raise AssertionError(
             f"password of {user_id} changed ({len(password_hash)}, {len(replacing)})"
         )
+
+    async def profile(self, user_id: str) -> UserProfile | None:
+        raise AssertionError(f"profile of {user_id} read by a grant")
