@@ -122,6 +122,8 @@ class Settings(BaseSettings):
 
     # Caches that keep the database off the hottest paths; each bound is a staleness bound.
     client_cache_ttl: float = Field(default=5.0, ge=0)
+    # Users' standard claims as UserInfo answers them (``oauth.profile_cache``); 0 reads them on every call.
+    user_cache_ttl: float = Field(default=5.0, ge=0)
     revocation_cache_ttl: float = Field(default=2.0, ge=0)
     # Access tokens whose signature was verified, by their exact string (no staleness: expiry and revocation
     # are still checked on every use); 0 disables it.

@@ -45,6 +45,7 @@ def notified(
         logs,
         OAUTH_REVOCATION_CACHE_TTL=LONG,
         OAUTH_CLIENT_CACHE_TTL=LONG,
+        OAUTH_USER_CACHE_TTL=LONG,
         OAUTH_KEY_RELOAD_INTERVAL=LONG,
     ) as pair:
         yield pair
@@ -220,6 +221,25 @@ async def test_client_deleted_on_a_is_refused_at_b_within_bound(
         return me.status_code == 401 and again.status_code == 401
 
     assert await _within(refused, started) < BOUND
+
+
+async def test_claims_changed_by_cli_reach_userinfo_at_b_within_bound(
+    runtime: Runtime, b: httpx.AsyncClient, cli: Cli
+) -> None:
+    user, _ = await make_user(runtime, email=EMAIL, password=PASSWORD)
+    token = access_token(runtime, subject=user.id, scope="openid profile")
+    before = await b.get("/oauth/userinfo", headers=bearer(token))
+    assert before.json() == {"sub": user.id, "updated_at": before.json()["updated_at"]}
+    code, _, err = await cli("users", "update", "--email", EMAIL, "--name", "Alice L.")
+    assert code == 0, err
+    committed = time.monotonic()
+
+    async def renamed() -> bool:
+        response = await b.get("/oauth/userinfo", headers=bearer(token))
+        name: object = response.json().get("name")
+        return name == "Alice L."
+
+    assert await _within(renamed, committed) < BOUND
 
 
 async def _listener_pids(engine: AsyncEngine) -> set[int]:

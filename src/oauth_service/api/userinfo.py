@@ -7,8 +7,8 @@ must carry ``openid`` and stand for a user who is still active. It is read from 
 refused here), and one method per request. Errors are RFC 6750 §3 challenges. The body is
 ``oidc.claims.released_claims``, the mapping the ID token uses too, so both say the same ``sub`` and claims.
 
-On the hot-route path (``RequestRoute``): one token verification, usually a cache hit, and one read of the user
-by primary key (``UserStore.profile``), on an autocommit connection.
+On the hot-route path (``RequestRoute``): one token verification, usually a cache hit, and the user's profile,
+usually from the process's profile cache (``oauth.profile_cache``), else one read by primary key.
 """
 
 from typing import Any
@@ -77,7 +77,9 @@ async def userinfo(request: Request) -> JSONResponse:
     if OPENID_SCOPE not in access.scopes:
         raise InsufficientScopeError(scope=OPENID_SCOPE)
     runtime: Runtime = request.app.state.runtime
-    profile = await runtime.stores.users.profile(access.subject)
+    profile = await runtime.profiles.profile(
+        access.subject, runtime.stores.users.profile
+    )
     if profile is None:
         raise InvalidTokenError(detail="the token's user is gone or inactive")
     return JsonBody(released_claims(profile, access.scopes), extra=NO_STORE_HEADERS)

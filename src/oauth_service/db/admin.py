@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from oauth_service.crypto.passwords import PasswordHasher
 from oauth_service.crypto.tokens import new_opaque_token, token_hash
-from oauth_service.db.change_feed import ClientChanged, publish
+from oauth_service.db.change_feed import ClientChanged, UserChanged, publish
 from oauth_service.db.cutoffs import cut_off
 from oauth_service.db.errors import AdminError
 from oauth_service.db.mapping import (
@@ -210,6 +210,7 @@ async def update_user(
         setattr(row, name, value)
     row.updated_at = clock()
     await session.flush()
+    await publish(session, UserChanged(row.id))
     return user_from_row(row)
 
 

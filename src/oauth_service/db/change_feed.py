@@ -58,6 +58,13 @@ class ClientChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class UserChanged:
+    """A user's standard claims changed: forget the cached profile (UserInfo)."""
+
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class KeysChanged:
     """A signing key was added or changed state: reload the key set now."""
 
@@ -67,7 +74,14 @@ class RevocationsChanged:
     """Too many revocations to carry: reload the revocation list now."""
 
 
-Change = JtisRevoked | SubjectCutOff | ClientChanged | KeysChanged | RevocationsChanged
+Change = (
+    JtisRevoked
+    | SubjectCutOff
+    | ClientChanged
+    | UserChanged
+    | KeysChanged
+    | RevocationsChanged
+)
 
 
 def jtis_revoked(entries: Sequence[tuple[str, datetime]]) -> list[Change]:
@@ -99,6 +113,8 @@ def encode(change: Change) -> str:
             }
         case ClientChanged(client_id):
             body = {"t": "client", "i": client_id}
+        case UserChanged(user_id):
+            body = {"t": "user", "i": user_id}
         case KeysChanged():
             body = {"t": "keys"}
         case RevocationsChanged():
@@ -118,6 +134,8 @@ def decode(payload: str) -> Change | None:
             return SubjectCutOff(subject, float(body["c"]), float(body["x"]))
         if kind == "client":
             return ClientChanged(str(body["i"]))
+        if kind == "user":
+            return UserChanged(str(body["i"]))
         if kind == "keys":
             return KeysChanged()
         if kind == "revocations":

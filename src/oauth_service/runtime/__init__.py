@@ -15,11 +15,13 @@ from oauth_service.db.change_feed import (
     KeysChanged,
     RevocationsChanged,
     SubjectCutOff,
+    UserChanged,
     apply_on_commit,
 )
 from oauth_service.db.stores import build_stores
 from oauth_service.oauth.client_cache import ClientCache
 from oauth_service.oauth.clock import Clock, utcnow
+from oauth_service.oauth.profile_cache import ProfileCache
 from oauth_service.oauth.revocation_list import RevocationList
 from oauth_service.oauth.storage import Stores
 from oauth_service.oauth.throttling import NoThrottle, Throttle
@@ -41,6 +43,8 @@ class Runtime:
     clock: Clock = utcnow
     # Hot-path caches, each with a staleness bound of its TTL setting (see their modules).
     client_cache: ClientCache = field(init=False)
+    # Users' standard claims for UserInfo (``oauth.profile_cache``).
+    profiles: ProfileCache = field(init=False)
     revocations: RevocationList = field(init=False)
     # The protocol core's stores for this backend; each operation is its own unit of work (``db.stores``).
     stores: Stores = field(init=False)
@@ -53,6 +57,9 @@ class Runtime:
         # Both read the runtime's clock at call time, so a test's injected clock ages them too.
         self.client_cache = ClientCache(
             self.settings.client_cache_ttl, clock=lambda: self.clock().timestamp()
+        )
+        self.profiles = ProfileCache(
+            self.settings.user_cache_ttl, clock=lambda: self.clock().timestamp()
         )
         engine = self.engine
         self.revocations = RevocationList(
@@ -81,8 +88,12 @@ class Runtime:
                     self.revocations.add(jti, expires_at)
             case SubjectCutOff(subject, cutoff, expires_at):
                 self.revocations.add_cutoff(subject, cutoff, expires_at)
+                if subject[0] == "user":
+                    self.profiles.invalidate(subject[1])
             case ClientChanged(client_id):
                 self.client_cache.invalidate(client_id)
+            case UserChanged(user_id):
+                self.profiles.invalidate(user_id)
             case KeysChanged():
                 self.keys_changed.set()
             case RevocationsChanged():
@@ -96,6 +107,7 @@ class Runtime:
         start-up does no more database work, and the keys it has just loaded stay.
         """
         self.client_cache.clear()
+        self.profiles.clear()
         if not reconnected:
             self.revocations.invalidate()
             return
