@@ -42,6 +42,13 @@ def _claimed(rows: Sequence[Row[Any]]) -> list[ClaimedLogout]:
     ]
 
 
+async def any_due(engine: AsyncEngine, *, now: datetime) -> bool:
+    """Whether a row is due at ``now`` (an indexed probe, no lock): a pass with nothing to send stops here."""
+    probe = select(OUTBOX.c.id).where(OUTBOX.c.next_attempt_at <= now).limit(1)
+    async with engine.connect() as conn:
+        return (await conn.scalar(probe)) is not None
+
+
 async def claim_due(
     engine: AsyncEngine, *, now: datetime, lease_until: datetime, limit: int
 ) -> list[ClaimedLogout]:

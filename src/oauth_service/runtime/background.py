@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from oauth_service.crypto.key_encryption import KeyEncryptionError, PrivateKeyCipher
+from oauth_service.db.backchannel_outbox import any_due
 from oauth_service.db.change_listener import ChangeListener
 from oauth_service.db.errors import describe_error
 from oauth_service.db.housekeeping import PurgeReport, purge_expired
@@ -152,14 +153,18 @@ async def purge_loop(runtime: Runtime, stop: asyncio.Event) -> None:
 
 async def backchannel_loop(runtime: Runtime, stop: asyncio.Event) -> None:
     """Deliver back-channel logouts until ``stop`` is set (``runtime.backchannel``); the first pass at once."""
-    async with outbound_client() as http:
 
-        async def deliver() -> None:
+    async def deliver() -> None:
+        # The HTTP client (and its TLS context, a few MiB) is made only for a pass with something to send:
+        # most workers never send a logout token.
+        if not await any_due(runtime.engine, now=runtime.clock()):
+            return
+        async with outbound_client() as http:
             await deliver_all_due(runtime, http)
 
+    await _guarded("back-channel logout", deliver)
+    while not await _paused(stop, POLL_INTERVAL, runtime.backchannel_due):
         await _guarded("back-channel logout", deliver)
-        while not await _paused(stop, POLL_INTERVAL, runtime.backchannel_due):
-            await _guarded("back-channel logout", deliver)
 
 
 class BackgroundTasks:
