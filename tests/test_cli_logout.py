@@ -3,20 +3,17 @@
 """
 
 import json
-from collections.abc import Awaitable, Callable
 
-import anyio.to_thread
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oauth_service.app import build_runtime, close_runtime
-from oauth_service.cli import main
 from oauth_service.db.tables import LoginSessionRow
 from oauth_service.outbound.http import outbound_client
 from oauth_service.runtime.backchannel import DeliveryResult, deliver_due
 from tests.backchannel_receiver import running_receiver
-from tests.conftest import ISSUER, make_settings
+from tests.conftest import make_settings
 from tests.factories import make_user
 from tests.logout_helpers import (
     add_login_session,
@@ -24,9 +21,7 @@ from tests.logout_helpers import (
     make_logout_client,
     outbox,
 )
-
-Result = tuple[int, str, str]
-Cli = Callable[..., Awaitable[Result]]
+from tests.ops.cli_runner import Cli, cli_runner
 
 
 @pytest.fixture
@@ -36,22 +31,8 @@ def cli(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Cli:
-    """Run ``main(argv)`` in a worker thread; return (code, stdout, stderr without JSON log lines)."""
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("OAUTH_ISSUER", ISSUER)
-
-    async def run(*argv: str) -> Result:
-        capsys.readouterr()
-        code = await anyio.to_thread.run_sync(main, list(argv))
-        out, err = capsys.readouterr()
-        err = "".join(
-            line
-            for line in err.splitlines(keepends=True)
-            if not line.startswith('{"ts"')
-        )
-        return code, out, err
-
-    return run
+    """The CLI in-process against the test database (``tests.ops.cli_runner``)."""
+    return cli_runner(db_url, capsys, monkeypatch)
 
 
 async def test_clients_create_registers_the_logout_settings(cli: Cli) -> None:
